@@ -20,10 +20,16 @@ class Command:
     module: str  # holds ``main(config)`` (and the config class)
     config_class: str
     summary: str
+    entry: str = "main"  # the function in ``module`` that runs the command
+    positional: str | None = None  # a config field that may be given as the first bare argument
 
 
 COMMANDS = {
     "grpo": Command("r1lab.stages.grpo", "R1GRPOConfig", "GRPO with rule rewards (R1-Zero, R1 stages 2 and 4)"),
+    "sft": Command("r1lab.stages.sft", "R1SFTConfig", "SFT on chat samples, loss on the answer only (cold start, distillation)"),
+    "cold-start-data": Command("r1lab.stages.cold_start", "ColdStartDataConfig", "verified, filtered reasoning traces as a chat jsonl"),
+    "pipeline": Command("r1lab.pipeline", "PipelineConfig", "run stages in order in one run directory (--resume)"),
+    "status": Command("r1lab.pipeline", "StatusConfig", "print a pipeline run's stage table", "status_main", "run_dir"),
 }
 
 USAGE = """usage: r1lab <command> [--config recipe.yaml] [--key value ...]
@@ -89,12 +95,16 @@ def run(argv: list[str]) -> int:
         return 0
     from r1lab.config import load_config, parse_overrides
 
+    if command.positional and rest and not rest[0].startswith("--"):
+        rest = [f"--{command.positional}", *rest]
     overrides = parse_overrides(rest)
     config_path = overrides.pop("config", None)
     if config_path is True:
         raise UserError("--config needs a path")
     config = load_config(config_class, config_path, overrides)
-    module.main(config)
+    if config_path and getattr(config, "config_dir", "absent") is None:
+        config.config_dir = os.path.dirname(os.path.abspath(config_path))
+    getattr(module, command.entry)(config)
     return 0
 
 

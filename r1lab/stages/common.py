@@ -107,12 +107,18 @@ def write_stage_marker(output_dir: str, stage: str, config: dict[str, Any], star
 
 
 def bf16_fallback(config) -> None:
-    """bf16 recipes (GPU-sized) run on a CPU-only machine in float32, with a warning, instead of failing."""
+    """bf16 recipes (GPU-sized) run on a CPU-only machine in float32 instead of failing.
+
+    TRL's default (``bf16: null``) means bf16 unless fp16; without a GPU that becomes float32 silently,
+    an explicit ``bf16: true`` with a warning.
+    """
     import torch
 
-    if getattr(config, "bf16", False) and not getattr(config, "use_cpu", False) and not torch.cuda.is_available():
+    if torch.cuda.is_available() or getattr(config, "use_cpu", False):
+        return
+    if config.bf16:
         logger.warning("r1lab: no GPU found: bf16 is off, training in float32 on the CPU")
-        config.bf16 = False
+    config.bf16 = False
 
 
 def peak_rss_mb() -> float:

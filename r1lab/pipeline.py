@@ -1,0 +1,261 @@
+"""``r1lab pipeline``: stages chained by their output directories and a manifest, nothing else.
+
+A pipeline recipe lists stages in order. Each names a ``command`` (grpo, sft, eval, ...), its ``config``
+(a recipe path or an inline mapping), optional ``overrides``, and ``inputs``: config fields filled with an
+earlier stage's output directory (``inputs: {model: cold-start}``). Stage ``i`` writes to
+``run_dir/NN-name``; ``run_dir/manifest.json`` records each stage's status, config, input, output,
+start/end and key figures, rewritten atomically after every change.
+"""
+
+from __future__ import annotations
+
+import glob
+import importlib
+import os
+import re
+import time
+import traceback
+from dataclasses import dataclass, field
+from typing import Any
+
+from r1lab.errors import UserError
+
+MANIFEST = "manifest.json"
+_STAGE_NAME = re.compile(r"^[A-Za-z0-9][\w-]*$")
+
+
+@dataclass
+class PipelineConfig:
+    stages: list[Any] = field(default_factory=list)
+    name: str = "pipeline"
+    run_dir: str | None = None  # default: runs/<name>
+    resume: bool = False
+    # Fields set on every stage that has them (e.g. {model: embedded, seed: 0}).
+    defaults: dict[str, Any] = field(default_factory=dict)
+    config_dir: str | None = None  # where relative stage config paths resolve; set from --config
+
+
+@dataclass
+class StagePlan:
+    index: int
+    name: str
+    command: str
+    values: dict[str, Any]  # the stage's own config values, before inputs are filled in
+    defaults: dict[str, Any]  # the pipeline's defaults: applied where the stage's config has the field
+    inputs: dict[str, str]  # field -> earlier stage name
+    output_dir: str
+
+
+def _now() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S")
+
+
+def _stage_values(entry: dict[str, Any], config_dir: str | None) -> dict[str, Any]:
+    from r1lab.config import read_yaml_mapping
+
+    source = entry.get("config", {})
+    if isinstance(source, str):
+        path = source if os.path.isabs(source) or config_dir is None else os.path.join(config_dir, source)
+        if not os.path.isfile(path) and os.path.isfile(source):
+            path = source
+        values = read_yaml_mapping(path)
+    elif isinstance(source, dict):
+        values = dict(source)
+    else:
+        raise UserError(f"stage {entry.get('name')!r}: config must be a recipe path or a mapping")
+    overrides = entry.get("overrides") or {}
+    if not isinstance(overrides, dict):
+        raise UserError(f"stage {entry.get('name')!r}: overrides must be a mapping")
+    values.update(overrides)
+    return values
+
+
+def plan_stages(config: PipelineConfig) -> list[StagePlan]:
+    """Validate the recipe's structure: names, commands, inputs that point at earlier stages."""
+    from r1lab.cli import COMMANDS
+
+    if not config.stages:
+        raise UserError("pipeline has no stages")
+    run_dir = config.run_dir or os.path.join("runs", config.name)
+    plans: list[StagePlan] = []
+    for index, entry in enumerate(config.stages):
+        if not isinstance(entry, dict):
+            raise UserError(f"stage {index + 1}: expected a mapping with name, command, config")
+        unknown = set(entry) - {"name", "command", "config", "overrides", "inputs"}
+        if unknown:
+            raise UserError(f"stage {index + 1}: unknown key(s) {', '.join(sorted(unknown))}")
+        name, command = entry.get("name"), entry.get("command")
+        if not isinstance(name, str) or not _STAGE_NAME.match(name):
+            raise UserError(f"stage {index + 1}: name must be letters, digits, - or _, got {name!r}")
+        if any(plan.name == name for plan in plans):
+            raise UserError(f"stage name {name!r} is used twice")
+        if command not in COMMANDS or command == "pipeline":
+            choices = ", ".join(c for c in COMMANDS if c != "pipeline")
+            raise UserError(f"stage {name!r}: unknown command {command!r}; choose one of: {choices}")
+        inputs = entry.get("inputs") or {}
+        if not isinstance(inputs, dict):
+            raise UserError(f"stage {name!r}: inputs must map a config field to an earlier stage's name")
+        earlier = {plan.name for plan in plans}
+        for field_name, source in inputs.items():
+            if source not in earlier:
+                raise UserError(
+                    f"stage {name!r}: input {field_name} names stage {source!r}, which does not run before it"
+                )
+        values = _stage_values(entry, config.config_dir)
+        output_dir = os.path.join(run_dir, f"{index + 1:02d}-{name}")
+        plans.append(StagePlan(index, name, command, values, dict(config.defaults), dict(inputs), output_dir))
+    return plans
+
+
+def _build_stage_config(plan: StagePlan, outputs: dict[str, str]):
+    from r1lab.cli import COMMANDS
+    from r1lab.config import build_config, field_types
+
+    command = COMMANDS[plan.command]
+    module = importlib.import_module(command.module)
+    config_class = getattr(module, command.config_class)
+    known = field_types(config_class)
+    values = {key: value for key, value in plan.defaults.items() if key in known}
+    values.update(plan.values)
+    for field_name, source in plan.inputs.items():
+        values[field_name] = outputs[source]
+    values["output_dir"] = plan.output_dir
+    return module, build_config(config_class, values, source=f"stage {plan.name!r}")
+
+
+def _last_checkpoint(output_dir: str) -> str | None:
+    checkpoints = glob.glob(os.path.join(output_dir, "checkpoint-*"))
+    numbered = [(int(path.rsplit("-", 1)[1]), path) for path in checkpoints if path.rsplit("-", 1)[1].isdigit()]
+    return max(numbered)[1] if numbered else None
+
+
+class Manifest:
+    """``manifest.json``: the run's table of stages, rewritten atomically on every change."""
+
+    def __init__(self, run_dir: str, name: str, plans: list[StagePlan]):
+        self.path = os.path.join(run_dir, MANIFEST)
+        self.data: dict[str, Any] = {
+            "name": name,
+            "run_dir": run_dir,
+            "created": _now(),
+            "stages": [
+                {"name": p.name, "command": p.command, "status": "pending", "output": p.output_dir, "inputs": p.inputs}
+                for p in plans
+            ],
+        }
+
+    def load_previous(self) -> None:
+        import json
+
+        if not os.path.isfile(self.path):
+            return
+        try:
+            with open(self.path, encoding="utf-8") as handle:
+                previous = json.load(handle)
+        except (OSError, ValueError) as error:
+            raise UserError(f"cannot read {self.path}: {error}") from None
+        by_name = {stage.get("name"): stage for stage in previous.get("stages", [])}
+        self.data["created"] = previous.get("created", self.data["created"])
+        for stage in self.data["stages"]:
+            old = by_name.get(stage["name"])
+            if old and old.get("command") == stage["command"]:
+                stage.update({key: value for key, value in old.items() if key not in ("inputs", "output")})
+
+    def stage(self, name: str) -> dict[str, Any]:
+        return next(stage for stage in self.data["stages"] if stage["name"] == name)
+
+    def save(self) -> None:
+        from r1lab.outputs import write_json_atomic
+
+        self.data["updated"] = _now()
+        write_json_atomic(self.path, self.data)
+
+
+def main(config: PipelineConfig) -> dict[str, Any]:
+    from r1lab.config import config_to_dict
+    from r1lab.outputs import is_finished
+
+    plans = plan_stages(config)
+    run_dir = os.path.dirname(plans[0].output_dir)
+    manifest = Manifest(run_dir, config.name, plans)
+    if os.path.isfile(manifest.path) and not config.resume:
+        raise UserError(f"{run_dir} already holds a run; pass --resume to continue it (or choose another --run_dir)")
+    manifest.load_previous()
+    outputs: dict[str, str] = {}
+    for plan in plans:
+        record = manifest.stage(plan.name)
+        outputs[plan.name] = plan.output_dir
+        if record.get("status") == "finished" and (is_finished(plan.output_dir) or plan.command == "eval"):
+            print(f"r1lab pipeline: {plan.name}: finished earlier, skipped")
+            continue
+        module, stage_config = _build_stage_config(plan, outputs)
+        checkpoint = _last_checkpoint(plan.output_dir) if hasattr(stage_config, "resume_from_checkpoint") else None
+        if checkpoint and not stage_config.resume_from_checkpoint:
+            stage_config.resume_from_checkpoint = checkpoint
+            print(f"r1lab pipeline: {plan.name}: resuming from {checkpoint}")
+        if hasattr(stage_config, "overwrite"):
+            stage_config.overwrite = True  # an unfinished stage's leftovers are ours to replace
+        record.update(status="running", started=_now(), config=config_to_dict(stage_config), error=None)
+        record.pop("ended", None)
+        manifest.save()
+        print(f"r1lab pipeline: stage {plan.index + 1}/{len(plans)} {plan.name} ({plan.command}) → {plan.output_dir}")
+        began = time.time()
+        try:
+            figures = module.main(stage_config) or {}
+        except BaseException as error:
+            record.update(status="failed", ended=_now(), error=f"{type(error).__name__}: {error}")
+            if not isinstance(error, (UserError, KeyboardInterrupt)):
+                record["traceback"] = traceback.format_exc(limit=5)
+            manifest.save()
+            raise
+        record.update(status="finished", ended=_now(), seconds=round(time.time() - began, 1), figures=figures)
+        manifest.save()
+    print_status(manifest.data)
+    return manifest.data
+
+
+def read_manifest(run_dir: str) -> dict[str, Any]:
+    import json
+
+    path = os.path.join(run_dir, MANIFEST)
+    if not os.path.isfile(path):
+        raise UserError(f"no {MANIFEST} in {run_dir}: not a pipeline run directory")
+    try:
+        with open(path, encoding="utf-8") as handle:
+            return json.load(handle)
+    except (OSError, ValueError) as error:
+        raise UserError(f"cannot read {path}: {error}") from None
+
+
+def print_status(manifest: dict[str, Any]) -> None:
+    """The stage table, with each eval's format rate and accuracy."""
+    print(f"\nrun {manifest.get('name')} in {manifest.get('run_dir')}")
+    header = f"{'#':>2}  {'stage':<16} {'command':<16} {'status':<9} {'seconds':>8}  figures"
+    print(header)
+    print("-" * len(header))
+    for number, stage in enumerate(manifest.get("stages", []), start=1):
+        figures = stage.get("figures") or {}
+        shown = ", ".join(
+            f"{key} {figures[key]:.3f}" if isinstance(figures[key], float) else f"{key} {figures[key]}"
+            for key in _HEADLINE_FIGURES
+            if key in figures
+        )
+        seconds = stage.get("seconds")
+        print(
+            f"{number:>2}  {stage['name']:<16} {stage['command']:<16} {stage.get('status', '?'):<9} "
+            f"{'' if seconds is None else f'{seconds:.0f}':>8}  {shown}"
+        )
+
+
+_HEADLINE_FIGURES = ("format_rate", "greedy_accuracy", "pass@1", "cons@k", "train_loss", "mean_step_seconds")
+
+
+@dataclass
+class StatusConfig:
+    run_dir: str = "runs/quickstart"
+
+
+def status_main(config: StatusConfig) -> dict[str, Any]:
+    manifest = read_manifest(config.run_dir)
+    print_status(manifest)
+    return manifest
