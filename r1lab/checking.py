@@ -35,15 +35,20 @@ def _in_main_thread() -> bool:
     return threading.current_thread() is threading.main_thread()
 
 
-@functools.lru_cache(maxsize=4096)
-def _parse_gold(gold: str):
+def _parse_math(text: str):
+    """math-verify's parse, reading undelimited text as LaTeX math first: bare, ``\\left( 3, \\frac{\\pi}{2}
+    \\right)`` is read as its first number (3), inside ``$...$`` as the tuple it is."""
     from math_verify import parse
 
     timeout = MATH_VERIFY_TIMEOUT_S if _in_main_thread() else None
-    parsed = parse(gold, parsing_timeout=timeout)
-    if not parsed and not gold.lstrip().startswith("$"):
-        parsed = parse(f"${gold}$", parsing_timeout=timeout)
-    return parsed
+    if text.startswith("$") or "\\boxed" in text:
+        return parse(text, parsing_timeout=timeout)
+    return parse(f"${text}$", parsing_timeout=timeout) or parse(text, parsing_timeout=timeout)
+
+
+@functools.lru_cache(maxsize=4096)
+def _parse_gold(gold: str):
+    return _parse_math(gold)
 
 
 def answers_match(predicted: str | None, gold: str) -> bool:
@@ -63,13 +68,11 @@ def answers_match(predicted: str | None, gold: str) -> bool:
     if gold_number is not None and predicted_number is not None:
         return gold_number == predicted_number
     try:
-        from math_verify import parse, verify
+        from math_verify import verify
 
         timeout = MATH_VERIFY_TIMEOUT_S if _in_main_thread() else None
         gold_parsed = _parse_gold(gold)
-        predicted_parsed = parse(predicted, parsing_timeout=timeout)
-        if not predicted_parsed and not predicted.startswith("$"):
-            predicted_parsed = parse(f"${predicted}$", parsing_timeout=timeout)
+        predicted_parsed = _parse_math(predicted)
         if not gold_parsed or not predicted_parsed:
             return False
         return bool(verify(gold_parsed, predicted_parsed, timeout_seconds=timeout))

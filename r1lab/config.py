@@ -85,9 +85,9 @@ def coerce(key: str, value: Any, annotation: Any) -> Any:
                 return coerce(key, value, option)
             except UserError as error:
                 problems.append(str(error))
-        raise problems[0] if len(problems) == 1 else UserError(
-            f"{key}: {value!r} is not a valid {_type_name(annotation)}"
-        )
+        if len(problems) == 1:
+            raise UserError(problems[0])
+        raise UserError(f"{key}: {value!r} is not a valid {_type_name(annotation)}")
     if origin is typing.Literal:
         allowed = typing.get_args(annotation)
         if value not in allowed:
@@ -95,8 +95,13 @@ def coerce(key: str, value: Any, annotation: Any) -> Any:
         return value
     if origin in (list, tuple) or annotation in (list, tuple):
         if isinstance(value, str):
-            parsed = yaml.safe_load(value) if value.strip().startswith("[") else [part for part in value.split(",") if part]
-            value = parsed
+            if value.strip().startswith("["):
+                try:
+                    value = yaml.safe_load(value)
+                except yaml.YAMLError:
+                    raise UserError(f"{key}: expected a list such as [a, b] or a,b, got {value!r}") from None
+            else:
+                value = [part for part in value.split(",") if part]
         if not isinstance(value, (list, tuple)):
             raise UserError(f"{key}: expected a list, got {value!r}")
         item_types = typing.get_args(annotation)

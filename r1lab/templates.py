@@ -89,19 +89,24 @@ class Template:
                 return None
             answer = text.rsplit("<answer>", 1)[1].split("</answer>", 1)[0].strip()
             boxed = last_boxed(answer)
-            return boxed if boxed is not None else answer
+            return (boxed if boxed is not None else answer) or None  # an empty answer is no answer
         reasoning_end = text.rfind("</think>")
         if reasoning_end < 0:
             return None
         summary = text[reasoning_end + len("</think>") :]
         boxed = last_boxed(summary)
         if boxed is not None:
-            return boxed
+            return boxed or None
         summary = summary.strip()
         return summary or None
 
     def is_formatted(self, text: str) -> bool:
         return self.strict_pattern.match(text) is not None
+
+
+# One character that does not start a layout tag.
+_NO_XML_TAG = r"(?:(?!</?reasoning>|</?answer>).)"
+_NO_THINK_TAG = r"(?:(?!</?think>).)"
 
 
 def _xml() -> Template:
@@ -111,7 +116,10 @@ def _xml() -> Template:
         reasoning_open="<reasoning>",
         reasoning_close="</reasoning>",
         stop_string="</answer>",
-        strict_pattern=re.compile(r"^\s*<reasoning>\n.*?\n</reasoning>\n<answer>\n.*?\n</answer>\s*$", re.DOTALL),
+        # Each part is tag-free (_NO_XML_TAG), so a second block or text after a closing tag fails.
+        strict_pattern=re.compile(
+            rf"^\s*<reasoning>\n{_NO_XML_TAG}*?\n</reasoning>\n<answer>\n{_NO_XML_TAG}*?\n</answer>\s*$", re.DOTALL
+        ),
         soft_pattern=re.compile(r"\s*<reasoning>.*?</reasoning>\s*<answer>.*?</answer>", re.DOTALL),
     )
 
@@ -123,7 +131,11 @@ def _think() -> Template:
         reasoning_open="<think>",
         reasoning_close="</think>",
         stop_string="",  # the summary follows the closing tag: stop at EOS
-        strict_pattern=re.compile(r"^\s*<think>\n?.*?\S.*?\n?</think>\s*\S.*$", re.DOTALL),
+        # Non-blank reasoning, then a non-blank summary, neither holding a think tag. Written so that the
+        # match is linear in the length (no nested lazy quantifiers): long CoTs are the norm here.
+        strict_pattern=re.compile(
+            rf"^\s*<think>\s*(?!</?think>)\S{_NO_THINK_TAG}*</think>\s*(?!</?think>)\S{_NO_THINK_TAG}*$", re.DOTALL
+        ),
         soft_pattern=re.compile(r"\s*<think>.*?</think>\s*\S", re.DOTALL),
     )
 

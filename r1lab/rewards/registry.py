@@ -68,6 +68,7 @@ class RewardFunction:
             row = {key: value[index] for key, value in row_columns.items()}
             if prompts is not None:
                 row["prompt"] = prompts[index]
+            row["completion"] = completion  # as TRL gave it (text or messages); TRL never passes it as a column
             try:
                 scores.append(float(self.scorer(completion_text(completion), row)))
             except Exception as error:  # one bad completion must not stop training
@@ -110,6 +111,19 @@ def _import_dotted(path: str) -> Callable:
     return function
 
 
+def _coerce_options(name: str, options: dict[str, Any], accepted) -> dict[str, Any]:
+    """Options whose default is a number, bool or string converted to that type, so that a bad value
+    (``score: high``) is an error now rather than a reward that silently scores 0 on every completion."""
+    from r1lab.config import coerce
+
+    coerced = dict(options)
+    for key, value in options.items():
+        default = accepted[key].default
+        if isinstance(default, (bool, int, float, str)):
+            coerced[key] = coerce(f"reward {name!r} option {key}", value, type(default))
+    return coerced
+
+
 def get_reward(name: str, **options: Any) -> RewardFunction:
     """A reward by registered name (with its options) or by dotted import path (no options)."""
     _load_builtin_rewards()
@@ -120,6 +134,7 @@ def get_reward(name: str, **options: Any) -> RewardFunction:
         if unknown:
             allowed = ", ".join(accepted) or "none"
             raise UserError(f"reward {name!r} has no option(s) {', '.join(unknown)} (options: {allowed})")
+        options = _coerce_options(name, options, accepted)
         return RewardFunction(name, factory(**options))
     if "." not in name and ":" not in name:
         raise UserError(f"unknown reward {name!r}; choose one of: {', '.join(reward_names())}")
@@ -128,8 +143,9 @@ def get_reward(name: str, **options: Any) -> RewardFunction:
     trl_function = _import_dotted(name)
 
     def scorer_from_trl_function(text: str, row: dict[str, Any]) -> float:
-        columns = {key: [value] for key, value in row.items() if key != "prompt"}
-        return trl_function(prompts=[row.get("prompt")], completions=[text], **columns)[0]
+        # The completion as TRL gave it: a conversational dataset's reward reads completion[0]["content"].
+        columns = {key: [value] for key, value in row.items() if key not in ("prompt", "completion")}
+        return trl_function(prompts=[row.get("prompt")], completions=[row.get("completion", text)], **columns)[0]
 
     return RewardFunction(name, scorer_from_trl_function)
 
