@@ -1,0 +1,385 @@
+"""``r1lab eval``: greedy accuracy, pass@1 averaged over k samples and cons@k, every sample kept.
+
+    r1lab eval --model runs/x/grpo --task gsm8k --k 8 --limit 200
+    r1lab eval --compare runs/a/summary.json runs/b/summary.json
+
+Writes ``samples.jsonl`` (one line per question: the greedy completion and the k sampled ones, each
+with its extracted answer, correctness, token count and truncation flag, plus the vote) and, last,
+``summary.json`` (headline metrics, speed, every setting and the library versions). Correctness comes
+from the task's ``check`` only; the arithmetic lives in :mod:`r1lab.eval_metrics`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import os
+import platform
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from r1lab.errors import UserError
+from r1lab.tasks import TaskSpec
+
+logger = logging.getLogger("r1lab")
+
+SAMPLES_FILE = "samples.jsonl"
+SUMMARY_FILE = "summary.json"
+# The metrics `--compare` reports, in order: (key, label, higher is better).
+HEADLINE = (
+    ("greedy_accuracy", "greedy accuracy", True),
+    ("pass_at_1", "pass@1", True),
+    ("cons_at_k", "cons@k", True),
+    ("pass_at_k", "pass@k", True),
+    ("format_rate", "format rate", True),
+    ("greedy_format_rate", "greedy format rate", True),
+    ("truncation_rate", "truncation rate", False),
+    ("mean_tokens", "mean tokens", None),
+    ("p90_tokens", "p90 tokens", None),
+    ("tokens_per_second", "generated tokens/s", True),
+)
+# Settings that make two summaries comparable; `--compare` names the ones that differ.
+_COMPARABLE = ("task", "dataset", "split", "limit", "task_options", "template", "k", "temperature", "top_p", "max_new_tokens")
+
+
+@dataclass
+class EvalConfig(TaskSpec):
+    """What to evaluate and how to sample (TaskSpec's task fields plus these)."""
+
+    split: str = "test"
+    model: str = "embedded"
+    k: int = 1  # samples per question for pass@1 and cons@k
+    temperature: float = 0.6  # of the k samples (R1 reports pass@1 at 0.6, top-p 0.95); 0 = greedy
+    top_p: float = 0.95
+    greedy: bool = True  # also run one greedy pass (greedy accuracy)
+    max_new_tokens: int = 256
+    template: str = "xml"
+    batch_size: int = 16
+    output_dir: str = "runs/eval"
+    seed: int = 0
+    model_dtype: str = "auto"
+    trust_remote_code: bool = False
+    overwrite: bool = False
+    backend: str = "auto"  # auto: vLLM when installed and a GPU is visible, else HF generate
+    progress: bool = True  # progress bars with ETA on stderr
+
+
+@dataclass
+class EvalPlan:
+    """Everything validated before the model is loaded."""
+
+    config: EvalConfig
+    task: Any
+    template: Any
+    rows: list[dict[str, Any]]
+    prompts: list[list[dict[str, str]]]
+    model_path: str
+    tokenizer: Any
+
+
+def plan(config: EvalConfig) -> EvalPlan:
+    """Check every setting, load the rows and the tokenizer; raises UserError and writes nothing."""
+    from r1lab.generation import check_settings
+    from r1lab.models import load_tokenizer, model_config_dict, resolve_model
+    from r1lab.outputs import check_output_dir
+    from r1lab.tasks import get_task
+    from r1lab.templates import get_template
+
+    if config.k < 1:
+        raise UserError(f"k must be at least 1, got {config.k}")
+    check_settings(config.k, config.temperature, config.top_p, config.max_new_tokens, config.batch_size)
+    if config.backend not in ("auto", "hf", "vllm"):
+        raise UserError(f"unknown backend {config.backend!r}; choose auto, hf or vllm")
+    if not config.output_dir:
+        raise UserError("output_dir must be set")
+    if os.path.exists(os.path.join(config.output_dir, SUMMARY_FILE)) and not config.overwrite:
+        raise UserError(f"{config.output_dir} already holds an eval summary; pass --overwrite true to replace it")
+    check_output_dir(config.output_dir, overwrite=True)
+    template = get_template(config.template)
+    task = get_task(config)
+    rows = task.load()
+    model_path = resolve_model(config.model)
+    tokenizer = load_tokenizer(config.model, config.trust_remote_code)
+    prompts = [task.prompt(row["question"], template) for row in rows]
+    context = (model_config_dict(model_path) or {}).get("max_position_embeddings")
+    if context:
+        from r1lab.generation import prompt_token_ids
+
+        longest = max(len(ids) for ids in prompt_token_ids(tokenizer, prompts))
+        if longest + config.max_new_tokens > context:
+            raise UserError(
+                f"the longest prompt ({longest} tokens) + max_new_tokens ({config.max_new_tokens}) exceeds "
+                f"the model's context of {context} tokens"
+            )
+    return EvalPlan(config, task, template, rows, prompts, model_path, tokenizer)
+
+
+def checked(completion, row: dict[str, Any], task, template) -> dict[str, Any]:
+    """One completion with the task's verdict on it."""
+    verdict = task.check(completion.text, row, template)
+    return {
+        "completion": completion.text,
+        "extracted": verdict.extracted,
+        "correct": bool(verdict.correct),
+        "formatted": bool(verdict.formatted),
+        "tokens": completion.tokens,
+        "truncated": completion.truncated,
+    }
+
+
+def build_records(rows, greedy_outputs, sampled_outputs, task, template) -> list[dict[str, Any]]:
+    """Per-question records for samples.jsonl: question, gold, greedy and sampled completions, the vote."""
+    from r1lab.eval_metrics import score_question
+
+    records = []
+    for index, row in enumerate(rows):
+        samples = [checked(completion, row, task, template) for completion in sampled_outputs[index]]
+        greedy = checked(greedy_outputs[index][0], row, task, template) if greedy_outputs is not None else None
+        score = score_question(samples)
+        records.append(
+            {
+                "index": index,
+                "task_index": row.get("task_index", index),
+                "question": row["question"],
+                "gold": row["answer"],
+                "greedy": greedy,
+                "samples": samples,
+                "pass_at_1": score["pass_at_1"],
+                "vote": score["vote"],
+            }
+        )
+    return records
+
+
+def library_versions() -> dict[str, str | None]:
+    from importlib import metadata
+
+    import r1lab
+
+    versions: dict[str, str | None] = {"python": platform.python_version(), "r1lab": r1lab.__version__}
+    for package in ("torch", "transformers", "trl", "math-verify", "reasoning-gym", "vllm"):
+        try:
+            versions[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            versions[package] = None
+    return versions
+
+
+def command_line(config: EvalConfig) -> str:
+    """``r1lab eval`` with every setting that differs from the defaults: the run, reproducible."""
+    defaults = EvalConfig()
+    parts = ["r1lab eval"]
+    for field in dataclasses.fields(EvalConfig):
+        value = getattr(config, field.name)
+        if field.name in ("overwrite", "progress") or value == getattr(defaults, field.name):
+            continue
+        if isinstance(value, (dict, list)):
+            text = json.dumps(value)
+        elif value is None:
+            text = "null"
+        else:
+            text = str(value).lower() if isinstance(value, bool) else str(value)
+        quoted = text if text and all(char.isalnum() or char in "-_./:=@+," for char in text) else "'" + text.replace("'", "'\\''") + "'"
+        parts.append(f"--{field.name} {quoted}")
+    return " ".join(parts)
+
+
+def _timed_generate(model, plan_: EvalPlan, **settings) -> tuple[list, dict[str, float]]:
+    from r1lab.generation import generate
+
+    config = plan_.config
+    started = time.perf_counter()
+    outputs = generate(
+        model,
+        plan_.tokenizer,
+        plan_.prompts,
+        max_new_tokens=config.max_new_tokens,
+        batch_size=config.batch_size,
+        seed=config.seed,
+        stop_strings=plan_.template.stop_string,
+        progress=config.progress,
+        **settings,
+    )
+    seconds = time.perf_counter() - started
+    tokens = sum(completion.tokens for completions in outputs for completion in completions)
+    return outputs, {"tokens": tokens, "seconds": round(seconds, 3), "tokens_per_second": round(tokens / max(seconds, 1e-9), 2)}
+
+
+def main(config: EvalConfig) -> dict[str, Any]:
+    from r1lab.config import config_to_dict
+    from r1lab.eval_metrics import aggregate
+    from r1lab.generation import is_hf_model, load_generation_model
+    from r1lab.outputs import write_json_atomic, write_jsonl_atomic
+
+    started = time.time()
+    prepared = plan(config)
+    model = load_generation_model(config.model, config.model_dtype, config.trust_remote_code, config.seed, config.backend)
+    passes: dict[str, dict[str, float]] = {}
+    greedy_outputs = None
+    if config.greedy:
+        greedy_outputs, passes["greedy"] = _timed_generate(model, prepared, n=1, temperature=0.0, description="greedy")
+    if config.temperature == 0 and greedy_outputs is not None:
+        sampled_outputs = [completions * config.k for completions in greedy_outputs]  # greedy is deterministic
+    else:
+        sampled_outputs, passes["sampled"] = _timed_generate(
+            model, prepared, n=config.k, temperature=config.temperature, top_p=config.top_p, description=f"sampling k={config.k}"
+        )
+    records = build_records(prepared.rows, greedy_outputs, sampled_outputs, prepared.task, prepared.template)
+    generated = sum(item["tokens"] for item in passes.values())
+    seconds = sum(item["seconds"] for item in passes.values())
+    summary: dict[str, Any] = {
+        "model": config.model,
+        "model_path": prepared.model_path,
+        "task": prepared.task.name,
+        "split": config.split,
+        "template": config.template,
+        **aggregate(records),
+        "temperature": config.temperature,
+        "top_p": config.top_p,
+        "generated_tokens": generated,
+        "generation_seconds": round(seconds, 3),
+        "tokens_per_second": round(generated / seconds, 2) if seconds > 0 else None,
+        "passes": passes,
+        "backend": "hf" if is_hf_model(model) else "vllm",
+        "device": _device_name(model),
+        "wall_seconds": round(time.time() - started, 1),
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
+        "command": command_line(config),
+        "settings": config_to_dict(config),
+        "versions": library_versions(),
+    }
+    os.makedirs(config.output_dir, exist_ok=True)
+    write_jsonl_atomic(os.path.join(config.output_dir, SAMPLES_FILE), records)
+    write_json_atomic(os.path.join(config.output_dir, SUMMARY_FILE), summary)  # last: its presence means done
+    print(format_summary(summary, config.output_dir))
+    return summary
+
+
+def _device_name(model) -> str:
+    try:
+        import torch
+
+        device = getattr(model, "device", None)
+        if device is not None and device.type == "cuda":
+            return torch.cuda.get_device_name(device)
+        return str(device) if device is not None else ("cuda" if torch.cuda.is_available() else "cpu")
+    except Exception:
+        return "unknown"
+
+
+def _rate(value: float | None) -> str:
+    return "-" if value is None else f"{value:.4f}"
+
+
+def format_summary(summary: dict[str, Any], output_dir: str | None = None) -> str:
+    """The headline metrics as a small table."""
+    questions, k = summary["questions"], summary["k"]
+    rows = [
+        ("greedy accuracy", _rate(summary.get("greedy_accuracy"))),
+        (f"pass@1 (k={k}, T={summary['temperature']}, top-p={summary['top_p']})", _rate(summary["pass_at_1"])),
+        (f"cons@{k}", _rate(summary["cons_at_k"])),
+        (f"pass@{k}", _rate(summary["pass_at_k"])),
+        ("format rate (greedy / sampled)", f"{_rate(summary.get('greedy_format_rate'))} / {_rate(summary['format_rate'])}"),
+        ("mean / p90 tokens", f"{summary['mean_tokens']:.1f} / {summary['p90_tokens']}"),
+        ("truncation rate", _rate(summary["truncation_rate"])),
+        ("generated tokens/s", f"{summary['tokens_per_second']}"),
+        ("wall time", f"{summary['wall_seconds']} s"),
+    ]
+    width = max(len(label) for label, _ in rows)
+    lines = [f"r1lab eval: {summary['task']} [{summary['split']}] {questions} questions, model {summary['model']}"]
+    lines += [f"  {label:<{width}}  {value}" for label, value in rows]
+    if output_dir:
+        lines.append(f"  wrote {os.path.join(output_dir, SAMPLES_FILE)} and {SUMMARY_FILE}")
+    return "\n".join(lines)
+
+
+def run_eval(model_path: str, task_spec: TaskSpec, template, **settings) -> dict[str, Any]:
+    """Evaluate a trained model on a task: the hook for stages (e.g. at the end of GRPO).
+
+    Takes the task's identity (task, dataset, task_size, task_seed, task_options) from ``task_spec`` but
+    not its split and limit: those are eval settings (``split`` defaults to ``test``; pass ``limit``).
+    ``template`` is a name or a Template. ``settings`` are any other EvalConfig fields; ``output_dir``
+    defaults to ``<model_path>/eval`` for a local model, and ``overwrite`` to true. Returns the summary.
+    """
+    from r1lab.config import build_config
+
+    values: dict[str, Any] = {
+        name: getattr(task_spec, name) for name in ("task", "dataset", "task_size", "task_seed", "task_options")
+    }
+    values["model"] = model_path
+    values["template"] = template if isinstance(template, str) else template.name
+    if os.path.isdir(os.path.expanduser(model_path)):
+        values["output_dir"] = os.path.join(model_path, "eval")
+    values["overwrite"] = True
+    values.update(settings)
+    return main(build_config(EvalConfig, values, source="run_eval"))
+
+
+def load_summary(path: str) -> dict[str, Any]:
+    """An eval summary from ``summary.json`` or the directory holding it; UserError when missing or garbled."""
+    if os.path.isdir(path):
+        path = os.path.join(path, SUMMARY_FILE)
+    try:
+        with open(path, encoding="utf-8") as handle:
+            summary = json.load(handle)
+    except FileNotFoundError:
+        raise UserError(f"summary not found: {path}") from None
+    except (OSError, UnicodeDecodeError) as error:
+        raise UserError(f"cannot read {path}: {error}") from None
+    except json.JSONDecodeError as error:
+        raise UserError(f"{path}: not valid JSON ({error.msg} at line {error.lineno})") from None
+    if not isinstance(summary, dict) or not any(isinstance(summary.get(key), (int, float)) for key, _, _ in HEADLINE):
+        raise UserError(f"{path}: not an r1lab eval summary (no headline metrics)")
+    return summary
+
+
+def compare_summaries(before: dict[str, Any], after: dict[str, Any]) -> list[tuple[str, Any, Any, float | None]]:
+    """(label, before, after, after - before) for each headline metric present in either summary."""
+    rows = []
+    for key, label, _ in HEADLINE:
+        if key not in before and key not in after:
+            continue
+        old, new = before.get(key), after.get(key)
+        numeric = isinstance(old, (int, float)) and isinstance(new, (int, float))
+        if key == "cons_at_k":
+            label = f"cons@{before.get('k', '?')} / cons@{after.get('k', '?')}" if before.get("k") != after.get("k") else f"cons@{before.get('k', 'k')}"
+        if key == "pass_at_k":
+            label = f"pass@{before.get('k', '?')} / pass@{after.get('k', '?')}" if before.get("k") != after.get("k") else f"pass@{before.get('k', 'k')}"
+        rows.append((label, old, new, (new - old) if numeric else None))
+    return rows
+
+
+def different_settings(before: dict[str, Any], after: dict[str, Any]) -> list[str]:
+    old, new = before.get("settings") or {}, after.get("settings") or {}
+    return [f"{key}: {old.get(key)!r} vs {new.get(key)!r}" for key in _COMPARABLE if old.get(key) != new.get(key)]
+
+
+def format_comparison(path_a: str, path_b: str, before: dict[str, Any], after: dict[str, Any]) -> str:
+    def show(value):
+        if value is None:
+            return "-"
+        return f"{value:.4f}" if isinstance(value, float) else str(value)
+
+    rows = compare_summaries(before, after)
+    width = max([len(label) for label, *_ in rows] + [6])
+    lines = [f"A: {path_a} ({before.get('model', '?')})", f"B: {path_b} ({after.get('model', '?')})", ""]
+    lines.append(f"  {'metric':<{width}}  {'A':>10}  {'B':>10}  {'B - A':>10}")
+    for label, old, new, delta in rows:
+        lines.append(f"  {label:<{width}}  {show(old):>10}  {show(new):>10}  {'-' if delta is None else f'{delta:+.4f}':>10}")
+    differences = different_settings(before, after)
+    if differences:
+        lines.append("\nnote: the runs differ in " + "; ".join(differences))
+    return "\n".join(lines)
+
+
+def compare_command(arguments: list[str]) -> int:
+    """``r1lab eval --compare A B``: print the deltas of the headline metrics (B minus A)."""
+    if arguments and arguments[0].startswith("--compare="):
+        arguments = ["--compare", *arguments[0].split("=", 1)[1].split(","), *arguments[1:]]
+    if len(arguments) != 3 or arguments[0] != "--compare" or any(item.startswith("--") for item in arguments[1:]):
+        raise UserError("usage: r1lab eval --compare A/summary.json B/summary.json (nothing else)")
+    before, after = load_summary(arguments[1]), load_summary(arguments[2])
+    print(format_comparison(arguments[1], arguments[2], before, after))
+    return 0

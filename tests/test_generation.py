@@ -1,0 +1,265 @@
+"""r1lab.generation on a tiny random model: batching, per-row stops, seeds; the vLLM path with a fake engine."""
+
+from __future__ import annotations
+
+import sys
+import types
+
+import pytest
+
+from r1lab.errors import UserError
+from r1lab.generation import (
+    Completion,
+    StopOnStrings,
+    check_settings,
+    cut_at_stop,
+    finish_row,
+    generate,
+    load_generation_model,
+)
+
+QUESTIONS = [
+    "What is 2 + 3?",
+    "A train travels 60 km in one hour and then 45 km in the next hour. How far did it go in total?",
+    "Name a prime.",
+    "If a box holds 12 pens and there are 7 boxes, and 5 pens are lost, how many pens are left in all of the boxes together?",
+    "Add 9 and 10.",
+]
+
+
+def chat(question):
+    return [{"role": "system", "content": "Answer briefly."}, {"role": "user", "content": question}]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """A tiny model gains nothing from threads, and on a busy shared CPU two threads stall each other."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def tiny(tiny_model_dir):
+    """The tiny model with larger random weights: its greedy text varies from token to token."""
+    import torch
+
+    from r1lab.models import load_model, load_tokenizer
+
+    model = load_model(tiny_model_dir).eval()
+    generator = torch.Generator().manual_seed(1)
+    with torch.no_grad():
+        for parameter in model.parameters():
+            if parameter.dim() == 2:
+                parameter.copy_(torch.randn(parameter.shape, generator=generator) * 0.5)
+    return model, load_tokenizer(tiny_model_dir)
+
+
+PROMPTS = [chat(question) for question in QUESTIONS]
+
+
+def test_structure_counts_and_truncation(tiny):
+    model, tokenizer = tiny
+    results = generate(model, tokenizer, PROMPTS, n=2, temperature=1.0, max_new_tokens=6, batch_size=4, progress=False)
+    assert len(results) == len(PROMPTS)
+    for completions in results:
+        assert len(completions) == 2
+        for completion in completions:
+            assert isinstance(completion, Completion) and isinstance(completion.text, str)
+            assert 1 <= completion.tokens <= 6
+            assert completion.truncated == (completion.tokens == 6 and tokenizer.eos_token not in completion.text)
+
+
+def test_batched_greedy_matches_one_prompt_at_a_time(tiny):
+    model, tokenizer = tiny
+    batched = generate(model, tokenizer, PROMPTS, max_new_tokens=8, batch_size=5, progress=False)
+    single = generate(model, tokenizer, PROMPTS, max_new_tokens=8, batch_size=1, progress=False)
+    assert batched == single
+
+
+def test_same_seed_same_samples_other_seed_other_samples(tiny):
+    model, tokenizer = tiny
+    settings = dict(n=3, temperature=1.0, top_p=0.95, max_new_tokens=8, batch_size=4, progress=False)
+    first = generate(model, tokenizer, PROMPTS, seed=7, **settings)
+    again = generate(model, tokenizer, PROMPTS, seed=7, **settings)
+    other = generate(model, tokenizer, PROMPTS, seed=8, **settings)
+    assert first == again
+    assert first != other
+
+
+def test_greedy_n_copies_one_completion(tiny):
+    model, tokenizer = tiny
+    results = generate(model, tokenizer, PROMPTS[:2], n=3, temperature=0.0, max_new_tokens=5, progress=False)
+    for completions in results:
+        assert completions[0] == completions[1] == completions[2]
+
+
+def test_stop_string_ends_only_its_own_row(tiny):
+    model, tokenizer = tiny
+    free = generate(model, tokenizer, PROMPTS, max_new_tokens=12, batch_size=5, progress=False)
+    # A stop string taken from the middle of one row's free-running greedy text.
+    target = next(index for index, completions in enumerate(free) if len(completions[0].text.strip()) >= 12)
+    text = free[target][0].text
+    stop = text[4:9]
+    assert stop.strip(), "pick a stop string with visible characters"
+    stopped = generate(model, tokenizer, PROMPTS, max_new_tokens=12, batch_size=5, stop_strings=[stop], progress=False)
+    completion = stopped[target][0]
+    assert completion.text.endswith(stop) and completion.text == text[: text.find(stop) + len(stop)]
+    assert not completion.truncated
+    assert completion.tokens < free[target][0].tokens
+    for index, completions in enumerate(free):
+        if stop not in completions[0].text:
+            assert stopped[index][0] == completions[0]  # other rows of the batch ran on untouched
+
+
+def test_bad_settings_are_user_errors():
+    for arguments in [(0, 1.0, 1.0, 8, 1), (1, -0.1, 1.0, 8, 1), (1, 1.0, 0.0, 8, 1), (1, 1.0, 1.5, 8, 1), (1, 1.0, 1.0, 0, 1), (1, 1.0, 1.0, 8, 0)]:
+        with pytest.raises(UserError):
+            check_settings(*arguments)
+
+
+def test_cut_at_stop():
+    assert cut_at_stop("<answer>4</answer>\nmore</answer>", ["</answer>"]) == ("<answer>4</answer>", True)
+    assert cut_at_stop("no end", ["</answer>"]) == ("no end", False)
+    assert cut_at_stop("a STOP b END", ["END", "STOP"]) == ("a STOP", True)
+
+
+class CharTokenizer:
+    """Token i decodes to chr(i); ids 0 (pad) and 1 (EOS) are special."""
+
+    eos_token_id = 1
+
+    def decode(self, ids, skip_special_tokens=False):
+        return "".join("" if skip_special_tokens and token < 2 else ("<pad>", "<eos>")[token] if token < 2 else chr(token) for token in ids)
+
+    def batch_decode(self, rows):
+        return [self.decode(row) for row in rows]
+
+
+def ids(text):
+    return [ord(char) for char in text]
+
+
+def test_finish_row_eos_stop_and_truncation():
+    tokenizer = CharTokenizer()
+    eos = {1}
+    at_eos = finish_row(ids("abc") + [1, 0, 0], eos, None, tokenizer, [])
+    assert at_eos == Completion("abc", 4, False)
+    at_stop = finish_row(ids("ab</a>x") + [0], eos, 6, tokenizer, ["</a>"])
+    assert at_stop == Completion("ab</a>", 6, False)
+    cut = finish_row(ids("abcd"), eos, None, tokenizer, [])
+    assert cut == Completion("abcd", 4, True)
+
+
+def test_stop_criterion_marks_rows_and_keeps_them_marked():
+    import torch
+
+    tokenizer = CharTokenizer()
+    prompt = ids("Q: ")
+    criterion = StopOnStrings(tokenizer, ["</a>"], prompt_length=len(prompt), batch_size=2)
+
+    def step(row_a, row_b):
+        return criterion(torch.tensor([prompt + ids(row_a), prompt + ids(row_b)]))
+
+    assert step("x", "y").tolist() == [False, False]
+    assert step("x</a", "y</a").tolist() == [False, False]
+    assert step("x</a>", "y</ab").tolist() == [True, False]
+    assert criterion.finished_at == [5, None]
+    assert step("x</a>z", "y</abc").tolist() == [True, False]
+    assert criterion.finished_at == [5, None]
+
+
+def test_stop_criterion_ignores_the_prompt():
+    import torch
+
+    tokenizer = CharTokenizer()
+    prompt = ids("says </a> here: ")
+    criterion = StopOnStrings(tokenizer, ["</a>"], prompt_length=len(prompt), batch_size=1)
+    assert criterion(torch.tensor([prompt])).tolist() == [False]
+    assert criterion(torch.tensor([prompt + ids("ok")])).tolist() == [False]
+
+
+# --- vLLM: dispatch and conversion with a stand-in engine (no GPU here) ---
+
+
+class FakeSamplingParams:
+    def __init__(self, **kwargs):
+        self.kwargs = kwargs
+
+
+class FakeLLM:
+    """Answers like vllm.LLM.generate: one RequestOutput per prompt with ``n`` CompletionOutputs."""
+
+    def __init__(self, **kwargs):
+        self.init_kwargs = kwargs
+        self.calls = []
+
+    def generate(self, requests, params, use_tqdm=True):
+        self.calls.append((requests, params))
+        outputs = []
+        for request_number, _ in enumerate(requests):
+            samples = [
+                types.SimpleNamespace(
+                    index=index,
+                    text=f"<answer>{request_number}.{index}</answer>",
+                    token_ids=list(range(3 + index)),
+                    finish_reason="stop" if index == 0 else "length",
+                )
+                for index in reversed(range(params.kwargs["n"]))
+            ]
+            outputs.append(types.SimpleNamespace(outputs=samples))
+        return outputs
+
+
+@pytest.fixture
+def fake_vllm(monkeypatch):
+    module = types.ModuleType("vllm")
+    module.LLM = FakeLLM
+    module.SamplingParams = FakeSamplingParams
+    monkeypatch.setitem(sys.modules, "vllm", module)
+    return module
+
+
+def test_vllm_engine_gets_token_ids_and_sampling_params(fake_vllm, tiny):
+    _, tokenizer = tiny
+    engine = FakeLLM()
+    results = generate(engine, tokenizer, PROMPTS[:2], n=2, temperature=0.6, top_p=0.95, max_new_tokens=32, seed=3, stop_strings="</answer>", progress=False)
+    requests, params = engine.calls[0]
+    expected = tokenizer.apply_chat_template(PROMPTS[0], tokenize=False, add_generation_prompt=True)
+    assert requests[0]["prompt_token_ids"] == tokenizer(expected, add_special_tokens=False)["input_ids"]
+    assert params.kwargs == {
+        "n": 2,
+        "temperature": 0.6,
+        "top_p": 0.95,
+        "max_tokens": 32,
+        "stop": ["</answer>"],
+        "include_stop_str_in_output": True,
+        "seed": 3,
+    }
+    assert results == [
+        [Completion("<answer>0.0</answer>", 3, False), Completion("<answer>0.1</answer>", 4, True)],
+        [Completion("<answer>1.0</answer>", 3, False), Completion("<answer>1.1</answer>", 4, True)],
+    ]
+
+
+def test_load_generation_model_picks_vllm_when_available(fake_vllm, tiny_model_dir, monkeypatch):
+    import r1lab.generation as generation
+
+    monkeypatch.setattr(generation, "vllm_available", lambda: True)
+    engine = load_generation_model(tiny_model_dir, seed=5)
+    assert isinstance(engine, FakeLLM)
+    assert engine.init_kwargs == {"model": tiny_model_dir, "dtype": "auto", "seed": 5, "trust_remote_code": False}
+    monkeypatch.setattr(generation, "vllm_available", lambda: False)
+    assert generation.is_hf_model(load_generation_model(tiny_model_dir))
+
+
+def test_vllm_is_not_available_without_a_gpu():
+    from r1lab.generation import vllm_available
+
+    import torch
+
+    if not torch.cuda.is_available():
+        assert vllm_available() is False
