@@ -26,9 +26,11 @@ class Command:
 
 COMMANDS = {
     "grpo": Command("r1lab.stages.grpo", "R1GRPOConfig", "GRPO with rule rewards (R1-Zero, R1 stages 2 and 4)"),
+    "eval": Command("r1lab.evaluate", "EvalConfig", "greedy accuracy, pass@1 over k samples, cons@k; --compare A B"),
     "sft": Command("r1lab.stages.sft", "R1SFTConfig", "SFT on chat samples, loss on the answer only (cold start, distillation)"),
     "cold-start-data": Command("r1lab.stages.cold_start", "ColdStartDataConfig", "verified, filtered reasoning traces as a chat jsonl"),
     "pipeline": Command("r1lab.pipeline", "PipelineConfig", "run stages in order in one run directory (--resume)"),
+    "report": Command("r1lab.report", "ReportConfig", "plots + one self-contained HTML page for a run or stage", positional="run_dir"),
     "status": Command("r1lab.pipeline", "StatusConfig", "print a pipeline run's stage table", "status_main", "run_dir"),
 }
 
@@ -93,6 +95,8 @@ def run(argv: list[str]) -> int:
     if any(argument in ("-h", "--help") for argument in rest):
         print(_command_help(name, config_class))
         return 0
+    if name == "eval" and any(argument.startswith("--compare") for argument in rest):
+        return module.compare_command(rest)
     from r1lab.config import load_config, parse_overrides
 
     if command.positional and rest and not rest[0].startswith("--"):

@@ -13,6 +13,13 @@ from r1lab.errors import UserError
 STAGE_MARKER = "r1lab_stage.json"  # written last: its presence means the stage finished
 
 
+def _default_file_mode() -> int:
+    """0o666 less the process umask: what ``open(path, "w")`` would have given (mkstemp gives 0o600)."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
 def write_text_atomic(path: str, text: str) -> None:
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)
@@ -22,6 +29,7 @@ def write_text_atomic(path: str, text: str) -> None:
             stream.write(text)
             stream.flush()
             os.fsync(stream.fileno())
+        os.chmod(staging, _default_file_mode())
         os.replace(staging, path)
     except BaseException:
         if os.path.exists(staging):
