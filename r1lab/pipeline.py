@@ -21,6 +21,8 @@ from typing import Any
 from r1lab.errors import UserError
 
 MANIFEST = "manifest.json"
+# Commands whose output has no finish marker (their last file written is the marker): the manifest decides.
+_NO_MARKER = ("eval", "report")
 _STAGE_NAME = re.compile(r"^[A-Za-z0-9][\w-]*$")
 
 
@@ -119,8 +121,20 @@ def _build_stage_config(plan: StagePlan, outputs: dict[str, str]):
     values.update(plan.values)
     for field_name, source in plan.inputs.items():
         values[field_name] = outputs[source]
-    values["output_dir"] = plan.output_dir
+    values.update(_output_fields(plan, known))
     return module, build_config(config_class, values, source=f"stage {plan.name!r}")
+
+
+def _output_fields(plan: StagePlan, known) -> dict[str, str]:
+    """Where a stage writes, in its own config's words: every stage writes into its ``NN-name`` directory,
+    except the report, which covers the whole run and lands at ``run_dir/report.html``."""
+    run_dir = os.path.dirname(plan.output_dir)
+    if plan.command == "report":
+        return {"run_dir": run_dir, "output": os.path.join(run_dir, "report.html")}
+    for name in ("output_dir", "output"):  # training stages and eval; cold-start-data's dataset directory
+        if name in known:
+            return {name: plan.output_dir}
+    raise UserError(f"stage {plan.name!r}: command {plan.command!r} has no output setting")
 
 
 def _last_checkpoint(output_dir: str) -> str | None:
@@ -185,7 +199,7 @@ def main(config: PipelineConfig) -> dict[str, Any]:
     for plan in plans:
         record = manifest.stage(plan.name)
         outputs[plan.name] = plan.output_dir
-        if record.get("status") == "finished" and (is_finished(plan.output_dir) or plan.command == "eval"):
+        if record.get("status") == "finished" and (is_finished(plan.output_dir) or plan.command in _NO_MARKER):
             print(f"r1lab pipeline: {plan.name}: finished earlier, skipped")
             continue
         module, stage_config = _build_stage_config(plan, outputs)
@@ -247,7 +261,7 @@ def print_status(manifest: dict[str, Any]) -> None:
         )
 
 
-_HEADLINE_FIGURES = ("format_rate", "greedy_accuracy", "pass@1", "cons@k", "train_loss", "mean_step_seconds")
+_HEADLINE_FIGURES = ("greedy_format_rate", "greedy_accuracy", "pass_at_1", "cons_at_k", "kept", "train_loss", "mean_step_seconds")
 
 
 @dataclass

@@ -32,6 +32,7 @@ def test_two_grpo_steps_change_weights_and_log_reward_components(tiny_model_dir,
             "--learning_rate", "1e-2",
             "--logging_steps", "1",
             "--save_strategy", "no",
+            "--final_eval", "{limit: 3, k: 2, max_new_tokens: 8, progress: false}",
             "--output_dir", str(output_dir),
         ]
     )
@@ -58,6 +59,15 @@ def test_two_grpo_steps_change_weights_and_log_reward_components(tiny_model_dir,
         assert key in first, key
     marker = json.loads((output_dir / "r1lab_stage.json").read_text())
     assert marker["status"] == "finished" and marker["stage"] == "grpo"
+
+    logged = [json.loads(line) for line in (output_dir / "completions.jsonl").read_text().splitlines()]
+    assert {record["step"] for record in logged} == {1, 2} and len(logged) == 2 * 4
+    assert set(logged[0]["rewards"]) >= {"accuracy", "xml.soft_format"} and logged[0]["question"]
+
+    # final_eval: the trained model evaluated on the task's test split, 3 questions x 2 samples
+    summary = json.loads((output_dir / "eval" / "summary.json").read_text())
+    assert summary["questions"] == 3 and summary["k"] == 2 and summary["split"] == "test"
+    assert marker["figures"]["final_eval"]["questions"] == 3
 
     from transformers import AutoModelForCausalLM, AutoTokenizer
 

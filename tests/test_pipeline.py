@@ -105,3 +105,28 @@ def test_bad_pipelines_are_refused_before_anything_runs(tmp_path, capsys, stages
     err = capsys.readouterr().err
     assert err.startswith("r1lab: error:") and message in err
     assert not run_dir.exists()
+
+
+def test_quickstart_shaped_pipeline_data_sft_grpo_eval_report(tiny_model_dir, tmp_path, capsys):
+    """The quickstart's stages on the tiny model: cold-start data → SFT on it → GRPO → eval → report."""
+    task = {"task": "gym:chain_sum", "task_options": {"min_terms": 2, "max_terms": 2, "min_digits": 1, "max_digits": 1}}
+    eval_config = {**task, "limit": 3, "k": 2, "max_new_tokens": 8, "progress": False}
+    stages = [
+        {"name": "data", "command": "cold-start-data", "config": {**task, "task_size": 12}},
+        {"name": "sft", "command": "sft", "inputs": {"train_file": "data"},
+         "config": {**task, "max_steps": 1, "per_device_train_batch_size": 4, "save_strategy": "no"}},
+        _grpo_stage("grpo", "sft"),
+        {"name": "eval", "command": "eval", "inputs": {"model": "grpo"}, "config": eval_config},
+        {"name": "report", "command": "report"},
+    ]
+    recipe = _write_pipeline(tmp_path / "pipeline.yaml", stages, defaults={"model": tiny_model_dir})
+    run_dir = tmp_path / "run"
+    assert cli_main(["pipeline", "--config", recipe, "--run_dir", str(run_dir)]) == 0
+    manifest = json.loads((run_dir / "manifest.json").read_text())
+    assert [stage["status"] for stage in manifest["stages"]] == ["finished"] * 5
+    assert manifest["stages"][1]["config"]["train_file"] == str(run_dir / "01-data")
+    assert json.loads((run_dir / "04-eval" / "summary.json").read_text())["questions"] == 3
+    assert (run_dir / "report.html").is_file()
+    # a resumed finished run does nothing again
+    assert cli_main(["pipeline", "--config", recipe, "--run_dir", str(run_dir), "--resume"]) == 0
+    assert capsys.readouterr().out.count("finished earlier, skipped") == 5

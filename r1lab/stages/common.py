@@ -125,3 +125,81 @@ def peak_rss_mb() -> float:
     import resource
 
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+COMPLETIONS_FILE = "completions.jsonl"
+
+
+def _message_text(value: Any) -> str:
+    """A prompt or completion as TRL logs it (text, or chat messages) → the last message's text."""
+    if isinstance(value, list) and value and isinstance(value[-1], dict):
+        return str(value[-1].get("content", ""))
+    return str(value)
+
+
+class CompletionsFileCallback(TrainerCallback):
+    """Appends the completions behind each logged GRPO step to ``completions.jsonl``: step, question,
+    completion, each reward component and the weighted total. Reports read it for the reflection-word
+    rate and for sample completions early / middle / late in training.
+
+    GRPOTrainer keeps the latest generation batch in its ``_logs`` (what ``log_completions`` prints); set
+    ``trainer`` after building the trainer. Without those logs (another TRL version) it writes nothing.
+    """
+
+    def __init__(self, output_dir: str):
+        self.path = os.path.join(output_dir, COMPLETIONS_FILE)
+        self.trainer = None
+        self.written_for_step = -1
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        logged = getattr(self.trainer, "_logs", None)
+        if not state.is_world_process_zero or not logged or state.global_step == self.written_for_step:
+            return
+        completions = list(logged.get("completion", ()))
+        if not completions:
+            return
+        self.written_for_step = state.global_step
+        prompts = list(logged.get("prompt", ()))[-len(completions) :]
+        rewards = {name: list(values)[-len(completions) :] for name, values in logged.get("rewards", {}).items()}
+        weights = getattr(self.trainer, "reward_weights", None)
+        weights = [float(weight) for weight in weights] if weights is not None else [1.0] * len(rewards)
+        with open(self.path, "a", encoding="utf-8") as handle:
+            for index, completion in enumerate(completions):
+                components = {name: values[index] for name, values in rewards.items() if index < len(values)}
+                finite = [(w, v) for w, v in zip(weights, components.values()) if v is not None and v == v]
+                record = {
+                    "step": state.global_step,
+                    "question": _message_text(prompts[index]) if index < len(prompts) else None,
+                    "completion": _message_text(completion),
+                    "reward": sum(w * v for w, v in finite) if finite else None,
+                    "rewards": components,
+                }
+                handle.write(json.dumps(record, ensure_ascii=False, default=float) + "\n")
+
+
+def check_final_eval(config) -> None:
+    """``final_eval``: EvalConfig settings for an eval of the trained model at the end of a stage
+    (``{limit: 100, k: 4}``); checked with the rest of the config, before any model loads."""
+    if not config.final_eval:
+        return
+    if not isinstance(config.final_eval, dict):
+        from r1lab.errors import UserError
+
+        raise UserError(f"final_eval must be a mapping of eval settings such as {{limit: 100, k: 4}}, got {config.final_eval!r}")
+    from r1lab.config import build_config
+    from r1lab.evaluate import EvalConfig
+
+    build_config(EvalConfig, dict(config.final_eval), source="final_eval")
+
+
+FINAL_EVAL_FIGURES = ("greedy_accuracy", "greedy_format_rate", "pass_at_1", "cons_at_k", "format_rate", "questions", "k")
+
+
+def run_final_eval(config) -> dict[str, Any] | None:
+    """Evaluate the saved model in ``output_dir`` on the stage's task (test split unless set) → key figures."""
+    if not config.final_eval:
+        return None
+    from r1lab.evaluate import run_eval
+
+    summary = run_eval(config.output_dir, config, config.template, **config.final_eval)
+    return {key: summary[key] for key in FINAL_EVAL_FIGURES if key in summary}

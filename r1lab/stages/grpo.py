@@ -29,6 +29,8 @@ class R1GRPOConfig(GRPOConfig, TaskSpec):
     # Prompts longer than this (in tokens, chat template applied) are dropped before training.
     max_prompt_length: int | None = 256
     overwrite: bool = False
+    # EvalConfig settings for an eval of the trained model at the end, e.g. {limit: 100, k: 4}; {}: none.
+    final_eval: dict[str, Any] = field(default_factory=dict)
     output_dir: str | None = "runs/grpo"
     report_to: Any = "none"
 
@@ -55,11 +57,13 @@ class GRPOPlan:
 def plan(config: R1GRPOConfig) -> GRPOPlan:
     from r1lab.models import load_tokenizer, model_config_dict, resolve_model
     from r1lab.outputs import check_output_dir
+    from r1lab.stages.common import check_final_eval
     from r1lab.rewards import build_rewards
     from r1lab.tasks import get_task
     from r1lab.templates import get_template
 
     check_output_dir(config.output_dir, config.overwrite, resuming=bool(config.resume_from_checkpoint))
+    check_final_eval(config)
     template = get_template(config.template)
     task = get_task(config)
     rows = task.load()
@@ -96,7 +100,14 @@ def main(config: R1GRPOConfig) -> dict[str, Any]:
     from r1lab.config import config_to_dict
     from r1lab.models import load_model
     from r1lab.outputs import save_model_atomic
-    from r1lab.stages.common import MetricsFileCallback, peak_rss_mb, summarize_history, write_stage_marker
+    from r1lab.stages.common import (
+        CompletionsFileCallback,
+        MetricsFileCallback,
+        peak_rss_mb,
+        run_final_eval,
+        summarize_history,
+        write_stage_marker,
+    )
 
     started = time.time()
     prepared = plan(config)
@@ -110,6 +121,7 @@ def main(config: R1GRPOConfig) -> dict[str, Any]:
     dataset = Dataset.from_list([{key: row[key] for key in columns} for row in prepared.rows])
     model = load_model(config.model, config.model_dtype, config.bf16, config.trust_remote_code)
     metrics = MetricsFileCallback(config.output_dir)
+    completions_log = CompletionsFileCallback(config.output_dir)
     config.reward_weights = prepared.reward_weights
     trainer = GRPOTrainer(
         model=model,
@@ -117,8 +129,9 @@ def main(config: R1GRPOConfig) -> dict[str, Any]:
         reward_funcs=prepared.reward_functions,
         args=config,
         train_dataset=dataset,
-        callbacks=[metrics],
+        callbacks=[metrics, completions_log],
     )
+    completions_log.trainer = trainer
     trainer.train(resume_from_checkpoint=config.resume_from_checkpoint)
     figures = summarize_history(metrics.history)
     figures["peak_rss_mb"] = round(peak_rss_mb(), 1)
@@ -126,5 +139,6 @@ def main(config: R1GRPOConfig) -> dict[str, Any]:
     figures["reward_failures"] = {f.__name__: f.failures for f in prepared.reward_functions if f.failures}
     if trainer.is_world_process_zero():
         save_model_atomic(trainer.model, prepared.tokenizer, config.output_dir)
+        figures["final_eval"] = run_final_eval(config)
         write_stage_marker(config.output_dir, "grpo", config_to_dict(config), started, figures)
     return figures

@@ -41,6 +41,8 @@ class R1SFTConfig(SFTConfig, TaskSpec):
     lora_dropout: float = 0.05
     lora_target_modules: list[str] | None = None  # None: every linear layer but the output head
     overwrite: bool = False
+    # EvalConfig settings for an eval of the trained model at the end, e.g. {limit: 100, k: 4}; {}: none.
+    final_eval: dict[str, Any] = field(default_factory=dict)
     output_dir: str | None = "runs/sft"
     report_to: Any = "none"
 
@@ -136,9 +138,11 @@ def plan(config: R1SFTConfig) -> SFTPlan:
     from r1lab.filters import filter_settings
     from r1lab.models import load_tokenizer, model_config_dict, resolve_model
     from r1lab.outputs import check_output_dir
+    from r1lab.stages.common import check_final_eval
     from r1lab.templates import get_template
 
     check_output_dir(config.output_dir, config.overwrite, resuming=bool(config.resume_from_checkpoint))
+    check_final_eval(config)
     template = get_template(config.template)
     settings = filter_settings(config.filters)
     peft_config(config)
@@ -194,7 +198,14 @@ def main(config: R1SFTConfig) -> dict[str, Any]:
     from r1lab.config import config_to_dict
     from r1lab.models import load_model
     from r1lab.outputs import save_model_atomic, write_json_atomic, write_jsonl_atomic
-    from r1lab.stages.common import METRICS_FILE, MetricsFileCallback, peak_rss_mb, summarize_history, write_stage_marker
+    from r1lab.stages.common import (
+        METRICS_FILE,
+        MetricsFileCallback,
+        peak_rss_mb,
+        run_final_eval,
+        summarize_history,
+        write_stage_marker,
+    )
 
     started = time.time()
     prepared = plan(config)
@@ -219,5 +230,6 @@ def main(config: R1SFTConfig) -> dict[str, Any]:
         if prepared.data_stats is not None:  # built in memory: keep what it trained on beside the model
             write_jsonl_atomic(os.path.join(config.output_dir, "train.jsonl"), prepared.samples)
             write_json_atomic(os.path.join(config.output_dir, "data_stats.json"), prepared.data_stats)
+        figures["final_eval"] = run_final_eval(config)
         write_stage_marker(config.output_dir, "sft", config_to_dict(config), started, figures)
     return figures
