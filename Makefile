@@ -25,7 +25,7 @@ $(STAMP): pyproject.toml Makefile
 	@touch $(STAMP)
 
 quickstart: $(STAMP)
-	$(VENV)/bin/r1lab grpo --config recipes/quickstart/grpo.yaml
+	$(VENV)/bin/r1lab pipeline --config recipes/quickstart/pipeline.yaml --resume
 
 test: $(STAMP)
 	$(PY) -m pytest -q -m "not slow"

@@ -45,7 +45,8 @@ Any config field can be set in the YAML recipe and overridden on the command lin
 
 
 def _usage() -> str:
-    lines = [f"  {name:<10} {command.summary}" for name, command in COMMANDS.items()]
+    width = max(len(name) for name in COMMANDS)
+    lines = [f"  {name:<{width}}  {command.summary}" for name, command in COMMANDS.items()]
     return USAGE.format(commands="\n".join(lines))
 
 

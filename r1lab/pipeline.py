@@ -225,7 +225,33 @@ def main(config: PipelineConfig) -> dict[str, Any]:
         record.update(status="finished", ended=_now(), seconds=round(time.time() - began, 1), figures=figures)
         manifest.save()
     print_status(manifest.data)
+    print_eval_table(manifest.data)
+    reports = [stage["figures"]["report"] for stage in manifest.data["stages"] if (stage.get("figures") or {}).get("report")]
+    if reports:
+        print(f"\nreport: {reports[-1]}")
     return manifest.data
+
+
+def print_eval_table(manifest: dict[str, Any]) -> None:
+    """Format rate and accuracy of every eval stage of the run, in order: base → cold start → RL."""
+    rows = [stage for stage in manifest.get("stages", []) if stage.get("command") == "eval" and stage.get("figures")]
+    if not rows:
+        return
+    columns = (
+        ("greedy_format_rate", "format (greedy)"),
+        ("greedy_accuracy", "accuracy (greedy)"),
+        ("format_rate", "format (sampled)"),
+        ("pass_at_1", "pass@1"),
+        ("cons_at_k", "cons@k"),
+    )
+    width = max(len(stage["name"]) for stage in rows) + 2
+    first = rows[0]["figures"]
+    print(f"\nheld-out questions: {first.get('questions')} ({first.get('task')} [{first.get('split')}]), k = {first.get('k')}")
+    print(f"{'eval':<{width}}" + "".join(f"{label:>19}" for _, label in columns))
+    for stage in rows:
+        figures = stage["figures"]
+        cells = [figures.get(key) for key, _ in columns]
+        print(f"{stage['name']:<{width}}" + "".join(f"{'-' if v is None else f'{v:.3f}':>19}" for v in cells))
 
 
 def read_manifest(run_dir: str) -> dict[str, Any]:

@@ -129,4 +129,7 @@ def test_quickstart_shaped_pipeline_data_sft_grpo_eval_report(tiny_model_dir, tm
     assert (run_dir / "report.html").is_file()
     # a resumed finished run does nothing again
     assert cli_main(["pipeline", "--config", recipe, "--run_dir", str(run_dir), "--resume"]) == 0
-    assert capsys.readouterr().out.count("finished earlier, skipped") == 5
+    printed = capsys.readouterr().out
+    assert printed.count("finished earlier, skipped") == 5
+    assert "held-out questions: 3" in printed and "pass@1" in printed
+    assert f"report: {run_dir / 'report.html'}" in printed
