@@ -3,10 +3,12 @@
 ``generate(model, tokenizer, prompts, n=...)`` returns, for each prompt (a list of chat messages), ``n``
 :class:`Completion` objects. Two backends behind one call:
 
-- **HF** (``model`` is a ``torch.nn.Module``): ``model.generate`` in batches with left padding and the KV
-  cache; prompts are sorted by length so a batch holds prompts of similar length; each row stops on its own
-  at EOS or at a stop string (:class:`StopOnStrings` marks finished rows). Sampling is seeded per batch:
-  the same prompts, settings and seed give the same completions.
+- **HF** (``model`` is a ``torch.nn.Module``): r1lab's own decoding loop over the model's forward with the
+  KV cache, in batches with left padding; prompts are sorted by length so a batch holds prompts of
+  similar length. Each row stops on its own at EOS or at a stop string, and finished rows leave the batch
+  (their KV cache rows are dropped), so a batch does not keep computing padding until its longest row ends
+  as ``model.generate`` does. Sampling is temperature + top-p from a generator seeded per batch: the same
+  prompts, settings and seed give the same completions.
 - **vLLM** (``model`` is a ``vllm.LLM``, see :func:`load_generation_model`): one ``LLM.generate`` call with
   ``SamplingParams(n=..., stop=[...], seed=...)``, converted to the same return structure.
 
@@ -139,37 +141,21 @@ def generate(
     return _generate_hf(model, tokenizer, ids, n, batch_size, progress, description, **settings)
 
 
-class StopOnStrings:
-    """A stopping criterion that marks each row finished once its generated text contains a stop string.
+class StopStringWatcher:
+    """Tells when a row's generated tokens first contain a stop string, decoding only their last few
+    tokens (every token decodes to at least one byte, so ``window`` tokens hold any stop string)."""
 
-    Only the last few generated tokens are decoded at each step. ``finished_at[row]`` is the number of
-    generated tokens when the row finished (None while it runs or when it ends at EOS instead).
-    """
-
-    def __init__(self, tokenizer, stop_strings: Sequence[str], prompt_length: int, batch_size: int):
+    def __init__(self, tokenizer, stop_strings: Sequence[str]):
         self.tokenizer = tokenizer
         self.stop_strings = list(stop_strings)
-        self.prompt_length = prompt_length
-        # Every token decodes to at least one byte, so this many tokens hold any stop string.
-        self.window = max(len(stop.encode("utf-8")) for stop in self.stop_strings) + 2
-        self.finished_at: list[int | None] = [None] * batch_size
-        self.done = None
+        self.window = max(len(stop.encode("utf-8")) for stop in self.stop_strings) + 2 if self.stop_strings else 0
 
-    def __call__(self, input_ids, scores=None, **kwargs):
-        import torch
-
-        if self.done is None:
-            self.done = torch.zeros(input_ids.shape[0], dtype=torch.bool, device=input_ids.device)
-        generated = input_ids.shape[1] - self.prompt_length
-        if generated > 0:
-            start = max(self.prompt_length, input_ids.shape[1] - self.window)
-            running = [row for row in range(input_ids.shape[0]) if self.finished_at[row] is None]
-            tails = self.tokenizer.batch_decode(input_ids[running, start:].tolist()) if running else []
-            for row, tail in zip(running, tails):
-                if any(stop in tail for stop in self.stop_strings):
-                    self.finished_at[row] = generated
-                    self.done[row] = True
-        return self.done.clone()
+    def stopped(self, rows: list[list[int]]) -> list[bool]:
+        """For each row of generated ids: does its tail hold a stop string?"""
+        if not self.stop_strings or not rows:
+            return [False] * len(rows)
+        tails = self.tokenizer.batch_decode([row[-self.window :] for row in rows])
+        return [any(stop in tail for stop in self.stop_strings) for tail in tails]
 
 
 def _eos_ids(model, tokenizer) -> set[int]:
@@ -210,25 +196,109 @@ def _left_padded(batch_ids: list[list[int]], pad_id: int, device):
     return input_ids.to(device), attention.to(device)
 
 
+def sample_next(logits, temperature: float, top_p: float, generator):
+    """Next token ids from last-position logits: argmax when ``temperature == 0``, else temperature +
+    top-p (the smallest set of tokens whose probability reaches ``top_p``; no top-k, as R1 samples)."""
+    import torch
+
+    if temperature <= 0:
+        return logits.argmax(dim=-1)
+    probabilities = torch.softmax(logits.float() / temperature, dim=-1)
+    if top_p < 1:
+        sorted_probabilities, order = probabilities.sort(dim=-1, descending=True)
+        mass_before = sorted_probabilities.cumsum(dim=-1) - sorted_probabilities
+        sorted_probabilities[mass_before >= top_p] = 0
+        probabilities = torch.zeros_like(probabilities).scatter_(-1, order, sorted_probabilities)
+    return torch.multinomial(probabilities, 1, generator=generator).squeeze(-1)
+
+
+def _forward_accepts(model, name: str) -> bool:
+    import inspect
+
+    return name in inspect.signature(model.forward).parameters
+
+
+# Drop finished rows from the batch (and their KV cache) once this share of it has finished: copying the
+# cache costs about one decoding step, so compacting on every single finished row would not pay.
+COMPACT_WHEN_FINISHED = 0.25
+
+
+def decode_batch(model, prompts_ids, pad_id, eos_ids, watcher, max_new_tokens, temperature, top_p, generator, row_prompts=None):
+    """Generate for one batch → (new token ids per row, stop position per row).
+
+    ``prompts_ids`` are distinct prompts (token ids); row ``i`` continues prompt ``row_prompts[i]``
+    (default: one row per prompt). Each prompt is read once and its KV cache copied to its rows, so k
+    samples of a question cost one prompt pass, not k. A row ends at an EOS token (kept) or once its text
+    holds a stop string (``stopped_at`` = its token count then); rows that ended are dropped from the batch
+    and the KV cache in groups.
+    """
+    import torch
+
+    device = model.device
+    row_prompts = list(range(len(prompts_ids))) if row_prompts is None else list(row_prompts)
+    input_ids, attention = _left_padded(prompts_ids, pad_id, device)
+    positions = (attention.cumsum(dim=-1) - 1).clamp(min=0)
+    cache_name = "cache" if _forward_accepts(model, "cache") else "past_key_values"
+    extra = {"logits_to_keep": 1} if _forward_accepts(model, "logits_to_keep") else {}
+    with torch.inference_mode():
+        output = model(input_ids=input_ids, attention_mask=attention, position_ids=positions, use_cache=True, **extra)
+        cache = getattr(output, "cache", None) or getattr(output, "past_key_values", None)
+        logits = output.logits[:, -1, :]
+        if row_prompts != list(range(len(prompts_ids))):
+            expand = torch.tensor(row_prompts, device=device)
+            cache.reorder_cache(expand)
+            logits, attention, positions = logits[expand], attention[expand], positions[expand]
+        rows = list(range(len(row_prompts)))  # batch position -> row
+        ended = [False] * len(rows)
+        new_tokens: list[list[int]] = [[] for _ in rows]
+        stopped_at: list[int | None] = [None] * len(rows)
+        last_position = positions[:, -1]
+        for step in range(max_new_tokens):
+            chosen = sample_next(logits, temperature, top_p, generator)
+            running = []
+            for position, (row, token) in enumerate(zip(rows, chosen.tolist())):
+                if ended[row]:
+                    continue
+                new_tokens[row].append(token)
+                if token in eos_ids:
+                    ended[row] = True
+                else:
+                    running.append(position)
+            for position, hit in zip(running, watcher.stopped([new_tokens[rows[p]] for p in running])):
+                if hit:
+                    ended[rows[position]] = True
+                    stopped_at[rows[position]] = len(new_tokens[rows[position]])
+            alive = [position for position in running if not ended[rows[position]]]
+            if not alive or step == max_new_tokens - 1:
+                break
+            if len(rows) - len(alive) >= COMPACT_WHEN_FINISHED * len(rows):
+                keep = torch.tensor(alive, device=device)
+                cache.reorder_cache(keep)
+                attention, last_position, chosen = attention[keep], last_position[keep], chosen[keep]
+                rows = [rows[position] for position in alive]
+            attention = torch.cat([attention, attention.new_ones((attention.shape[0], 1))], dim=1)
+            last_position = last_position + 1
+            output = model(
+                input_ids=chosen[:, None],
+                attention_mask=attention,
+                position_ids=last_position[:, None],
+                use_cache=True,
+                **{cache_name: cache},
+            )
+            logits = output.logits[:, -1, :]
+    return new_tokens, stopped_at
+
+
 def _generate_hf(model, tokenizer, ids, n, batch_size, progress, description, *, temperature, top_p, max_new_tokens, seed, stops):
     import torch
     from tqdm.auto import tqdm
-    from transformers import GenerationConfig, StoppingCriteriaList
 
     eos_ids = _eos_ids(model, tokenizer)
+    watcher = StopStringWatcher(tokenizer, stops)
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else min(eos_ids)
-    sampling = temperature > 0
-    config = GenerationConfig(
-        max_new_tokens=max_new_tokens,
-        do_sample=sampling,
-        pad_token_id=pad_id,
-        eos_token_id=sorted(eos_ids) or None,
-        use_cache=True,
-    )
-    if sampling:  # R1's sampling is temperature + top-p only: no top-k
-        config.update(temperature=temperature, top_p=top_p, top_k=0)
-    # (prompt, sample) pairs, longest prompts first: similar lengths share a batch, and memory peaks early.
-    jobs = sorted(((prompt, sample) for prompt in range(len(ids)) for sample in range(n)), key=lambda job: -len(ids[job[0]]))
+    # (prompt, sample) pairs, longest prompts first: similar lengths share a batch, and memory peaks early;
+    # a prompt's samples stay together, so that a batch reads each of its prompts once.
+    jobs = sorted(((prompt, sample) for prompt in range(len(ids)) for sample in range(n)), key=lambda job: (-len(ids[job[0]]), job[0]))
     results: list[list[Completion | None]] = [[None] * n for _ in ids]
     generated_tokens = 0
     started = time.perf_counter()
@@ -238,21 +308,15 @@ def _generate_hf(model, tokenizer, ids, n, batch_size, progress, description, *,
     try:
         for batch_number, first in enumerate(range(0, len(jobs), batch_size)):
             batch = jobs[first : first + batch_size]
-            input_ids, attention = _left_padded([ids[prompt] for prompt, _ in batch], pad_id, model.device)
-            criteria = StoppingCriteriaList()
-            stopper = None
-            if stops:
-                stopper = StopOnStrings(tokenizer, stops, input_ids.shape[1], len(batch))
-                criteria.append(stopper)
-            torch.manual_seed(seed + batch_number)
-            with torch.inference_mode():
-                output = model.generate(
-                    input_ids=input_ids, attention_mask=attention, generation_config=config, stopping_criteria=criteria
-                )
-            new_tokens = output[:, input_ids.shape[1] :].tolist()
+            generator = torch.Generator(device=model.device).manual_seed(seed + batch_number)
+            distinct = list(dict.fromkeys(prompt for prompt, _ in batch))
+            row_prompts = [distinct.index(prompt) for prompt, _ in batch]
+            new_tokens, stopped_at = decode_batch(
+                model, [ids[prompt] for prompt in distinct], pad_id, eos_ids, watcher, max_new_tokens, temperature, top_p,
+                generator, row_prompts,
+            )
             for row, (prompt, sample) in enumerate(batch):
-                stopped_at = stopper.finished_at[row] if stopper else None
-                completion = finish_row(new_tokens[row], eos_ids, stopped_at, tokenizer, stops)
+                completion = finish_row(new_tokens[row], eos_ids, stopped_at[row], tokenizer, stops)
                 results[prompt][sample] = completion
                 generated_tokens += completion.tokens
             bar.update(len(batch))

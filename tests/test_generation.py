@@ -10,7 +10,7 @@ import pytest
 from r1lab.errors import UserError
 from r1lab.generation import (
     Completion,
-    StopOnStrings,
+    StopStringWatcher,
     check_settings,
     cut_at_stop,
     finish_row,
@@ -154,32 +154,26 @@ def test_finish_row_eos_stop_and_truncation():
     assert cut == Completion("abcd", 4, True)
 
 
-def test_stop_criterion_marks_rows_and_keeps_them_marked():
+def test_stop_watcher_reads_only_the_generated_tail():
+    tokenizer = CharTokenizer()
+    watcher = StopStringWatcher(tokenizer, ["</a>"])
+    assert watcher.stopped([ids("x"), ids("x</a"), ids("y</a>"), ids("long text then </a>")]) == [False, False, True, True]
+    assert watcher.stopped([ids("</a>" + "z" * 10)]) == [False]  # outside the window: found on its own step earlier
+    assert StopStringWatcher(tokenizer, []).stopped([ids("</a>")]) == [False]
+
+
+def test_top_p_keeps_the_smallest_set_reaching_p():
     import torch
 
-    tokenizer = CharTokenizer()
-    prompt = ids("Q: ")
-    criterion = StopOnStrings(tokenizer, ["</a>"], prompt_length=len(prompt), batch_size=2)
+    from r1lab.generation import sample_next
 
-    def step(row_a, row_b):
-        return criterion(torch.tensor([prompt + ids(row_a), prompt + ids(row_b)]))
-
-    assert step("x", "y").tolist() == [False, False]
-    assert step("x</a", "y</a").tolist() == [False, False]
-    assert step("x</a>", "y</ab").tolist() == [True, False]
-    assert criterion.finished_at == [5, None]
-    assert step("x</a>z", "y</abc").tolist() == [True, False]
-    assert criterion.finished_at == [5, None]
-
-
-def test_stop_criterion_ignores_the_prompt():
-    import torch
-
-    tokenizer = CharTokenizer()
-    prompt = ids("says </a> here: ")
-    criterion = StopOnStrings(tokenizer, ["</a>"], prompt_length=len(prompt), batch_size=1)
-    assert criterion(torch.tensor([prompt])).tolist() == [False]
-    assert criterion(torch.tensor([prompt + ids("ok")])).tolist() == [False]
+    logits = torch.log(torch.tensor([[0.5, 0.3, 0.15, 0.05]]))
+    generator = torch.Generator().manual_seed(0)
+    drawn = {sample_next(logits, 1.0, 0.7, generator).item() for _ in range(300)}
+    assert drawn == {0, 1}  # 0.5 < 0.7 <= 0.5 + 0.3
+    assert sample_next(logits, 0.0, 0.7, generator).item() == 0
+    everything = {sample_next(logits, 1.0, 1.0, generator).item() for _ in range(600)}
+    assert everything == {0, 1, 2, 3}
 
 
 # --- vLLM: dispatch and conversion with a stand-in engine (no GPU here) ---
@@ -263,3 +257,58 @@ def test_vllm_is_not_available_without_a_gpu():
 
     if not torch.cuda.is_available():
         assert vllm_available() is False
+
+
+@pytest.fixture(scope="module")
+def embedded_model():
+    """The real 135M model: a random tiny model's greedy text is one repeated token, which would hide a
+    misaligned KV cache."""
+    from r1lab.models import load_model, load_tokenizer
+
+    return load_model("embedded", "auto", False, False).eval(), load_tokenizer("embedded")
+
+
+QUESTIONS = ["What is 7 + 8?", "Name a colour.", "Write one short sentence about the sea, please.", "2 * 3 = ?"]
+
+
+def test_own_decoding_loop_matches_hf_generate_greedy(embedded_model):
+    """Our loop (finished rows leave the batch) gives exactly HF generate's greedy text, row by row."""
+    import torch
+
+    from r1lab.generation import generate, prompt_token_ids
+
+    model, tokenizer = embedded_model
+    prompts = [[{"role": "user", "content": question}] for question in QUESTIONS]
+    ours = generate(model, tokenizer, prompts, max_new_tokens=16, batch_size=4, progress=False)
+    for prompt_ids, completions in zip(prompt_token_ids(tokenizer, prompts), ours):
+        single = torch.tensor([prompt_ids])
+        reference = model.generate(single, attention_mask=torch.ones_like(single), max_new_tokens=16, do_sample=False,
+                                   pad_token_id=tokenizer.pad_token_id)
+        assert completions[0].text == tokenizer.decode(reference[0, len(prompt_ids):], skip_special_tokens=True)
+
+
+def test_a_row_leaving_the_batch_early_does_not_change_the_others(embedded_model):
+    from r1lab.generation import generate
+
+    model, tokenizer = embedded_model
+    prompts = [[{"role": "user", "content": question}] for question in QUESTIONS]
+    free = generate(model, tokenizer, prompts, max_new_tokens=16, batch_size=4, progress=False)
+    texts = [completions[0].text for completions in free]
+    stop = next(texts[0][:end] for end in range(2, len(texts[0])) if all(texts[0][:end] not in t for t in texts[1:]))
+    stopped = generate(model, tokenizer, prompts, max_new_tokens=16, batch_size=4, progress=False, stop_strings=stop)
+    assert stopped[0][0].text == stop and not stopped[0][0].truncated
+    assert [c[0] for c in stopped[1:]] == [c[0] for c in free[1:]]  # the cache rows left behind stay aligned
+
+
+def test_samples_of_one_prompt_share_its_prompt_pass(embedded_model):
+    """k samples continue one prompt pass whose cache is copied to k rows: with top-p so small that only
+    the most likely token survives, every sample must equal the greedy text."""
+    from r1lab.generation import generate
+
+    model, tokenizer = embedded_model
+    prompts = [[{"role": "user", "content": question}] for question in QUESTIONS[:3]]
+    greedy = generate(model, tokenizer, prompts, max_new_tokens=12, batch_size=8, progress=False)
+    sampled = generate(model, tokenizer, prompts, n=3, temperature=1.0, top_p=1e-6, max_new_tokens=12, batch_size=8,
+                       progress=False)
+    for once, three in zip(greedy, sampled):
+        assert [completion.text for completion in three] == [once[0].text] * 3
