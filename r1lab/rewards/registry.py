@@ -89,6 +89,7 @@ class RewardFunction:
 def _load_builtin_rewards() -> None:
     # Importing these modules registers their rewards.
     from r1lab.rewards import accuracy, format, seed  # noqa: F401
+    from r1lab.rewards import language, model_rewards, routing  # noqa: F401
 
 
 def reward_names() -> list[str]:
@@ -135,7 +136,9 @@ def get_reward(name: str, **options: Any) -> RewardFunction:
             allowed = ", ".join(accepted) or "none"
             raise UserError(f"reward {name!r} has no option(s) {', '.join(unknown)} (options: {allowed})")
         options = _coerce_options(name, options, accepted)
-        return RewardFunction(name, factory(**options))
+        built = factory(**options)
+        # A factory may build its own RewardFunction (batched model rewards, rewards routed by source).
+        return built if isinstance(built, RewardFunction) else RewardFunction(name, built)
     if "." not in name and ":" not in name:
         raise UserError(f"unknown reward {name!r}; choose one of: {', '.join(reward_names())}")
     if options:

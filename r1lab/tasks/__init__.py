@@ -1,11 +1,12 @@
-"""Tasks by name: ``gsm8k``, ``math``, ``jsonl`` (any question/answer file) and ``gym:<reasoning-gym name>``."""
+"""Tasks by name: ``gsm8k``, ``math``, ``jsonl`` (any question/answer file), ``gym:<reasoning-gym name>`` and
+``mix`` (a reasoning task plus general prompts, R1 stage 4)."""
 
 from __future__ import annotations
 
 from r1lab.errors import UserError
 from r1lab.tasks.base import Task, TaskSpec, Verdict
 
-TASK_NAMES = ("gsm8k", "math", "jsonl", "gym:<name>")
+TASK_NAMES = ("gsm8k", "math", "jsonl", "gym:<name>", "mix")
 
 __all__ = ["Task", "TaskSpec", "Verdict", "TASK_NAMES", "get_task"]
 
@@ -24,6 +25,10 @@ def get_task(spec: TaskSpec) -> Task:
             raise UserError(f"unknown reasoning-gym task {gym_name!r} (see reasoning_gym.factory.DATASETS)")
         return GymTask(spec, gym_name)
     by_name = {"gsm8k": GSM8KTask, "math": MathTask, "jsonl": QuestionAnswerTask}
+    if spec.task == "mix":  # reasoning and general prompts together (R1 stage 4)
+        from r1lab.tasks.mix import MixTask
+
+        return MixTask(spec)
     if spec.task not in by_name:
         raise UserError(f"unknown task {spec.task!r}; choose one of: {', '.join(TASK_NAMES)}")
     if spec.task == "gsm8k" and spec.task_options:
