@@ -20,13 +20,14 @@ def _default_file_mode() -> int:
     return 0o666 & ~umask
 
 
-def write_text_atomic(path: str, text: str) -> None:
+def write_bytes_atomic(path: str, data: bytes) -> None:
+    """``data`` to ``path`` through a temporary file in the same directory, fsync and ``os.replace``."""
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)
     handle, staging = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", dir=folder)
     try:
-        with os.fdopen(handle, "w", encoding="utf-8") as stream:
-            stream.write(text)
+        with os.fdopen(handle, "wb") as stream:
+            stream.write(data)
             stream.flush()
             os.fsync(stream.fileno())
         os.chmod(staging, _default_file_mode())
@@ -35,6 +36,10 @@ def write_text_atomic(path: str, text: str) -> None:
         if os.path.exists(staging):
             os.unlink(staging)
         raise
+
+
+def write_text_atomic(path: str, text: str) -> None:
+    write_bytes_atomic(path, text.encode("utf-8"))
 
 
 def write_json_atomic(path: str, data: Any) -> None:

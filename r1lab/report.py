@@ -20,12 +20,12 @@ import json
 import math
 import os
 import re
-import tempfile
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any, Iterable, Iterator
 
 from r1lab.errors import UserError
+from r1lab.outputs import write_bytes_atomic, write_text_atomic
 
 REPORT_FILE = "report.html"
 METRICS_FILE = "metrics.jsonl"
@@ -418,31 +418,6 @@ def plot_reflection(summary: CompletionsSummary, title: str) -> bytes:
 # ---------------------------------------------------------------------------------------------- writing
 
 
-def _file_mode() -> int:
-    """0o666 less the umask, the mode ``open(path, "w")`` gives (mkstemp alone gives 0o600)."""
-    umask = os.umask(0)
-    os.umask(umask)
-    return 0o666 & ~umask
-
-
-def write_bytes_atomic(path: str, data: bytes) -> None:
-    """``data`` to ``path`` through a temporary file in the same directory and ``os.replace``."""
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    handle, staging = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", dir=folder)
-    try:
-        with os.fdopen(handle, "wb") as stream:
-            stream.write(data)
-            stream.flush()
-            os.fsync(stream.fileno())
-        os.chmod(staging, _file_mode())
-        os.replace(staging, path)
-    except BaseException:
-        if os.path.exists(staging):
-            os.unlink(staging)
-        raise
-
-
 # ---------------------------------------------------------------------------------------------- page
 
 
@@ -581,7 +556,6 @@ def _training_section(stage, records, completions, out_dir: str, config: ReportC
 
 
 def build_report(config: ReportConfig) -> str:
-    from r1lab.outputs import write_text_atomic
 
     if not os.path.isdir(config.run_dir):
         raise UserError(f"not a directory: {config.run_dir}")

@@ -330,7 +330,7 @@ def test_cli_report_takes_reflection_words_and_turns_errors_into_one_line(tmp_pa
 
 
 def test_write_bytes_atomic_replaces_whole_files(tmp_path):
-    from r1lab.report import write_bytes_atomic
+    from r1lab.outputs import write_bytes_atomic
 
     path = tmp_path / "sub" / "plot.png"
     write_bytes_atomic(str(path), b"one")

@@ -16,7 +16,7 @@ import subprocess
 
 import pytest
 
-pytestmark = pytest.mark.slow
+# Not marked slow: a few seconds once Chromium is there, so `make test` (and CI) runs it.
 
 # Injected into a copy of the page, right after <meta charset>: records console.error calls, failed
 # resource loads and uncaught errors, then, once the page has loaded, every image's natural width.

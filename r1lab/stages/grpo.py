@@ -32,7 +32,7 @@ class R1GRPOConfig(GRPOConfig, TaskSpec):
     # EvalConfig settings for an eval of the trained model at the end, e.g. {limit: 100, k: 4}; {}: none.
     final_eval: dict[str, Any] = field(default_factory=dict)
     output_dir: str | None = "runs/grpo"
-    report_to: Any = "none"
+    report_to: Any = "tensorboard"  # offline event files under output_dir/runs; "none", "trackio", "wandb" …
 
     def __post_init__(self):
         from r1lab.stages.common import bf16_fallback
