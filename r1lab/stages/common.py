@@ -6,6 +6,7 @@ import json
 import logging
 import os
 import time
+from dataclasses import dataclass, field
 from typing import Any
 
 from transformers import TrainerCallback
@@ -15,6 +16,22 @@ from r1lab.outputs import STAGE_MARKER, write_json_atomic
 logger = logging.getLogger("r1lab")
 
 METRICS_FILE = "metrics.jsonl"
+
+
+@dataclass
+class TrainingStageSettings:
+    """The fields every r1lab training stage adds to its TRL config (mixed in before TRL's class)."""
+
+    model: str = "embedded"
+    model_dtype: str = "auto"  # auto: bfloat16 on a GPU when bf16 is set, else float32
+    template: str = "xml"
+    overwrite: bool = False
+    # EvalConfig settings for an eval of the trained model at the end, e.g. {limit: 100, k: 4}; {}: none.
+    final_eval: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self):
+        bf16_fallback(self)
+        super().__post_init__()
 
 
 class MetricsFileCallback(TrainerCallback):

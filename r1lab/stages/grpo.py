@@ -11,6 +11,7 @@ from typing import Any
 from trl import GRPOConfig
 
 from r1lab.errors import UserError
+from r1lab.stages.common import TrainingStageSettings
 from r1lab.tasks import TaskSpec
 
 logger = logging.getLogger("r1lab")
@@ -19,26 +20,14 @@ DEFAULT_REWARDS = ["xml.soft_format", "xml.strict_format", "accuracy"]
 
 
 @dataclass
-class R1GRPOConfig(GRPOConfig, TaskSpec):
+class R1GRPOConfig(TrainingStageSettings, GRPOConfig, TaskSpec):
     """TRL's GRPOConfig plus what r1lab needs to build the run (see README for every field)."""
 
-    model: str = "embedded"
-    model_dtype: str = "auto"  # auto: bfloat16 on a GPU when bf16 is set, else float32
-    template: str = "xml"
     rewards: list[Any] = field(default_factory=lambda: list(DEFAULT_REWARDS))
     # Prompts longer than this (in tokens, chat template applied) are dropped before training.
     max_prompt_length: int | None = 256
-    overwrite: bool = False
-    # EvalConfig settings for an eval of the trained model at the end, e.g. {limit: 100, k: 4}; {}: none.
-    final_eval: dict[str, Any] = field(default_factory=dict)
     output_dir: str | None = "runs/grpo"
     report_to: Any = "tensorboard"  # offline event files under output_dir/runs; "none", "trackio", "wandb" …
-
-    def __post_init__(self):
-        from r1lab.stages.common import bf16_fallback
-
-        bf16_fallback(self)
-        super().__post_init__()
 
 
 @dataclass

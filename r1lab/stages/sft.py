@@ -19,6 +19,7 @@ from typing import Any
 from trl import SFTConfig
 
 from r1lab.errors import UserError
+from r1lab.stages.common import TrainingStageSettings
 from r1lab.tasks import TaskSpec
 
 logger = logging.getLogger("r1lab")
@@ -27,12 +28,9 @@ ROLES = ("system", "user", "assistant", "tool")
 
 
 @dataclass
-class R1SFTConfig(SFTConfig, TaskSpec):
+class R1SFTConfig(TrainingStageSettings, SFTConfig, TaskSpec):
     """TRL's SFTConfig plus what r1lab needs to build the run (``r1lab sft --help``)."""
 
-    model: str = "embedded"
-    model_dtype: str = "auto"  # auto: bfloat16 on a GPU when bf16 is set, else float32
-    template: str = "xml"
     train_file: str | None = None  # jsonl (or a cold-start-data directory); None: the task's worked solutions
     filters: dict[str, Any] = field(default_factory=dict)  # readability filters for the built-in solutions
     use_peft: bool = False  # LoRA; the adapter is merged into the weights on save
@@ -40,17 +38,8 @@ class R1SFTConfig(SFTConfig, TaskSpec):
     lora_alpha: int = 32
     lora_dropout: float = 0.05
     lora_target_modules: list[str] | None = None  # None: every linear layer but the output head
-    overwrite: bool = False
-    # EvalConfig settings for an eval of the trained model at the end, e.g. {limit: 100, k: 4}; {}: none.
-    final_eval: dict[str, Any] = field(default_factory=dict)
     output_dir: str | None = "runs/sft"
     report_to: Any = "tensorboard"  # offline event files under output_dir/runs; "none", "trackio", "wandb" …
-
-    def __post_init__(self):
-        from r1lab.stages.common import bf16_fallback
-
-        bf16_fallback(self)
-        super().__post_init__()
 
 
 @dataclass
