@@ -32,6 +32,7 @@ class PipelineConfig:
     name: str = "pipeline"
     run_dir: str | None = None  # default: runs/<name>
     resume: bool = False
+    dry_run: bool = False  # build and check every stage's config, print the plan, run nothing
     # Fields set on every stage that has them (e.g. {model: embedded, seed: 0}).
     defaults: dict[str, Any] = field(default_factory=dict)
     config_dir: str | None = None  # where relative stage config paths resolve; set from --config
@@ -191,6 +192,8 @@ def main(config: PipelineConfig) -> dict[str, Any]:
 
     plans = plan_stages(config)
     run_dir = os.path.dirname(plans[0].output_dir)
+    if config.dry_run:
+        return dry_run(plans)
     manifest = Manifest(run_dir, config.name, plans)
     if os.path.isfile(manifest.path) and not config.resume:
         raise UserError(f"{run_dir} already holds a run; pass --resume to continue it (or choose another --run_dir)")
@@ -252,6 +255,17 @@ def print_eval_table(manifest: dict[str, Any]) -> None:
         figures = stage["figures"]
         cells = [figures.get(key) for key, _ in columns]
         print(f"{stage['name']:<{width}}" + "".join(f"{'-' if v is None else f'{v:.3f}':>19}" for v in cells))
+
+
+def dry_run(plans: list[StagePlan]) -> dict[str, Any]:
+    """Every stage's config built as the run would build it (types, unknown keys, inputs); nothing runs."""
+    outputs = {plan.name: plan.output_dir for plan in plans}
+    for plan in plans:
+        _build_stage_config(plan, outputs)
+        inputs = ", ".join(f"{field} ← {source}" for field, source in plan.inputs.items())
+        print(f"{plan.index + 1:>2}  {plan.name:<20} {plan.command:<20} → {plan.output_dir}" + (f"   ({inputs})" if inputs else ""))
+    print(f"r1lab pipeline: dry run: {len(plans)} stage configs valid, nothing run")
+    return {"stages": [plan.name for plan in plans], "dry_run": True}
 
 
 def read_manifest(run_dir: str) -> dict[str, Any]:

@@ -133,3 +133,17 @@ def test_quickstart_shaped_pipeline_data_sft_grpo_eval_report(tiny_model_dir, tm
     assert printed.count("finished earlier, skipped") == 5
     assert "held-out questions: 3" in printed and "pass@1" in printed
     assert f"report: {run_dir / 'report.html'}" in printed
+
+
+@pytest.mark.parametrize("name", ["quickstart", "r1-zero", "r1"])
+def test_shipped_pipelines_build_every_stage_config(name, tmp_path, capsys):
+    """--dry_run builds each stage's config as the run would (keys, types, inputs) and runs nothing."""
+    import os
+
+    from conftest import REPO_ROOT
+
+    recipe = os.path.join(REPO_ROOT, "recipes", name, "pipeline.yaml")
+    run_dir = tmp_path / "run"
+    assert cli_main(["pipeline", "--config", recipe, "--run_dir", str(run_dir), "--dry_run", "true"]) == 0
+    assert "stage configs valid, nothing run" in capsys.readouterr().out
+    assert not run_dir.exists()
