@@ -5,6 +5,10 @@ A pipeline recipe lists stages in order. Each names a ``command`` (grpo, sft, ev
 earlier stage's output directory (``inputs: {model: cold-start}``). Stage ``i`` writes to
 ``run_dir/NN-name``; ``run_dir/manifest.json`` records each stage's status, config, input, output,
 start/end and key figures, rewritten atomically after every change.
+
+Under ``accelerate launch`` (several processes) every process runs the training stages (grpo, sft) together;
+the other stages (data, eval, report) and the manifest are rank 0's alone, the other ranks waiting at a
+barrier after each stage, so that a stage starts once the previous one's output is complete.
 """
 
 from __future__ import annotations
@@ -24,6 +28,8 @@ MANIFEST = "manifest.json"
 # Commands whose output has no finish marker (their last file written is the marker): the manifest decides.
 _NO_MARKER = ("eval", "report")
 _STAGE_NAME = re.compile(r"^[A-Za-z0-9][\w-]*$")
+# Stages every launched process runs together (accelerate's data parallelism); the rest run on rank 0 only.
+_ALL_RANKS = ("grpo", "sft")
 
 
 @dataclass
@@ -189,44 +195,57 @@ class Manifest:
 def main(config: PipelineConfig) -> dict[str, Any]:
     from r1lab.config import config_to_dict
     from r1lab.outputs import is_finished
+    from r1lab.stages.common import is_main_process, wait_for_everyone
 
     plans = plan_stages(config)
     run_dir = os.path.dirname(plans[0].output_dir)
     if config.dry_run:
         return dry_run(plans)
+    main_process = is_main_process()
+    say = print if main_process else (lambda *args, **kwargs: None)
     manifest = Manifest(run_dir, config.name, plans)
     if os.path.isfile(manifest.path) and not config.resume:
         raise UserError(f"{run_dir} already holds a run; pass --resume to continue it (or choose another --run_dir)")
     manifest.load_previous()
+    wait_for_everyone()  # every rank has read the previous manifest before rank 0 rewrites it
     outputs: dict[str, str] = {}
     for plan in plans:
         record = manifest.stage(plan.name)
         outputs[plan.name] = plan.output_dir
         if record.get("status") == "finished" and (is_finished(plan.output_dir) or plan.command in _NO_MARKER):
-            print(f"r1lab pipeline: {plan.name}: finished earlier, skipped")
+            say(f"r1lab pipeline: {plan.name}: finished earlier, skipped")
             continue
         module, stage_config = _build_stage_config(plan, outputs)
         checkpoint = _last_checkpoint(plan.output_dir) if hasattr(stage_config, "resume_from_checkpoint") else None
         if checkpoint and not stage_config.resume_from_checkpoint:
             stage_config.resume_from_checkpoint = checkpoint
-            print(f"r1lab pipeline: {plan.name}: resuming from {checkpoint}")
+            say(f"r1lab pipeline: {plan.name}: resuming from {checkpoint}")
         if hasattr(stage_config, "overwrite"):
             stage_config.overwrite = True  # an unfinished stage's leftovers are ours to replace
         record.update(status="running", started=_now(), config=config_to_dict(stage_config), error=None)
         record.pop("ended", None)
-        manifest.save()
-        print(f"r1lab pipeline: stage {plan.index + 1}/{len(plans)} {plan.name} ({plan.command}) → {plan.output_dir}")
+        if main_process:
+            manifest.save()
+        say(f"r1lab pipeline: stage {plan.index + 1}/{len(plans)} {plan.name} ({plan.command}) → {plan.output_dir}")
         began = time.time()
         try:
-            figures = module.main(stage_config) or {}
+            if main_process or plan.command in _ALL_RANKS:
+                figures = module.main(stage_config) or {}
+            else:
+                figures = {}
         except BaseException as error:
             record.update(status="failed", ended=_now(), error=f"{type(error).__name__}: {error}")
             if not isinstance(error, (UserError, KeyboardInterrupt)):
                 record["traceback"] = traceback.format_exc(limit=5)
-            manifest.save()
+            if main_process:
+                manifest.save()
             raise
         record.update(status="finished", ended=_now(), seconds=round(time.time() - began, 1), figures=figures)
-        manifest.save()
+        if main_process:
+            manifest.save()
+        wait_for_everyone()  # the next stage may read this one's output: rank 0 has finished writing it
+    if not main_process:
+        return manifest.data
     print_status(manifest.data)
     print_eval_table(manifest.data)
     reports = [stage["figures"]["report"] for stage in manifest.data["stages"] if (stage.get("figures") or {}).get("report")]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import shutil
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -31,7 +32,170 @@ class TrainingStageSettings:
 
     def __post_init__(self):
         bf16_fallback(self)
+        cpu_processes_fallback(self)
         super().__post_init__()
+
+
+@dataclass
+class LoraSettings:
+    """LoRA fields (``use_peft``), shared by sft and grpo; the adapter is merged into the weights on save."""
+
+    use_peft: bool = False  # LoRA; the adapter is merged into the weights on save
+    lora_r: int = 16
+    lora_alpha: int = 32
+    lora_dropout: float = 0.05
+    lora_target_modules: list[str] | None = None  # None: every linear layer but the output head
+
+
+def peft_config(config):
+    """A peft LoraConfig from the lora_* fields, or None without use_peft."""
+    if not config.use_peft:
+        return None
+    from r1lab.errors import UserError
+
+    if config.lora_r < 1 or config.lora_alpha <= 0 or not 0 <= config.lora_dropout < 1:
+        raise UserError(
+            f"LoRA needs lora_r >= 1, lora_alpha > 0 and 0 <= lora_dropout < 1 "
+            f"(got {config.lora_r}, {config.lora_alpha}, {config.lora_dropout})"
+        )
+    if sharded_launch(config):
+        raise UserError(
+            "use_peft merges the adapter into the weights on save, which needs the full weights in one process: "
+            "with LoRA use DDP (configs/accelerate/multi_gpu.yaml) or ZeRO-2 (zero2.yaml), not ZeRO-3 or FSDP"
+        )
+    try:
+        from peft import LoraConfig
+    except ImportError:
+        raise UserError("use_peft needs the peft package: pip install peft") from None
+    return LoraConfig(
+        r=config.lora_r,
+        lora_alpha=config.lora_alpha,
+        lora_dropout=config.lora_dropout,
+        target_modules=config.lora_target_modules or "all-linear",
+        task_type="CAUSAL_LM",
+    )
+
+
+# --- several processes (accelerate launch): rank-0-only files, barriers -----------------------------------------
+
+
+def launched_processes() -> int:
+    """How many processes ``accelerate launch`` / torchrun started (1 for a plain ``r1lab`` command)."""
+    return int(os.environ.get("WORLD_SIZE", "1"))
+
+
+def cpu_processes_fallback(config) -> None:
+    """Several processes on a machine without a GPU (``configs/accelerate/cpu_2proc.yaml``): train on the CPU
+    over gloo. Without ``use_cpu``, accelerate would not join them into one group: every process would train
+    alone and each would believe it is rank 0 and write the outputs."""
+    import torch
+
+    if launched_processes() > 1 and not torch.cuda.is_available() and not getattr(config, "use_cpu", True):
+        config.use_cpu = True
+
+
+def sharded_launch(config=None) -> bool:
+    """Whether the weights are sharded across processes (DeepSpeed ZeRO-3 or FSDP), from accelerate's launch
+    environment or the TRL config's own ``fsdp`` setting."""
+    if os.environ.get("ACCELERATE_USE_FSDP", "false").lower() == "true" or getattr(config, "fsdp", None):
+        return True
+    return (
+        os.environ.get("ACCELERATE_USE_DEEPSPEED", "false").lower() == "true"
+        and os.environ.get("ACCELERATE_DEEPSPEED_ZERO_STAGE") == "3"
+    )
+
+
+def distributed_state():
+    """accelerate's ``PartialState`` when launched with several processes (initialising its process group,
+    gloo on a CPU-only machine), else None: a plain command touches no distributed machinery."""
+    if launched_processes() <= 1:
+        return None
+    import torch
+    from accelerate import PartialState
+
+    return PartialState(cpu=not torch.cuda.is_available())
+
+
+def is_main_process() -> bool:
+    state = distributed_state()
+    return state is None or state.is_main_process
+
+
+def wait_for_everyone() -> None:
+    """A barrier across the launched processes; nothing for a single process."""
+    state = distributed_state()
+    if state is not None:
+        state.wait_for_everyone()
+
+
+def _weights_sharded(trainer) -> bool:
+    if getattr(trainer, "is_fsdp_enabled", False):
+        return True
+    if getattr(trainer, "is_deepspeed_enabled", False):
+        from transformers.integrations import is_deepspeed_zero3_enabled
+
+        return is_deepspeed_zero3_enabled()
+    return False
+
+
+def weights_fingerprint(model) -> str:
+    """A short hash of every parameter's float64 sum and norm: equal on every rank when DDP kept the replicas
+    identical, and equal to the saved model's (computed on the device, so cheap even for 7B)."""
+    import hashlib
+
+    import torch
+
+    digest = hashlib.sha256()
+    with torch.no_grad():
+        for name, parameter in sorted(model.named_parameters()):
+            tensor = parameter.detach()
+            total = torch.sum(tensor, dtype=torch.float64).item()
+            norm = torch.linalg.vector_norm(tensor, dtype=torch.float64).item()
+            digest.update(f"{name}:{tuple(tensor.shape)}:{total:.17g}:{norm:.17g};".encode())
+    return digest.hexdigest()[:16]
+
+
+def log_trained_weights(trainer, stage: str, figures: dict) -> None:
+    """Every rank logs its rank and a fingerprint of its trained weights (replicated weights only: DDP, ZeRO-1/2);
+    the figures get the world size and rank 0's fingerprint."""
+    rank, world = trainer.args.process_index, trainer.args.world_size
+    fingerprint = None
+    if not _weights_sharded(trainer):
+        fingerprint = weights_fingerprint(trainer.accelerator.unwrap_model(trainer.model))
+    logger.info("r1lab: rank %d/%d finished %s training, weights fingerprint %s", rank, world, stage, fingerprint)
+    figures["world_size"] = world
+    if fingerprint is not None:
+        figures["weights_fingerprint"] = fingerprint
+
+
+def save_trained_model(trainer, tokenizer, output_dir: str, merge_lora: bool = False) -> None:
+    """Save the trained model into ``output_dir``; called on every rank, files written by rank 0 only.
+
+    Replicated weights (one process, DDP, ZeRO-1/2): rank 0 saves its copy through a staging directory (LoRA
+    merged). Sharded weights (ZeRO-3, FSDP): the full weights exist only gathered from every rank, which TRL's
+    ``Trainer.save_model`` does (ZeRO-3 needs ``zero3_save_16bit_model: true``, FSDP ``FULL_STATE_DICT``); it
+    writes into a staging directory that rank 0 then moves into place. Every rank leaves after rank 0 is done.
+    """
+    from r1lab.outputs import save_model_atomic
+
+    if _weights_sharded(trainer):
+        staging = os.path.join(output_dir, ".model-gathered")
+        if trainer.is_world_process_zero():
+            shutil.rmtree(staging, ignore_errors=True)
+        trainer.accelerator.wait_for_everyone()
+        trainer.save_model(staging)
+        if trainer.is_world_process_zero():
+            tokenizer.save_pretrained(staging)
+            for name in os.listdir(staging):
+                if name != "training_args.bin":
+                    os.replace(os.path.join(staging, name), os.path.join(output_dir, name))
+            shutil.rmtree(staging, ignore_errors=True)
+    elif trainer.is_world_process_zero():
+        trained = trainer.accelerator.unwrap_model(trainer.model)
+        if merge_lora:
+            trained = trained.merge_and_unload()  # plain weights: the output loads with from_pretrained
+        save_model_atomic(trained, tokenizer, output_dir)
+    trainer.accelerator.wait_for_everyone()
 
 
 class MetricsFileCallback(TrainerCallback):

@@ -11,7 +11,7 @@ from typing import Any
 from trl import GRPOConfig
 
 from r1lab.errors import UserError
-from r1lab.stages.common import TrainingStageSettings
+from r1lab.stages.common import LoraSettings, TrainingStageSettings, peft_config
 from r1lab.tasks import TaskSpec
 
 logger = logging.getLogger("r1lab")
@@ -20,7 +20,7 @@ DEFAULT_REWARDS = ["xml.soft_format", "xml.strict_format", "accuracy"]
 
 
 @dataclass
-class R1GRPOConfig(TrainingStageSettings, GRPOConfig, TaskSpec):
+class R1GRPOConfig(TrainingStageSettings, LoraSettings, GRPOConfig, TaskSpec):
     """TRL's GRPOConfig plus what r1lab needs to build the run (see README for every field)."""
 
     rewards: list[Any] = field(default_factory=lambda: list(DEFAULT_REWARDS))
@@ -53,6 +53,7 @@ def plan(config: R1GRPOConfig) -> GRPOPlan:
 
     check_output_dir(config.output_dir, config.overwrite, resuming=bool(config.resume_from_checkpoint))
     check_final_eval(config)
+    peft_config(config)
     template = get_template(config.template)
     task = get_task(config)
     rows = task.load()
@@ -88,12 +89,13 @@ def main(config: R1GRPOConfig) -> dict[str, Any]:
 
     from r1lab.config import config_to_dict
     from r1lab.models import load_model
-    from r1lab.outputs import save_model_atomic
     from r1lab.stages.common import (
         CompletionsFileCallback,
         MetricsFileCallback,
+        log_trained_weights,
         peak_rss_mb,
         run_final_eval,
+        save_trained_model,
         summarize_history,
         write_stage_marker,
     )
@@ -119,6 +121,7 @@ def main(config: R1GRPOConfig) -> dict[str, Any]:
         args=config,
         train_dataset=dataset,
         callbacks=[metrics, completions_log],
+        peft_config=peft_config(config),
     )
     completions_log.trainer = trainer
     trainer.train(resume_from_checkpoint=config.resume_from_checkpoint)
@@ -126,8 +129,9 @@ def main(config: R1GRPOConfig) -> dict[str, Any]:
     figures["peak_rss_mb"] = round(peak_rss_mb(), 1)
     figures["train_prompts"] = len(dataset)
     figures["reward_failures"] = {f.__name__: f.failures for f in prepared.reward_functions if f.failures}
+    log_trained_weights(trainer, "grpo", figures)
+    save_trained_model(trainer, prepared.tokenizer, config.output_dir, merge_lora=config.use_peft)
     if trainer.is_world_process_zero():
-        save_model_atomic(trainer.model, prepared.tokenizer, config.output_dir)
         figures["final_eval"] = run_final_eval(config)
         write_stage_marker(config.output_dir, "grpo", config_to_dict(config), started, figures)
     return figures

@@ -19,7 +19,7 @@ from typing import Any
 from trl import SFTConfig
 
 from r1lab.errors import UserError
-from r1lab.stages.common import TrainingStageSettings
+from r1lab.stages.common import LoraSettings, TrainingStageSettings, peft_config
 from r1lab.tasks import TaskSpec
 
 logger = logging.getLogger("r1lab")
@@ -28,16 +28,11 @@ ROLES = ("system", "user", "assistant", "tool")
 
 
 @dataclass
-class R1SFTConfig(TrainingStageSettings, SFTConfig, TaskSpec):
+class R1SFTConfig(TrainingStageSettings, LoraSettings, SFTConfig, TaskSpec):
     """TRL's SFTConfig plus what r1lab needs to build the run (``r1lab sft --help``)."""
 
     train_file: str | None = None  # jsonl (or a cold-start-data directory); None: the task's worked solutions
     filters: dict[str, Any] = field(default_factory=dict)  # readability filters for the built-in solutions
-    use_peft: bool = False  # LoRA; the adapter is merged into the weights on save
-    lora_r: int = 16
-    lora_alpha: int = 32
-    lora_dropout: float = 0.05
-    lora_target_modules: list[str] | None = None  # None: every linear layer but the output head
     output_dir: str | None = "runs/sft"
     report_to: Any = "tensorboard"  # offline event files under output_dir/runs; "none", "trackio", "wandb" …
 
@@ -94,28 +89,6 @@ def read_train_file(path: str) -> list[dict[str, Any]]:
     if not rows:
         raise UserError(f"train_file {path} has no samples")
     return [to_prompt_completion(row, f"{path} sample {index + 1}") for index, row in enumerate(rows)]
-
-
-def peft_config(config: R1SFTConfig):
-    """A peft LoraConfig from the lora_* fields, or None without use_peft."""
-    if not config.use_peft:
-        return None
-    if config.lora_r < 1 or config.lora_alpha <= 0 or not 0 <= config.lora_dropout < 1:
-        raise UserError(
-            f"LoRA needs lora_r >= 1, lora_alpha > 0 and 0 <= lora_dropout < 1 "
-            f"(got {config.lora_r}, {config.lora_alpha}, {config.lora_dropout})"
-        )
-    try:
-        from peft import LoraConfig
-    except ImportError:
-        raise UserError("use_peft needs the peft package: pip install peft") from None
-    return LoraConfig(
-        r=config.lora_r,
-        lora_alpha=config.lora_alpha,
-        lora_dropout=config.lora_dropout,
-        target_modules=config.lora_target_modules or "all-linear",
-        task_type="CAUSAL_LM",
-    )
 
 
 def sequence_tokens(tokenizer, sample: dict[str, Any]) -> int:
@@ -186,12 +159,14 @@ def build_trainer(prepared: SFTPlan, model, callbacks=()):
 def main(config: R1SFTConfig) -> dict[str, Any]:
     from r1lab.config import config_to_dict
     from r1lab.models import load_model
-    from r1lab.outputs import save_model_atomic, write_json_atomic, write_jsonl_atomic
+    from r1lab.outputs import write_json_atomic, write_jsonl_atomic
     from r1lab.stages.common import (
         METRICS_FILE,
         MetricsFileCallback,
+        log_trained_weights,
         peak_rss_mb,
         run_final_eval,
+        save_trained_model,
         summarize_history,
         write_stage_marker,
     )
@@ -201,7 +176,7 @@ def main(config: R1SFTConfig) -> dict[str, Any]:
     if prepared.dropped_long:
         logger.warning("r1lab: dropped %d samples longer than max_length=%d tokens", prepared.dropped_long, config.max_length)
     metrics_path = os.path.join(config.output_dir, METRICS_FILE)
-    if not config.resume_from_checkpoint and os.path.exists(metrics_path):
+    if not config.resume_from_checkpoint and os.path.exists(metrics_path) and config.process_index == 0:
         os.unlink(metrics_path)  # a replaced run's metrics would mix with this one's
     model = load_model(config.model, config.model_dtype, config.bf16, config.trust_remote_code)
     metrics = MetricsFileCallback(config.output_dir)
@@ -211,11 +186,9 @@ def main(config: R1SFTConfig) -> dict[str, Any]:
     figures["peak_rss_mb"] = round(peak_rss_mb(), 1)
     figures["train_samples"] = len(prepared.samples)
     figures["dropped_long_samples"] = prepared.dropped_long
+    log_trained_weights(trainer, "sft", figures)
+    save_trained_model(trainer, prepared.tokenizer, config.output_dir, merge_lora=config.use_peft)
     if trainer.is_world_process_zero():
-        trained = trainer.accelerator.unwrap_model(trainer.model)
-        if config.use_peft:
-            trained = trained.merge_and_unload()  # plain weights: the output loads with from_pretrained
-        save_model_atomic(trained, prepared.tokenizer, config.output_dir)
         if prepared.data_stats is not None:  # built in memory: keep what it trained on beside the model
             write_jsonl_atomic(os.path.join(config.output_dir, "train.jsonl"), prepared.samples)
             write_json_atomic(os.path.join(config.output_dir, "data_stats.json"), prepared.data_stats)
