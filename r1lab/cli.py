@@ -124,6 +124,14 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("r1lab: interrupted", file=sys.stderr)
         return 130
+    except Exception as error:  # a full disk or a read-only directory: one line too; anything else is a bug
+        from r1lab.errors import environment_error
+
+        message = environment_error(error)
+        if message is None:
+            raise
+        print(f"r1lab: error: {message}", file=sys.stderr)
+        return EXIT_USAGE
 
 
 if __name__ == "__main__":

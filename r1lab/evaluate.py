@@ -79,19 +79,25 @@ class EvalPlan:
     tokenizer: Any
 
 
-def plan(config: EvalConfig) -> EvalPlan:
-    """Check every setting, load the rows and the tokenizer; raises UserError and writes nothing."""
+def check_eval_settings(config: EvalConfig) -> None:
+    """The sampling settings' ranges and the backend's name (also a training stage's ``final_eval``, up front)."""
     from r1lab.generation import check_settings
-    from r1lab.models import load_tokenizer, model_config_dict, resolve_model
-    from r1lab.outputs import check_output_dir
-    from r1lab.tasks import get_task
-    from r1lab.templates import get_template
 
     if config.k < 1:
         raise UserError(f"k must be at least 1, got {config.k}")
     check_settings(config.k, config.temperature, config.top_p, config.max_new_tokens, config.batch_size)
     if config.backend not in ("auto", "hf", "vllm"):
         raise UserError(f"unknown backend {config.backend!r}; choose auto, hf or vllm")
+
+
+def plan(config: EvalConfig) -> EvalPlan:
+    """Check every setting, load the rows and the tokenizer; raises UserError and writes nothing."""
+    from r1lab.models import load_tokenizer, model_config_dict, resolve_model
+    from r1lab.outputs import check_output_dir
+    from r1lab.tasks import get_task
+    from r1lab.templates import get_template
+
+    check_eval_settings(config)
     if not config.output_dir:
         raise UserError("output_dir must be set")
     if os.path.exists(os.path.join(config.output_dir, SUMMARY_FILE)) and not config.overwrite:
@@ -211,7 +217,7 @@ def main(config: EvalConfig) -> dict[str, Any]:
     from r1lab.config import config_to_dict
     from r1lab.eval_metrics import aggregate
     from r1lab.generation import is_hf_model, load_generation_model
-    from r1lab.outputs import write_json_atomic, write_jsonl_atomic
+    from r1lab.outputs import json_bytes, jsonl_bytes, write_files_atomic
 
     started = time.time()
     prepared = plan(config)
@@ -250,9 +256,13 @@ def main(config: EvalConfig) -> dict[str, Any]:
         "settings": config_to_dict(config),
         "versions": library_versions(),
     }
-    os.makedirs(config.output_dir, exist_ok=True)
-    write_jsonl_atomic(os.path.join(config.output_dir, SAMPLES_FILE), records)
-    write_json_atomic(os.path.join(config.output_dir, SUMMARY_FILE), summary)  # last: its presence means done
+    # Both written in full before either replaces an earlier eval; summary.json last: its presence means done.
+    write_files_atomic(
+        [
+            (os.path.join(config.output_dir, SAMPLES_FILE), jsonl_bytes(records)),
+            (os.path.join(config.output_dir, SUMMARY_FILE), json_bytes(summary)),
+        ]
+    )
     print(format_summary(summary, config.output_dir))
     return summary
 

@@ -50,8 +50,81 @@ def write_jsonl_atomic(path: str, rows: list[dict[str, Any]]) -> None:
     write_text_atomic(path, "".join(json.dumps(row, ensure_ascii=False, default=str) + "\n" for row in rows))
 
 
+def write_files_atomic(files: list[tuple[str, bytes]]) -> None:
+    """Several files that belong together, the last one the proof that the set is complete (a summary, a stage
+    marker). Every file is first written in full to a temporary path beside its target, so a full disk fails
+    here and replaces nothing; then the old proof is removed, the files are moved into place, the proof last."""
+    staged: list[tuple[str, str]] = []
+    try:
+        for path, data in files:
+            folder = os.path.dirname(os.path.abspath(path))
+            os.makedirs(folder, exist_ok=True)
+            handle, staging = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", dir=folder)
+            staged.append((staging, path))
+            with os.fdopen(handle, "wb") as stream:
+                stream.write(data)
+                stream.flush()
+                os.fsync(stream.fileno())
+            os.chmod(staging, _default_file_mode())
+        if files and os.path.exists(files[-1][0]):
+            os.unlink(files[-1][0])
+        for staging, path in staged:
+            os.replace(staging, path)
+    except BaseException:
+        for staging, _ in staged:
+            if os.path.exists(staging):
+                os.unlink(staging)
+        raise
+
+
+def jsonl_bytes(rows: list[dict[str, Any]]) -> bytes:
+    return "".join(json.dumps(row, ensure_ascii=False, default=str) + "\n" for row in rows).encode("utf-8")
+
+
+def json_bytes(data: Any) -> bytes:
+    return (json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n").encode("utf-8")
+
+
 def is_finished(output_dir: str) -> bool:
     return os.path.isfile(os.path.join(output_dir, STAGE_MARKER))
+
+
+def remove_stage_marker(output_dir: str) -> None:
+    """The directory stops claiming to hold a finished stage (before anything in it is replaced)."""
+    marker = os.path.join(output_dir, STAGE_MARKER)
+    if os.path.isfile(marker):
+        os.unlink(marker)
+
+
+# Written last into a Trainer checkpoint: a checkpoint directory without it was cut off while saving.
+CHECKPOINT_COMPLETE_FILE = "trainer_state.json"
+
+
+def checkpoint_step(path: str) -> int | None:
+    suffix = os.path.basename(os.path.normpath(path)).rsplit("-", 1)[-1]
+    return int(suffix) if os.path.basename(os.path.normpath(path)).startswith("checkpoint-") and suffix.isdigit() else None
+
+
+def is_complete_checkpoint(path: str) -> bool:
+    """Trainer's last file is there, and whole (a kill while it was written leaves it empty or cut off)."""
+    try:
+        with open(os.path.join(path, CHECKPOINT_COMPLETE_FILE), encoding="utf-8") as handle:
+            return isinstance(json.load(handle), dict)
+    except (OSError, ValueError):
+        return False
+
+
+def last_checkpoint(output_dir: str) -> str | None:
+    """The highest-numbered complete ``checkpoint-N`` in ``output_dir`` (one killed mid-save is passed over)."""
+    if not os.path.isdir(output_dir):
+        return None
+    numbered = []
+    for name in os.listdir(output_dir):
+        path = os.path.join(output_dir, name)
+        step = checkpoint_step(path)
+        if step is not None and os.path.isdir(path) and is_complete_checkpoint(path):
+            numbered.append((step, path))
+    return max(numbered)[1] if numbered else None
 
 
 def check_output_dir(output_dir: str, overwrite: bool, resuming: bool = False) -> None:
@@ -60,11 +133,25 @@ def check_output_dir(output_dir: str, overwrite: bool, resuming: bool = False) -
         raise UserError(f"{output_dir} holds a finished stage; pass --overwrite true to replace it")
     if os.path.exists(output_dir) and not os.path.isdir(output_dir):
         raise UserError(f"output_dir {output_dir} exists and is not a directory")
-    probe = os.path.abspath(output_dir)
+    check_writable_dir(output_dir, "output_dir")
+
+
+def is_inside(path: str, root: str) -> bool:
+    """Whether ``path`` is ``root`` or lies under it, after ``..`` and symbolic links are resolved."""
+    path, root = os.path.realpath(path), os.path.realpath(root)
+    return os.path.commonpath([path, root]) == root
+
+
+def check_writable_dir(path: str, what: str = "output") -> None:
+    """``path`` is a directory r1lab can write into, or one it can create: its nearest existing ancestor is a
+    writable directory. Creates nothing."""
+    probe = os.path.abspath(path)
     while not os.path.exists(probe):
         probe = os.path.dirname(probe)
-    if not os.access(probe, os.W_OK):
-        raise UserError(f"output_dir {output_dir} is not writable ({probe} is read-only)")
+    if not os.path.isdir(probe):
+        raise UserError(f"{what} {path} cannot be created: {probe} is a file, not a directory")
+    if not os.access(probe, os.W_OK | os.X_OK):
+        raise UserError(f"{what} {path} is not writable ({probe} is read-only)")
 
 
 def save_model_atomic(model, tokenizer, output_dir: str) -> None:

@@ -13,7 +13,6 @@ barrier after each stage, so that a stage starts once the previous one's output 
 
 from __future__ import annotations
 
-import glob
 import importlib
 import os
 import re
@@ -85,6 +84,9 @@ def plan_stages(config: PipelineConfig) -> list[StagePlan]:
 
     if not config.stages:
         raise UserError("pipeline has no stages")
+    if not config.run_dir and not _STAGE_NAME.match(config.name or ""):
+        # the default run_dir is runs/<name>: a name with a path in it would put the run elsewhere
+        raise UserError(f"pipeline name must be letters, digits, - or _ (it names runs/<name>), got {config.name!r}")
     run_dir = config.run_dir or os.path.join("runs", config.name)
     plans: list[StagePlan] = []
     for index, entry in enumerate(config.stages):
@@ -129,7 +131,51 @@ def _build_stage_config(plan: StagePlan, outputs: dict[str, str]):
     for field_name, source in plan.inputs.items():
         values[field_name] = outputs[source]
     values.update(_output_fields(plan, known))
-    return module, build_config(config_class, values, source=f"stage {plan.name!r}")
+    try:
+        stage_config = build_config(config_class, values, source=f"stage {plan.name!r}")
+    except UserError as error:
+        if str(error).startswith(f"stage {plan.name!r}"):
+            raise
+        raise UserError(f"stage {plan.name!r}: {error}") from None
+    _check_stage_paths(plan, stage_config)
+    return module, stage_config
+
+
+def _check_names(plan: StagePlan, stage_config) -> None:
+    """The templates, task and rewards a stage names exist (nothing is loaded: no rows, no model)."""
+    from r1lab.rewards.registry import check_reward_names
+    from r1lab.tasks import get_task
+    from r1lab.templates import get_template
+
+    try:
+        for name in ("template", "completions_template"):
+            if isinstance(getattr(stage_config, name, None), str):
+                get_template(getattr(stage_config, name))
+        if isinstance(getattr(stage_config, "task", None), str):
+            get_task(stage_config)
+        if hasattr(stage_config, "rewards"):
+            check_reward_names(stage_config.rewards)
+    except UserError as error:
+        raise UserError(f"stage {plan.name!r}: {error}") from None
+
+
+def _check_stage_paths(plan: StagePlan, stage_config) -> None:
+    """Every place a stage writes stays inside the run directory: the pipeline sets each stage's output (a
+    directory linked elsewhere is refused), and a stage's own config may not send its final eval elsewhere."""
+    from r1lab.outputs import is_inside
+
+    run_dir = os.path.dirname(plan.output_dir)
+    written = {}
+    for name in ("output_dir", "output"):
+        value = getattr(stage_config, name, None)
+        if isinstance(value, str) and value:
+            written[name] = value
+    final_eval = getattr(stage_config, "final_eval", None)
+    if isinstance(final_eval, dict) and isinstance(final_eval.get("output_dir"), str):
+        written["final_eval.output_dir"] = final_eval["output_dir"]
+    for name, path in written.items():
+        if not is_inside(path, run_dir):
+            raise UserError(f"stage {plan.name!r}: {name} {path} is outside the run directory {run_dir}")
 
 
 def _output_fields(plan: StagePlan, known) -> dict[str, str]:
@@ -145,9 +191,10 @@ def _output_fields(plan: StagePlan, known) -> dict[str, str]:
 
 
 def _last_checkpoint(output_dir: str) -> str | None:
-    checkpoints = glob.glob(os.path.join(output_dir, "checkpoint-*"))
-    numbered = [(int(path.rsplit("-", 1)[1]), path) for path in checkpoints if path.rsplit("-", 1)[1].isdigit()]
-    return max(numbered)[1] if numbered else None
+    """The last complete checkpoint: one cut off while being saved (a kill, a full disk) is passed over."""
+    from r1lab.outputs import last_checkpoint
+
+    return last_checkpoint(output_dir)
 
 
 class Manifest:
@@ -206,6 +253,12 @@ def main(config: PipelineConfig) -> dict[str, Any]:
     manifest = Manifest(run_dir, config.name, plans)
     if os.path.isfile(manifest.path) and not config.resume:
         raise UserError(f"{run_dir} already holds a run; pass --resume to continue it (or choose another --run_dir)")
+    from r1lab.outputs import check_writable_dir
+
+    check_writable_dir(run_dir, "run_dir")
+    outputs_so_far = {plan.name: plan.output_dir for plan in plans}
+    for plan in plans:  # every stage's config, before the first one runs: a typo in stage 4 fails now, not hours later
+        _check_names(plan, _build_stage_config(plan, outputs_so_far)[1])
     manifest.load_previous()
     wait_for_everyone()  # every rank has read the previous manifest before rank 0 rewrites it
     outputs: dict[str, str] = {}
@@ -277,10 +330,11 @@ def print_eval_table(manifest: dict[str, Any]) -> None:
 
 
 def dry_run(plans: list[StagePlan]) -> dict[str, Any]:
-    """Every stage's config built as the run would build it (types, unknown keys, inputs); nothing runs."""
+    """Every stage's config built as the run would build it (types, unknown keys, inputs, names of tasks,
+    templates and rewards); nothing runs."""
     outputs = {plan.name: plan.output_dir for plan in plans}
     for plan in plans:
-        _build_stage_config(plan, outputs)
+        _check_names(plan, _build_stage_config(plan, outputs)[1])
         inputs = ", ".join(f"{field} ← {source}" for field, source in plan.inputs.items())
         print(f"{plan.index + 1:>2}  {plan.name:<20} {plan.command:<20} → {plan.output_dir}" + (f"   ({inputs})" if inputs else ""))
     print(f"r1lab pipeline: dry run: {len(plans)} stage configs valid, nothing run")

@@ -25,7 +25,7 @@ from functools import lru_cache
 from typing import Any, Iterable, Iterator
 
 from r1lab.errors import UserError
-from r1lab.outputs import write_bytes_atomic, write_text_atomic
+from r1lab.outputs import check_writable_dir, write_bytes_atomic, write_text_atomic
 
 REPORT_FILE = "report.html"
 METRICS_FILE = "metrics.jsonl"
@@ -568,6 +568,9 @@ def build_report(config: ReportConfig) -> str:
 
     output = config.output or os.path.join(config.run_dir, REPORT_FILE)
     out_dir = os.path.dirname(os.path.abspath(output))
+    if os.path.isdir(output):
+        raise UserError(f"output {output} is a directory; name the HTML file to write")
+    check_writable_dir(out_dir, "output")
     title = str(manifest.get("name") or config.run_dir) if isinstance(manifest, dict) else config.run_dir
     parts = [f"<h1>r1lab report: {html.escape(title)}</h1>", f"<p>{html.escape(os.path.abspath(config.run_dir))}</p>"]
     if notes:

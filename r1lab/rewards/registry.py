@@ -153,6 +153,22 @@ def get_reward(name: str, **options: Any) -> RewardFunction:
     return RewardFunction(name, scorer_from_trl_function)
 
 
+def check_reward_names(entries: Any) -> None:
+    """Every reward a recipe names exists (registered, or an importable function); nothing is built or loaded."""
+    _load_builtin_rewards()
+    if not isinstance(entries, list) or not entries:
+        raise UserError("rewards is empty: name at least one reward")
+    for entry in entries:
+        name = entry.get("name") if isinstance(entry, dict) else entry
+        if not isinstance(name, str):
+            raise UserError(f"rewards: each entry is a name or {{name: ..., weight: ...}}, got {entry!r}")
+        if name in _FACTORIES:
+            continue
+        if "." not in name and ":" not in name:
+            raise UserError(f"unknown reward {name!r}; choose one of: {', '.join(reward_names())}")
+        _import_dotted(name)
+
+
 def build_rewards(
     entries: list[Any], context: dict[str, Any], weights: list[float] | None = None
 ) -> tuple[list[RewardFunction], list[float] | None]:

@@ -301,10 +301,11 @@ def validate(config: ColdStartDataConfig):
         check_settings(config.num_samples, config.temperature, config.top_p, config.max_new_tokens, config.batch_size)
         resolve_model(config.model)
     data_path, _ = output_paths(config.output)
-    if not config.output.endswith(".jsonl"):
-        from r1lab.outputs import check_output_dir
+    from r1lab.outputs import check_output_dir, check_writable_dir
 
+    if not config.output.endswith(".jsonl"):
         check_output_dir(config.output, config.overwrite)
+    check_writable_dir(os.path.dirname(os.path.abspath(data_path)), "output")
     if os.path.isdir(data_path):
         raise UserError(f"output {data_path} is a directory")
     if os.path.exists(data_path) and not config.overwrite:
@@ -314,7 +315,7 @@ def validate(config: ColdStartDataConfig):
 
 def main(config: ColdStartDataConfig) -> dict[str, Any]:
     from r1lab.config import config_to_dict
-    from r1lab.outputs import write_json_atomic, write_jsonl_atomic
+    from r1lab.outputs import json_bytes, jsonl_bytes, write_files_atomic
     from r1lab.tasks import get_task
 
     started = time.time()
@@ -329,16 +330,20 @@ def main(config: ColdStartDataConfig) -> dict[str, Any]:
         samples = verify_and_filter(candidates, task, template, settings, stats, config.max_per_question)
         raise_if_empty(stats)
     data_path, stats_path = output_paths(config.output)
-    write_jsonl_atomic(data_path, samples)
     stats["seconds"] = round(time.time() - started, 1)
     stats["data_file"] = data_path
     stats["config"] = config_to_dict(config)
-    write_json_atomic(stats_path, stats)
+    # Data and stats written in full before either replaces an earlier dataset (a full disk fails before that).
+    # The stage marker (a directory output) last: the earlier one goes before anything is replaced.
+    files = [(data_path, jsonl_bytes(samples)), (stats_path, json_bytes(stats))]
     if not config.output.endswith(".jsonl"):
-        from r1lab.stages.common import write_stage_marker
+        from r1lab.outputs import STAGE_MARKER
+        from r1lab.stages.common import stage_marker
 
         figures = {"kept": stats["kept"], "total": stats["total"], "removed": stats["removed"]}
-        write_stage_marker(config.output, "cold-start-data", stats["config"], started, figures)
+        marker = stage_marker("cold-start-data", stats["config"], started, figures)
+        files.append((os.path.join(config.output, STAGE_MARKER), json_bytes(marker)))
+    write_files_atomic(files)
     removed = ", ".join(f"{name} {count}" for name, count in stats["removed"].items() if count) or "nothing"
     logger.info("r1lab: kept %d of %d samples (removed: %s) → %s", stats["kept"], stats["total"], removed, data_path)
     return stats

@@ -27,13 +27,58 @@ class TrainingStageSettings:
     model_dtype: str = "auto"  # auto: bfloat16 on a GPU when bf16 is set, else float32
     template: str = "xml"
     overwrite: bool = False
+    # Continue from the last complete checkpoint-N in output_dir (same data order, RNG, optimizer); without
+    # one, start from the beginning. resume_from_checkpoint names a checkpoint instead.
+    resume: bool = False
     # EvalConfig settings for an eval of the trained model at the end, e.g. {limit: 100, k: 4}; {}: none.
     final_eval: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self):
+        check_training_ranges(self)
         bf16_fallback(self)
         cpu_processes_fallback(self)
         super().__post_init__()
+
+
+# Settings every value of which must be at least this (on the configs that have them): checked when the config
+# is built, before TRL sees them (some would otherwise fail deep inside training, after the model loaded).
+_AT_LEAST = {
+    "per_device_train_batch_size": 1,
+    "gradient_accumulation_steps": 1,
+    "max_completion_length": 1,
+    "max_prompt_length": 1,
+    "num_iterations": 1,
+    "learning_rate": 0,
+    "weight_decay": 0,
+    "max_grad_norm": 0,
+    "warmup_steps": 0,
+    "beta": 0,
+    "epsilon": 0,
+    "seed": 0,
+}
+
+
+def check_training_ranges(config) -> None:
+    """Values no training run can use, refused with the field's name before anything loads."""
+    from r1lab.errors import UserError
+
+    for name, lowest in _AT_LEAST.items():
+        value = getattr(config, name, None)
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and value < lowest:
+            raise UserError(f"{name} must be at least {lowest}, got {value}")
+    if getattr(config, "max_steps", -1) == 0:
+        raise UserError("max_steps 0 trains nothing (max_steps -1: train num_train_epochs epochs)")
+    if getattr(config, "max_steps", -1) < 0 and getattr(config, "num_train_epochs", 1) <= 0:
+        raise UserError(f"num_train_epochs must be above 0 when max_steps is -1, got {config.num_train_epochs}")
+    strategy = getattr(config, "save_strategy", None)
+    if str(getattr(strategy, "value", strategy)) == "steps" and getattr(config, "save_steps", 1) <= 0:
+        raise UserError(f"save_steps must be above 0 with save_strategy steps, got {config.save_steps}")
+    temperature = getattr(config, "temperature", None)
+    if isinstance(temperature, (int, float)) and temperature <= 0:
+        raise UserError(f"temperature must be above 0 (GRPO samples its completions), got {temperature}")
+    top_p = getattr(config, "top_p", None)
+    if isinstance(top_p, (int, float)) and not 0 < top_p <= 1:
+        raise UserError(f"top_p must be in (0, 1], got {top_p}")
 
 
 @dataclass
@@ -212,8 +257,18 @@ class MetricsFileCallback(TrainerCallback):
         self.warned: set[str] = set()
 
     def on_train_begin(self, args, state, control, **kwargs):
-        if state.is_world_process_zero:
-            os.makedirs(os.path.dirname(self.path), exist_ok=True)
+        self.resumed_at = state.global_step  # > 0: resumed from checkpoint-<global_step>
+        if not state.is_world_process_zero:
+            return
+        from r1lab.outputs import remove_stage_marker
+
+        output_dir = os.path.dirname(self.path)
+        os.makedirs(output_dir, exist_ok=True)
+        # Training writes into output_dir from now on: it no longer holds a finished stage (--overwrite).
+        remove_stage_marker(output_dir)
+        # A fresh run starts an empty file; a resumed one keeps the records up to its checkpoint (a killed run
+        # may have logged steps after it, which the resumed run logs again) and counts them in its figures.
+        self.history = keep_records_up_to(self.path, state.global_step)
 
     def on_step_begin(self, args, state, control, **kwargs):
         self.step_started = time.perf_counter()
@@ -230,10 +285,25 @@ class MetricsFileCallback(TrainerCallback):
             record["step_seconds"] = sum(self.step_seconds) / len(self.step_seconds)
             self.step_seconds = []
         record.update(logs)
+        if "train_loss" in record and getattr(self, "resumed_at", 0):
+            record["train_loss"] = self._whole_run_train_loss(record["train_loss"], state.global_step)
         self.history.append(record)
         with open(self.path, "a", encoding="utf-8") as handle:
             handle.write(json.dumps(record, default=float) + "\n")
         self._warn_if_not_learning()
+
+    def _whole_run_train_loss(self, resumed_loss: float, global_step: int) -> float:
+        """Trainer's ``train_loss`` covers the steps of this ``train()`` call only; after a resume, the mean over
+        the whole run: the logged losses up to the checkpoint (each the mean over its logging interval) and the
+        resumed part. Left as it is when the checkpoint fell between two logged steps."""
+        total, previous = 0.0, 0
+        for record in self.history:
+            if "loss" in record and isinstance(record.get("step"), int) and record["step"] <= self.resumed_at:
+                total += float(record["loss"]) * (record["step"] - previous)
+                previous = record["step"]
+        if previous != self.resumed_at or global_step <= 0:
+            return resumed_loss
+        return (total + float(resumed_loss) * (global_step - self.resumed_at)) / global_step
 
     def _mean(self, key: str) -> float | None:
         values = [record[key] for record in self.history if isinstance(record.get(key), (int, float))]
@@ -259,6 +329,29 @@ class MetricsFileCallback(TrainerCallback):
             )
 
 
+def keep_records_up_to(path: str, step: int) -> list[dict[str, Any]]:
+    """The JSON lines of ``path`` whose ``step`` is at most ``step``, the file rewritten (atomically) to hold only
+    those: none for a fresh run (step 0), a resumed run's records up to its checkpoint."""
+    from r1lab.outputs import write_text_atomic
+
+    if not os.path.isfile(path):
+        return []
+    kept: list[dict[str, Any]] = []
+    lines: list[str] = []
+    if step > 0:
+        with open(path, encoding="utf-8", errors="replace") as handle:
+            for line in handle:
+                try:
+                    record = json.loads(line)
+                except ValueError:  # a line cut off by the kill
+                    continue
+                if isinstance(record, dict) and isinstance(record.get("step"), int) and record["step"] <= step:
+                    kept.append(record)
+                    lines.append(line if line.endswith("\n") else line + "\n")
+    write_text_atomic(path, "".join(lines))
+    return kept
+
+
 def summarize_history(history: list[dict[str, Any]]) -> dict[str, Any]:
     """The last logged value of each metric plus the mean step time: the stage's key figures."""
     summary: dict[str, Any] = {}
@@ -272,19 +365,20 @@ def summarize_history(history: list[dict[str, Any]]) -> dict[str, Any]:
     return summary
 
 
+def stage_marker(stage: str, config: dict[str, Any], started: float, figures: dict) -> dict[str, Any]:
+    return {
+        "stage": stage,
+        "status": "finished",
+        "started": time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(started)),
+        "ended": time.strftime("%Y-%m-%dT%H:%M:%S"),
+        "seconds": round(time.time() - started, 1),
+        "figures": figures,
+        "config": config,
+    }
+
+
 def write_stage_marker(output_dir: str, stage: str, config: dict[str, Any], started: float, figures: dict) -> None:
-    write_json_atomic(
-        os.path.join(output_dir, STAGE_MARKER),
-        {
-            "stage": stage,
-            "status": "finished",
-            "started": time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(started)),
-            "ended": time.strftime("%Y-%m-%dT%H:%M:%S"),
-            "seconds": round(time.time() - started, 1),
-            "figures": figures,
-            "config": config,
-        },
-    )
+    write_json_atomic(os.path.join(output_dir, STAGE_MARKER), stage_marker(stage, config, started, figures))
 
 
 def bf16_fallback(config) -> None:
@@ -332,6 +426,10 @@ class CompletionsFileCallback(TrainerCallback):
         self.trainer = None
         self.written_for_step = -1
 
+    def on_train_begin(self, args, state, control, **kwargs):
+        if state.is_world_process_zero:
+            keep_records_up_to(self.path, state.global_step)
+
     def on_log(self, args, state, control, logs=None, **kwargs):
         logged = getattr(self.trainer, "_logs", None)
         if not state.is_world_process_zero or not logged or state.global_step == self.written_for_step:
@@ -358,6 +456,53 @@ class CompletionsFileCallback(TrainerCallback):
                 handle.write(json.dumps(record, ensure_ascii=False, default=float) + "\n")
 
 
+def resolve_resume(config) -> str | None:
+    """The checkpoint a training stage continues from, checked before anything loads (and set on the config):
+    ``resume_from_checkpoint`` when given (it must be a complete checkpoint), the last complete one in
+    ``output_dir`` with ``resume`` (None when there is none yet: the run starts from the beginning)."""
+    from r1lab.errors import UserError
+    from r1lab.outputs import CHECKPOINT_COMPLETE_FILE, checkpoint_step, is_complete_checkpoint, is_finished, last_checkpoint
+
+    checkpoint = config.resume_from_checkpoint
+    if isinstance(checkpoint, str) and checkpoint.lower() == "true":  # transformers' spelling of "the last one"
+        checkpoint, config.resume = None, True
+    if checkpoint:
+        if not os.path.isdir(checkpoint):
+            raise UserError(
+                f"resume_from_checkpoint {checkpoint}: no such checkpoint directory (--resume true continues from "
+                "the last checkpoint in output_dir)"
+            )
+        if not is_complete_checkpoint(checkpoint):
+            raise UserError(
+                f"resume_from_checkpoint {checkpoint} is incomplete ({CHECKPOINT_COMPLETE_FILE} missing or cut off: the "
+                "run stopped while saving it); name an earlier checkpoint, or --resume true picks the last complete one"
+            )
+    elif config.resume:
+        if is_finished(config.output_dir):
+            raise UserError(f"{config.output_dir} holds a finished stage: nothing to resume (--overwrite true trains it again)")
+        checkpoint = last_checkpoint(config.output_dir)
+        if checkpoint is None:
+            logger.info("r1lab: no checkpoint in %s yet: training from the start", config.output_dir)
+    config.resume_from_checkpoint = checkpoint or None
+    if not checkpoint:
+        return None
+    logger.info("r1lab: resuming from %s", checkpoint)
+    # GRPO reuses one generation batch for steps_per_generation x num_iterations micro-steps; a checkpoint inside
+    # such a block resumes with a fresh generation, which an uninterrupted run would not have made.
+    every = getattr(config, "steps_per_generation", None)
+    step = checkpoint_step(checkpoint)
+    if every and step is not None:
+        every *= getattr(config, "num_iterations", 1) or 1
+        if (step * config.gradient_accumulation_steps) % every:
+            logger.warning(
+                "r1lab: %s falls inside a generation batch (steps_per_generation x num_iterations = %d micro-steps): "
+                "training continues with new completions, so it will not match an uninterrupted run exactly",
+                checkpoint,
+                every,
+            )
+    return checkpoint
+
+
 def check_final_eval(config) -> None:
     """``final_eval``: EvalConfig settings for an eval of the trained model at the end of a stage
     (``{limit: 100, k: 4}``); checked with the rest of the config, before any model loads."""
@@ -368,9 +513,16 @@ def check_final_eval(config) -> None:
 
         raise UserError(f"final_eval must be a mapping of eval settings such as {{limit: 100, k: 4}}, got {config.final_eval!r}")
     from r1lab.config import build_config
-    from r1lab.evaluate import EvalConfig
+    from r1lab.evaluate import EvalConfig, check_eval_settings
 
-    build_config(EvalConfig, dict(config.final_eval), source="final_eval")
+    check_eval_settings(build_config(EvalConfig, dict(config.final_eval), source="final_eval"))
+    target = config.final_eval.get("output_dir")
+    if target is not None:
+        from r1lab.errors import UserError
+        from r1lab.outputs import is_inside
+
+        if not is_inside(str(target), config.output_dir):
+            raise UserError(f"final_eval output_dir {target} is outside the stage's output_dir {config.output_dir}")
 
 
 FINAL_EVAL_FIGURES = ("greedy_accuracy", "greedy_format_rate", "pass_at_1", "cons_at_k", "format_rate", "questions", "k")

@@ -86,7 +86,7 @@ def validate(config: RejectionSamplingConfig):
     from r1lab.filters import filter_settings
     from r1lab.generation import check_settings
     from r1lab.models import resolve_model, torch_dtype
-    from r1lab.outputs import check_output_dir
+    from r1lab.outputs import check_output_dir, check_writable_dir
     from r1lab.stages.cold_start import output_paths
     from r1lab.templates import get_template
 
@@ -105,6 +105,7 @@ def validate(config: RejectionSamplingConfig):
     data_path, _ = output_paths(config.output)
     if not config.output.endswith(".jsonl"):
         check_output_dir(config.output, config.overwrite)
+    check_writable_dir(os.path.dirname(os.path.abspath(data_path)), "output")
     if os.path.isdir(data_path):
         raise UserError(f"output {data_path} is a directory")
     if os.path.exists(data_path) and not config.overwrite:
@@ -163,27 +164,32 @@ def pick_general(general: list[dict[str, Any]], kept_reasoning: int, config, sta
 def write_outputs(config, samples, stats, started) -> None:
     """stats.json, then train.jsonl, then the stage marker; no train.jsonl and an error when nothing verified."""
     from r1lab.config import config_to_dict
-    from r1lab.outputs import STAGE_MARKER, write_json_atomic, write_jsonl_atomic
+    from r1lab.outputs import STAGE_MARKER, json_bytes, jsonl_bytes, write_files_atomic, write_json_atomic
     from r1lab.stages.cold_start import output_paths, raise_if_empty
-    from r1lab.stages.common import write_stage_marker
+    from r1lab.stages.common import stage_marker
 
     data_path, stats_path = output_paths(config.output)
     directory = not config.output.endswith(".jsonl")
-    # Overwriting: the earlier dataset stops being this stage's finished result before anything is replaced.
-    stale = ([os.path.join(config.output, STAGE_MARKER)] if directory else []) + ([] if stats["kept"] else [data_path])
-    for path in stale:
-        if os.path.exists(path):
-            os.remove(path)
+    marker_path = os.path.join(config.output, STAGE_MARKER)
     stats.update(rows=len(samples), seconds=round(time.time() - started, 1), config=config_to_dict(config))
     stats["data_file"] = data_path if stats["kept"] else None
+    if stats["kept"]:
+        # Every file written in full before any replaces the earlier dataset (a full disk fails first); the
+        # earlier marker goes before anything is replaced, the new one comes last.
+        files = [(stats_path, json_bytes(stats)), (data_path, jsonl_bytes(samples))]
+        if directory:
+            files.append((marker_path, json_bytes(stage_marker(STAGE, stats["config"], started, figures(stats)))))
+        write_files_atomic(files)
+        return
+    # Nothing verified: the earlier dataset stops being this stage's result; stats.json says why.
+    for path in ([marker_path] if directory else []) + [data_path]:
+        if os.path.exists(path):
+            os.remove(path)
     write_json_atomic(stats_path, stats)
     try:
         raise_if_empty(stats)
     except UserError as error:
         raise UserError(f"no reasoning sample kept: {error}; per-question accept rates in {stats_path}") from None
-    write_jsonl_atomic(data_path, samples)
-    if directory:
-        write_stage_marker(config.output, STAGE, stats["config"], started, figures(stats))
 
 
 def figures(stats: dict[str, Any]) -> dict[str, Any]:

@@ -100,10 +100,10 @@ def plan(config: R1SFTConfig) -> SFTPlan:
     from r1lab.filters import filter_settings
     from r1lab.models import load_tokenizer, model_config_dict, resolve_model
     from r1lab.outputs import check_output_dir
-    from r1lab.stages.common import check_final_eval
+    from r1lab.stages.common import check_final_eval, resolve_resume
     from r1lab.templates import get_template
 
-    check_output_dir(config.output_dir, config.overwrite, resuming=bool(config.resume_from_checkpoint))
+    check_output_dir(config.output_dir, config.overwrite, resuming=bool(resolve_resume(config)))
     check_final_eval(config)
     template = get_template(config.template)
     settings = filter_settings(config.filters)
@@ -144,9 +144,10 @@ def plan(config: R1SFTConfig) -> SFTPlan:
 def build_trainer(prepared: SFTPlan, model, callbacks=()):
     """The SFTTrainer for a plan and a loaded model (its train_dataset holds the tokenized, masked samples)."""
     from datasets import Dataset
-    from trl import SFTTrainer
 
-    return SFTTrainer(
+    from r1lab.stages.resumable import ResumableSFTTrainer
+
+    return ResumableSFTTrainer(
         model=model,
         args=prepared.config,
         train_dataset=Dataset.from_list(prepared.samples),

@@ -6,6 +6,7 @@ import os
 import re
 from typing import Any
 
+from r1lab.checking import parse_plain_number
 from r1lab.errors import UserError
 from r1lab.tasks.base import Task, apply_limit
 from r1lab.tasks.files import looks_local, read_hub_rows, read_local_rows, require_columns
@@ -42,6 +43,8 @@ class GSM8KTask(Task):
             gold = gold_from_solution(str(item["answer"]))
             if gold is None:
                 raise UserError(f"dataset {source} row {index + 1}: answer has no '####' final answer")
+            if parse_plain_number(gold) is None:  # GSM8K's answers are numbers; any other gold is never matched
+                raise UserError(f"dataset {source} row {index + 1}: the final answer after '####' is not a number: {gold[:40]!r}")
             rows.append(
                 {
                     "question": str(item["question"]),
