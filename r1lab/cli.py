@@ -33,6 +33,7 @@ COMMANDS = {
     "pipeline": Command("r1lab.pipeline", "PipelineConfig", "run stages in order in one run directory (--resume)"),
     "report": Command("r1lab.report", "ReportConfig", "plots + one self-contained HTML page for a run or stage", positional="run_dir"),
     "status": Command("r1lab.pipeline", "StatusConfig", "print a pipeline run's stage table", "status_main", "run_dir"),
+    "bench": Command("r1lab.bench", "BenchConfig", "r1lab's GRPO against the seed's script: s/step, tok/s, memory, ratios", positional="target"),
 }
 
 USAGE = """usage: r1lab <command> [--config recipe.yaml] [--key value ...]

@@ -1,0 +1,121 @@
+"""`r1lab bench grpo`: a 1-step smoke run of both sides on the tiny model, and its input errors."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from r1lab.cli import main as cli_main
+
+
+def test_bench_grpo_one_step_per_side(tiny_model_dir, gsm8k_fixture_dir, tmp_path, capsys):
+    output = tmp_path / "bench" / "grpo.json"
+    code = cli_main(
+        [
+            "bench", "grpo",
+            "--model", tiny_model_dir,
+            "--dataset", gsm8k_fixture_dir,
+            "--steps", "1",
+            "--repeats", "1",
+            "--limit", "4",
+            "--max_completion_length", "16",
+            "--output", str(output),
+        ]
+    )
+    assert code == 0
+    printed = capsys.readouterr().out
+    assert "s / optimizer step" in printed and "r1lab/seed" in printed and "step throughput" in printed
+
+    result = json.loads(output.read_text())
+    assert result["same_prompts"] is True
+    assert [run["side"] for run in result["runs"]] == ["seed", "r1lab"]
+    for run in result["runs"]:
+        figures = run["figures"]
+        assert figures["steps"] == 1
+        assert figures["completions_per_step"] == 4  # the seed's 1 x 4 accumulation, r1lab's 4 x 1
+        assert figures["generated_tokens"] > 0 and figures["seconds_per_step"] > 0
+        assert figures["groups"] == 1 and figures["peak_rss_mb"] > 0
+        assert len(run["generations"]) == 1 and run["generations"][0]["completions"] == 16
+    assert result["summary"]["ratios"]["seconds_per_step"]["r1lab/seed median"] > 0
+    assert result["summary"]["step_throughput_speedup"]["median"] > 0
+    assert result["commands"]["r1lab"].startswith("r1lab grpo ")
+    # logs kept, trained weights removed
+    assert (tmp_path / "bench" / "grpo" / "seed-1.log").is_file()
+    assert not (tmp_path / "bench" / "grpo" / "r1lab-1").exists()
+
+
+@pytest.mark.parametrize(
+    "arguments, message",
+    [
+        (["bench", "sft"], "unknown target"),
+        (["bench", "grpo", "--steps", "0"], "steps must be at least 1"),
+        (["bench", "grpo", "--repeats", "0"], "repeats must be at least 1"),
+        (["bench", "grpo", "--r1lab_overrides", "{max_steps: 3}"], "with the bench's own option"),
+        (["bench", "grpo", "--dataset", "/nonexistent/gsm8k"], "dataset not found"),
+    ],
+)
+def test_bench_bad_input_is_one_line_and_exit_2(arguments, message, capsys):
+    assert cli_main(arguments) == 2
+    error = capsys.readouterr().err.strip()
+    assert message in error and len(error.splitlines()) == 1
+
+
+def _tiny(tiny_model_dir):
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
+    model = AutoModelForCausalLM.from_pretrained(tiny_model_dir, dtype=torch.float32).eval()
+    messages = [{"role": "system", "content": "Answer in <answer></answer>."}, {"role": "user", "content": "2+3?"}]
+    prompt = tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=True, return_dict=False)
+    return model, tokenizer, list(prompt)
+
+
+def test_grpo_sampling_logps_equal_a_full_forward(tiny_model_dir):
+    """The log-probabilities recorded while sampling are what TRL's old-log-probs forward would compute."""
+    import torch
+
+    from r1lab.generation import StopStringWatcher
+    from r1lab.stages.grpo import sample_completions
+
+    model, tokenizer, prompt = _tiny(tiny_model_dir)
+    eos = tokenizer.eos_token_id
+    completions, logps = sample_completions(
+        model, [prompt], [0] * 4, tokenizer.pad_token_id, {eos}, eos, StopStringWatcher(tokenizer, []), 12, 1.0, 1.0,
+        torch.Generator().manual_seed(0),
+    )
+    assert [len(ids) for ids in completions] == [len(values) for values in logps]
+    width = max(len(ids) for ids in completions)
+    input_ids = torch.tensor([prompt + ids + [tokenizer.pad_token_id] * (width - len(ids)) for ids in completions])
+    mask = torch.tensor([[1] * (len(prompt) + len(ids)) + [0] * (width - len(ids)) for ids in completions])
+    with torch.no_grad():
+        logits = model(input_ids=input_ids, attention_mask=mask).logits[:, len(prompt) - 1 : -1]
+    reference = torch.log_softmax(logits.float(), dim=-1).gather(-1, input_ids[:, len(prompt) :, None]).squeeze(-1)
+    for row, (ids, values) in enumerate(zip(completions, logps)):
+        assert torch.allclose(reference[row, : len(ids)], torch.tensor(values), atol=1e-4)
+
+
+def test_grpo_sampling_stops_at_a_stop_string_and_closes_with_eos(tiny_model_dir):
+    import torch
+
+    from r1lab.stages.grpo import sample_completions
+
+    model, tokenizer, prompt = _tiny(tiny_model_dir)
+    eos = tokenizer.eos_token_id
+
+    class StopAfterThree:  # a watcher that sees a stop string once a row has 3 tokens
+        def stopped(self, rows):
+            return [len(row) >= 3 for row in rows]
+
+    completions, logps = sample_completions(
+        model, [prompt], [0, 0], tokenizer.pad_token_id, {eos}, eos, StopAfterThree(), 10, 1.0, 1.0,
+        torch.Generator().manual_seed(0),
+    )
+    for ids, values in zip(completions, logps):  # 3 sampled tokens (or fewer, up to a sampled EOS), then EOS
+        assert len(ids) <= 4 and ids[-1] == eos and len(values) == len(ids) and values[-1] <= 0
+
+    capped, _ = sample_completions(
+        model, [prompt], [0], tokenizer.pad_token_id, {eos}, eos, StopAfterThree(), 3, 1.0, 1.0, torch.Generator().manual_seed(0)
+    )
+    assert len(capped[0]) <= 3  # a row that reaches the cap gets no EOS beyond it
