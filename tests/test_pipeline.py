@@ -109,7 +109,8 @@ def test_bad_pipelines_are_refused_before_anything_runs(tmp_path, capsys, stages
 
 def test_quickstart_shaped_pipeline_data_sft_grpo_eval_report(tiny_model_dir, tmp_path, capsys):
     """The quickstart's stages on the tiny model: cold-start data → SFT on it → GRPO → eval → report."""
-    task = {"task": "gym:chain_sum", "task_options": {"min_terms": 2, "max_terms": 2, "min_digits": 1, "max_digits": 1}}
+    # 2-digit terms: enough distinct questions that the test split keeps some after leaving out train and validation
+    task = {"task": "gym:chain_sum", "task_options": {"min_terms": 2, "max_terms": 2, "min_digits": 1, "max_digits": 2}}
     eval_config = {**task, "limit": 3, "k": 2, "max_new_tokens": 8, "progress": False}
     stages = [
         {"name": "data", "command": "cold-start-data", "config": {**task, "task_size": 12}},

@@ -1,8 +1,8 @@
 """Procedural tasks from reasoning-gym, generated offline and scored by reasoning-gym itself.
 
 ``task: gym:chain_sum`` with ``task_size``, ``task_seed`` and generator options in ``task_options``
-(for chain_sum: ``min_terms``, ``max_terms``, ``min_digits``, ``max_digits``). The test split is drawn with
-another seed and never repeats a train question.
+(for chain_sum: ``min_terms``, ``max_terms``, ``min_digits``, ``max_digits``). Each split is drawn with its
+own seed; validation never repeats a train question, test never repeats a train or validation one.
 """
 
 from __future__ import annotations
@@ -15,6 +15,9 @@ from r1lab.tasks.base import Task, apply_limit
 
 # Offsets the seed of each split so that train and test are different draws.
 _SPLIT_SEED_OFFSETS = {"train": 0, "validation": 7_919, "test": 1_000_003}
+# The splits whose questions a split leaves out (same task_size and seed): a stage trained on train
+# (cold start) and one on validation (RL) are both scored on unseen test questions.
+_HELD_OUT_FROM = {"train": (), "validation": ("train",), "test": ("train", "validation")}
 _CHAIN = re.compile(r"^\s*(-?\d+)((?:\s*[-+]\s*\d+)+)\s*$")
 
 
@@ -62,8 +65,8 @@ class GymTask(Task):
             raise UserError(f"task_size must be at least 1, got {self.spec.task_size}")
         generated = self._generate(split)
         excluded: set[str] = set()
-        if split != "train":
-            excluded = {entry["question"] for entry in self._generate("train")}
+        for earlier in _HELD_OUT_FROM[split]:
+            excluded |= {entry["question"] for entry in self._generate(earlier)}
         rows = []
         for index in range(len(generated)):
             entry = generated[index]

@@ -300,6 +300,17 @@ def test_gym_train_and_test_are_disjoint(chain_sum):
     assert not {row["question"] for row in train} & {row["question"] for row in test}
 
 
+def test_gym_splits_leave_out_the_questions_of_earlier_splits():
+    # 2 terms of 1 digit: a few hundred distinct questions, so 300-question draws overlap unless left out
+    spec = dict(task="gym:chain_sum", task_size=300, task_seed=3)
+    options = {"min_terms": 2, "max_terms": 2, "min_digits": 1, "max_digits": 1}
+    task = get_task(TaskSpec(**spec, task_options=options))
+    train, validation, test = ({row["question"] for row in task.load(split=split)} for split in ("train", "validation", "test"))
+    assert train and validation and test
+    assert not train & validation
+    assert not (train | validation) & test
+
+
 def test_gym_generation_is_deterministic(chain_sum):
     _, train, _ = chain_sum
     again = get_task(TaskSpec(task="gym:chain_sum", task_size=40, task_seed=7, task_options=dict(CHAIN_OPTIONS))).load()
