@@ -23,7 +23,8 @@ import yaml
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ACCELERATE_CONFIG = os.path.join(REPO_ROOT, "configs", "accelerate", "cpu_2proc.yaml")
-TASK = {"task": "gym:chain_sum", "task_options": {"min_terms": 2, "max_terms": 2, "min_digits": 1, "max_digits": 1}}
+# 2-digit terms: the test split keeps questions after leaving out the train and validation draws
+TASK = {"task": "gym:chain_sum", "task_options": {"min_terms": 2, "max_terms": 2, "min_digits": 1, "max_digits": 2}}
 FINGERPRINT = re.compile(r"r1lab: rank (\d)/(\d) finished (\w+) training, weights fingerprint (\w+)")
 # What a machine that cannot run gloo between two local processes says (no loopback, sandboxed sockets).
 NO_GLOO = ("DistNetworkError", "connectFullMesh", "Connection refused", "Address already in use", "Gloo")
