@@ -29,6 +29,7 @@ COMMANDS = {
     "eval": Command("r1lab.evaluate", "EvalConfig", "greedy accuracy, pass@1 over k samples, cons@k; --compare A B"),
     "sft": Command("r1lab.stages.sft", "R1SFTConfig", "SFT on chat samples, loss on the answer only (cold start, distillation)"),
     "cold-start-data": Command("r1lab.stages.cold_start", "ColdStartDataConfig", "verified, filtered reasoning traces as a chat jsonl"),
+    "distill": Command("r1lab.stages.distill", "R1DistillConfig", "a teacher's verified traces -> SFT of a student (or on-policy, teacher logits)"),
     "rejection-sampling": Command("r1lab.stages.rejection", "RejectionSamplingConfig", "a model's verified samples + general data as a chat jsonl (R1 stage 3, distillation)"),
     "pipeline": Command("r1lab.pipeline", "PipelineConfig", "run stages in order in one run directory (--resume)"),
     "report": Command("r1lab.report", "ReportConfig", "plots + one self-contained HTML page for a run or stage", positional="run_dir"),

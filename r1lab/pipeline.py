@@ -28,7 +28,7 @@ MANIFEST = "manifest.json"
 _NO_MARKER = ("eval", "report")
 _STAGE_NAME = re.compile(r"^[A-Za-z0-9][\w-]*$")
 # Stages every launched process runs together (accelerate's data parallelism); the rest run on rank 0 only.
-_ALL_RANKS = ("grpo", "sft")
+_ALL_RANKS = ("grpo", "sft", "distill")
 
 
 @dataclass

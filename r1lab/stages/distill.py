@@ -1,0 +1,181 @@
+"""Distillation (DeepSeek-R1 §2.4): a small student learns a stronger teacher's reasoning.
+
+``method: sft`` (R1's way, the default): the teacher samples ``num_samples`` completions per question of the task,
+the verified, readable ones are kept (``r1lab rejection-sampling`` with no general data, into
+``<output_dir>/teacher-samples``), and the student (``model``) is SFT-trained on them exactly as ``r1lab sft``
+trains (loss on the teacher's completion only). With ``train_file`` the traces come from a file and no teacher
+runs. A finished ``teacher-samples`` directory is reused unless ``overwrite`` is set, so a rerun after a failed SFT
+does not sample again.
+
+``method: on_policy``: the student samples its own completions of the task's prompts and is trained towards the
+teacher's next-token distributions on them (TRL's DistillationTrainer, generalized Jensen-Shannon divergence with
+``jsd_beta``: 0 forward KL, 0.5 JSD, 1 reverse KL). The teacher's logits score the student's tokens, so both
+must share one vocabulary: a mismatch is refused before anything loads.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from r1lab.errors import UserError
+from r1lab.stages.sft import R1SFTConfig
+
+logger = logging.getLogger("r1lab")
+
+METHODS = ("sft", "on_policy")
+TEACHER_SAMPLES = "teacher-samples"
+
+
+@dataclass
+class R1DistillConfig(R1SFTConfig):
+    """The student's SFT (``model`` is the student) plus the teacher and how its traces are drawn (``--help``)."""
+
+    teacher: str | None = None  # the model whose reasoning is distilled; none with train_file (method sft)
+    teacher_dtype: str = "auto"
+    method: str = "sft"  # sft: SFT on the teacher's verified traces (R1); on_policy: teacher logits on student samples
+    num_samples: int = 4  # teacher completions per question (method sft)
+    teacher_temperature: float = 0.6
+    teacher_top_p: float = 0.95
+    teacher_max_new_tokens: int = 512  # also the student's completion length with method on_policy
+    teacher_batch_size: int = 16
+    max_per_question: int | None = 1  # verified teacher traces kept per question; null: all
+    jsd_beta: float = 0.5  # method on_policy: 0 forward KL, 0.5 Jensen-Shannon, 1 reverse KL
+    output_dir: str | None = "runs/distill"
+
+
+def teacher_sampling_config(config: R1DistillConfig, output: str):
+    """The rejection-sampling run that makes the teacher's traces: the task and filters of the student's config."""
+    from r1lab.stages.rejection import RejectionSamplingConfig
+    from r1lab.tasks import TaskSpec
+
+    task_fields = {f.name: getattr(config, f.name) for f in dataclasses.fields(TaskSpec)}
+    return RejectionSamplingConfig(
+        **task_fields, model=config.teacher, model_dtype=config.teacher_dtype, trust_remote_code=config.trust_remote_code,
+        template=config.template, num_samples=config.num_samples, temperature=config.teacher_temperature,
+        top_p=config.teacher_top_p, max_new_tokens=config.teacher_max_new_tokens, batch_size=config.teacher_batch_size,
+        seed=config.seed, filters=dict(config.filters), max_per_question=config.max_per_question, general_ratio=0.0,
+        output=output, overwrite=True, progress=not config.disable_tqdm,
+    )
+
+
+def check(config: R1DistillConfig) -> None:
+    """Every problem with the settings, before a model loads or a file is written."""
+    from r1lab.models import resolve_model
+    from r1lab.outputs import check_output_dir
+    from r1lab.stages.common import resolve_resume
+
+    if config.method not in METHODS:
+        raise UserError(f"method must be one of {', '.join(METHODS)}, got {config.method!r}")
+    if config.method == "sft" and not config.teacher and not config.train_file:
+        raise UserError("distill needs a teacher (--teacher MODEL) or its traces (--train_file FILE)")
+    if config.method == "on_policy":
+        if not config.teacher:
+            raise UserError("method on_policy needs a teacher (--teacher MODEL): its logits are the target")
+        if config.train_file:
+            raise UserError("method on_policy trains on the student's own samples of the task: drop train_file")
+        if not 0.0 <= config.jsd_beta <= 1.0:
+            raise UserError(f"jsd_beta must be between 0 and 1, got {config.jsd_beta}")
+    check_output_dir(config.output_dir, config.overwrite, resuming=bool(resolve_resume(config)))
+    resolve_model(config.model)
+    if config.teacher and not config.train_file:
+        from r1lab.stages.rejection import validate
+
+        validate(teacher_sampling_config(config, os.path.join(config.output_dir, TEACHER_SAMPLES)))
+    if config.method == "on_policy":
+        check_same_vocabulary(config)
+
+
+def check_same_vocabulary(config: R1DistillConfig) -> None:
+    from r1lab.models import load_tokenizer
+
+    student, teacher = load_tokenizer(config.model, config.trust_remote_code), load_tokenizer(config.teacher, config.trust_remote_code)
+    if student.get_vocab() != teacher.get_vocab():
+        raise UserError(
+            f"method on_policy needs one vocabulary: {config.teacher} ({len(teacher)} tokens) and the student "
+            f"{config.model} ({len(student)} tokens) tokenize differently; use method sft"
+        )
+
+
+def teacher_traces(config: R1DistillConfig) -> tuple[str, dict[str, Any] | None]:
+    """(train_file for the student, the teacher run's figures or None when reused/supplied)."""
+    from r1lab.outputs import is_finished
+    from r1lab.stages import rejection
+    from r1lab.stages.common import is_main_process, wait_for_everyone
+
+    if config.train_file:
+        return config.train_file, None
+    output = os.path.join(config.output_dir, TEACHER_SAMPLES)
+    if is_finished(output) and not config.overwrite:
+        logger.info("r1lab: reusing the teacher's traces in %s (--overwrite true samples them again)", output)
+        return output, None
+    figures = rejection.main(teacher_sampling_config(config, output)) if is_main_process() else None
+    wait_for_everyone()
+    return output, figures
+
+
+def main(config: R1DistillConfig) -> dict[str, Any]:
+    from r1lab.config import config_to_dict
+    from r1lab.stages import sft
+    from r1lab.stages.common import is_main_process, write_stage_marker
+
+    started = time.time()
+    check(config)
+    if config.method == "on_policy":
+        figures = on_policy(config)
+    else:
+        config.train_file, teacher_figures = teacher_traces(config)
+        figures = sft.main(config)
+        figures["teacher"] = teacher_figures
+    if is_main_process():
+        write_stage_marker(config.output_dir, "distill", config_to_dict(config), started, figures)
+    return figures
+
+
+def on_policy(config: R1DistillConfig) -> dict[str, Any]:
+    """TRL's DistillationTrainer: the student's samples of the task's prompts, scored by the teacher's logits."""
+    from datasets import Dataset
+    from trl import DistillationConfig, DistillationTrainer
+
+    from r1lab.models import load_model, load_tokenizer
+    from r1lab.stages.common import (
+        MetricsFileCallback,
+        log_trained_weights,
+        peak_rss_mb,
+        run_final_eval,
+        save_trained_model,
+        summarize_history,
+    )
+    from r1lab.tasks import get_task
+    from r1lab.templates import get_template
+
+    task, template = get_task(config), get_template(config.template)
+    prompts = [{"prompt": task.prompt(row["question"], template)} for row in task.load()]
+    known = {f.name for f in dataclasses.fields(DistillationConfig) if f.init}
+    shared = {f.name: getattr(config, f.name) for f in dataclasses.fields(config) if f.init and f.name in known}
+    shared.update(
+        beta=config.jsd_beta, teacher_model_name_or_path=None, max_completion_length=config.teacher_max_new_tokens,
+        temperature=config.teacher_temperature, top_p=config.teacher_top_p, remove_unused_columns=False,
+    )
+    arguments = DistillationConfig(**shared)
+    tokenizer = load_tokenizer(config.model, config.trust_remote_code)
+    tokenizer.padding_side = "left"
+    student = load_model(config.model, config.model_dtype, config.bf16, config.trust_remote_code)
+    teacher = load_model(config.teacher, config.teacher_dtype, config.bf16, config.trust_remote_code)
+    metrics = MetricsFileCallback(config.output_dir)
+    trainer = DistillationTrainer(
+        model=student, teacher_model=teacher, args=arguments, train_dataset=Dataset.from_list(prompts),
+        processing_class=tokenizer, callbacks=[metrics],
+    )
+    trainer.train(resume_from_checkpoint=config.resume_from_checkpoint)
+    figures = summarize_history(metrics.history)
+    figures.update(peak_rss_mb=round(peak_rss_mb(), 1), train_prompts=len(prompts))
+    log_trained_weights(trainer, "distill", figures)
+    save_trained_model(trainer, tokenizer, config.output_dir)
+    if trainer.is_world_process_zero():
+        figures["final_eval"] = run_final_eval(config)
+    return figures
