@@ -9,7 +9,8 @@ Changes from the seed, and why (nothing else differs: prompts, five reward funct
   ``--dataset`` (a local GSM8K folder or file; the seed: ./dataset/gsm8k/main/train-*.parquet; default: the hub),
   ``--limit`` (the seed: 500), ``--max_steps`` (the seed: one epoch), ``--max_completion_length`` (the seed: 200),
   ``--output_dir``.
-- The device: bf16 and ``.to("cuda")`` only when a GPU is there (the seed assumes one); float32 on the CPU.
+- The device: bf16 and ``.to("cuda")`` only when a GPU is there (the seed assumes one); float32 on the CPU unless
+  ``--cpu_bf16`` asks for the seed's bf16 there too (then ``use_cpu=True``, which TRL needs to accept bf16).
 
     .venv/bin/python benchmarks/seed_grpo.py --model ~/.cache/r1lab/SmolLM2-135M-Instruct \\
         --dataset ../shared/data/gsm8k --max_steps 4 --output_dir /tmp/seed-grpo
@@ -151,8 +152,11 @@ def main(argv=None) -> None:
     parser.add_argument("--max_steps", type=int, default=-1, help="optimizer steps (default -1: one epoch, as the seed)")
     parser.add_argument("--max_completion_length", type=int, default=200, help="the seed: 200")
     parser.add_argument("--output_dir", default="outputs/Qwen-0.5B-GRPO")
+    parser.add_argument("--cpu_bf16", action="store_true",
+                        help="without a GPU, run in bf16 as the seed does on one (TRL needs use_cpu for that)")
     args = parser.parse_args(argv)
     on_gpu = torch.cuda.is_available()
+    bf16 = on_gpu or args.cpu_bf16
 
     dataset = get_gsm8k_questions("train", args.dataset, args.limit)
     print(f"{dataset[0]}")  # 1条示例数据
@@ -173,7 +177,8 @@ def main(argv=None) -> None:
         warmup_steps=0.1,  # TRL 1.x: was warmup_ratio=0.1
         lr_scheduler_type='cosine',
         logging_steps=1,
-        bf16=on_gpu,  # the seed: True (it assumed a GPU)
+        bf16=bf16,  # the seed: True (it assumed a GPU)
+        use_cpu=not on_gpu,  # not in the seed: lets TRL accept bf16 without a GPU
         per_device_train_batch_size=1,
         gradient_accumulation_steps=4,
         num_generations=16,
@@ -191,7 +196,7 @@ def main(argv=None) -> None:
 
     model = AutoModelForCausalLM.from_pretrained(
         model_name,
-        torch_dtype=torch.bfloat16 if on_gpu else torch.float32,
+        torch_dtype=torch.bfloat16 if bf16 else torch.float32,
         device_map=None,
     ).to("cuda" if on_gpu else "cpu")
 

@@ -12,6 +12,7 @@ to a JSON file.
     r1lab bench grpo                                  # embedded model on the CPU (Qwen2.5-0.5B-Instruct on a GPU)
     r1lab bench grpo --model M --steps 4 --repeats 3 --dataset ../shared/data/gsm8k
     r1lab bench grpo --r1lab_overrides '{stop_at_answer: false}'   # one lever off
+    r1lab bench grpo --precision bf16                 # both sides in bf16 on the CPU (the seed's own setting)
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ SEED_SCRIPT = os.path.join(REPO, "benchmarks", "seed_grpo.py")
 LOCAL_GSM8K = os.path.normpath(os.path.join(REPO, "..", "shared", "data", "gsm8k"))
 GPU_MODEL = "Qwen/Qwen2.5-0.5B-Instruct"
 SIDES = ("seed", "r1lab")
+PRECISIONS = ("fp32", "bf16")
 SEED_REWARDS = "seed.xmlcount,seed.soft_format,seed.strict_format,seed.int_answer,seed.correctness"
 
 
@@ -49,6 +51,9 @@ class BenchConfig:
     r1lab_overrides: dict[str, Any] = field(default_factory=dict)  # extra `r1lab grpo` fields, e.g. {stop_at_answer: false}
     keep_outputs: bool = False  # keep each run's output directory (trained weights) beside the logs
     sides: list[str] = field(default_factory=lambda: list(SIDES))  # [r1lab] alone: try a setting without rerunning the seed
+    # Both sides' precision on a CPU: fp32, or bf16 (the seed's own setting: on a CPU the seed's model in bfloat16,
+    # r1lab in bf16 autocast over float32 weights). On a GPU both sides run bf16 whatever this says.
+    precision: str = "fp32"
 
 
 def _on_gpu() -> bool:
@@ -72,6 +77,8 @@ def check(config: BenchConfig) -> tuple[str, str | None, int]:
         raise UserError(f"sides must be some of {', '.join(SIDES)}, got {config.sides}")
     if config.limit < 1:
         raise UserError(f"limit must be at least 1, got {config.limit}")
+    if config.precision not in PRECISIONS:
+        raise UserError(f"precision must be one of {', '.join(PRECISIONS)}, got {config.precision!r}")
     if config.max_completion_length < 1:
         raise UserError(f"max_completion_length must be at least 1, got {config.max_completion_length}")
     if not os.path.isfile(SEED_SCRIPT):
@@ -89,7 +96,8 @@ def check(config: BenchConfig) -> tuple[str, str | None, int]:
     return model, dataset, min(config.limit, len(rows))
 
 
-def r1lab_arguments(model: str, dataset: str | None, limit: int, steps: int, length: int, output_dir: str, overrides: dict) -> list[str]:
+def r1lab_arguments(model: str, dataset: str | None, limit: int, steps: int, length: int, output_dir: str, overrides: dict,
+                    precision: str = "fp32") -> list[str]:
     """The ``r1lab grpo`` command line of r1lab's side: the seed's run (rewards, hyper-parameters, TRL 1.x
     objective) with the seed's 4 completions per optimizer step as one batch, and r1lab's speed settings."""
     values: dict[str, Any] = {
@@ -127,6 +135,8 @@ def r1lab_arguments(model: str, dataset: str | None, limit: int, steps: int, len
         "generation_loop": "r1lab",
         "stop_at_answer": "true",
     }
+    if precision == "bf16" and not _on_gpu():
+        values.update({"bf16": "true", "use_cpu": "true"})
     if _on_gpu():
         import importlib.util
 
@@ -142,9 +152,10 @@ def r1lab_arguments(model: str, dataset: str | None, limit: int, steps: int, len
     return arguments
 
 
-def seed_arguments(model: str, dataset: str | None, limit: int, steps: int, length: int, output_dir: str) -> list[str]:
+def seed_arguments(model: str, dataset: str | None, limit: int, steps: int, length: int, output_dir: str,
+                   precision: str = "fp32") -> list[str]:
     arguments = ["--model", model, "--limit", str(limit), "--max_steps", str(steps), "--max_completion_length", str(length)]
-    arguments += ["--output_dir", output_dir]
+    arguments += ["--output_dir", output_dir] + (["--cpu_bf16"] if precision == "bf16" else [])
     return arguments + (["--dataset", dataset] if dataset is not None else [])
 
 
@@ -332,7 +343,7 @@ def main(config: BenchConfig) -> dict[str, Any]:
     output = os.path.abspath(config.output)
     work = output[: -len(".json")] if output.endswith(".json") else output + ".d"
     os.makedirs(work, exist_ok=True)
-    device = "GPU " + _gpu_name() if _on_gpu() else f"CPU, {os.cpu_count()} cores"
+    device = "GPU " + _gpu_name() if _on_gpu() else f"CPU, {os.cpu_count()} cores, {config.precision} on both sides"
     print(f"r1lab bench grpo: model {model}, dataset {dataset or 'openai/gsm8k (hub)'} (first {limit} questions), "
           f"{config.steps} steps x {config.repeats} repeats per side, 16 completions per prompt of <= {config.max_completion_length} tokens, "
           f"{device}", flush=True)
@@ -346,11 +357,12 @@ def main(config: BenchConfig) -> dict[str, Any]:
             out_dir = os.path.join(work, name)
             shutil.rmtree(out_dir, ignore_errors=True)
             if side == "seed":
-                arguments = seed_arguments(model, dataset, limit, config.steps, config.max_completion_length, out_dir)
+                arguments = seed_arguments(model, dataset, limit, config.steps, config.max_completion_length, out_dir, config.precision)
                 commands[side] = [sys.executable, SEED_SCRIPT, *arguments]
             else:
                 arguments = r1lab_arguments(
-                    model, dataset, limit, config.steps, config.max_completion_length, out_dir, config.r1lab_overrides
+                    model, dataset, limit, config.steps, config.max_completion_length, out_dir, config.r1lab_overrides,
+                    config.precision,
                 )
                 commands[side] = ["r1lab", *arguments]
             record = _run_worker(side, arguments, os.path.join(work, f"{name}.json"), os.path.join(work, f"{name}.log"))
@@ -380,6 +392,7 @@ def main(config: BenchConfig) -> dict[str, Any]:
         "steps": config.steps,
         "repeats": config.repeats,
         "r1lab_overrides": config.r1lab_overrides,
+        "precision": config.precision,
         "max_completion_length": config.max_completion_length,
         "commands": {side: " ".join(command) for side, command in commands.items()},
         "same_prompts": same_prompts,

@@ -53,12 +53,30 @@ def test_bench_grpo_one_step_per_side(tiny_model_dir, gsm8k_fixture_dir, tmp_pat
         (["bench", "grpo", "--repeats", "0"], "repeats must be at least 1"),
         (["bench", "grpo", "--r1lab_overrides", "{max_steps: 3}"], "with the bench's own option"),
         (["bench", "grpo", "--dataset", "/nonexistent/gsm8k"], "dataset not found"),
+        (["bench", "grpo", "--precision", "fp8"], "precision must be one of fp32, bf16"),
     ],
 )
 def test_bench_bad_input_is_one_line_and_exit_2(arguments, message, capsys):
     assert cli_main(arguments) == 2
     error = capsys.readouterr().err.strip()
     assert message in error and len(error.splitlines()) == 1
+
+
+def test_bench_precision_reaches_both_sides():
+    from r1lab.bench import r1lab_arguments, seed_arguments
+
+    def flags(arguments):
+        return {arguments[i]: arguments[i + 1] for i in range(1, len(arguments) - 1, 2) if arguments[i].startswith("--")}
+
+    ours = flags(r1lab_arguments("m", None, 8, 1, 16, "/tmp/o", {}, "bf16"))
+    import torch
+
+    assert ours["--bf16"] == "true"
+    if not torch.cuda.is_available():  # a GPU runs bf16 on both sides whatever the precision
+        assert ours["--use_cpu"] == "true"
+        assert "--bf16" not in flags(r1lab_arguments("m", None, 8, 1, 16, "/tmp/o", {}, "fp32"))
+    assert "--cpu_bf16" in seed_arguments("m", None, 8, 1, 16, "/tmp/o", "bf16")
+    assert "--cpu_bf16" not in seed_arguments("m", None, 8, 1, 16, "/tmp/o", "fp32")
 
 
 def _tiny(tiny_model_dir):

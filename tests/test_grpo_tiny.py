@@ -82,3 +82,74 @@ def test_finished_output_is_not_overwritten(tiny_model_dir, tmp_path, capsys):
     code = cli_main(["grpo", "--model", tiny_model_dir, "--task", "gym:chain_sum", "--output_dir", str(output_dir)])
     assert code == 2
     assert "finished stage" in capsys.readouterr().err
+
+
+def _grpo_with_half_the_groups_flat(tiny_model_dir, output_dir, skip: bool, accumulation: int, extra=()) -> int:
+    return cli_main([
+        "grpo", "--model", tiny_model_dir, "--task", "gym:chain_sum", "--task_size", "8",
+        "--task_options", "{min_terms: 2, max_terms: 2, min_digits: 1, max_digits: 1}",
+        "--rewards", "reward_helpers.varies_on_even_questions",
+        "--num_generations", "4", "--per_device_train_batch_size", "4", "--gradient_accumulation_steps", str(accumulation),
+        "--max_completion_length", "12", "--max_steps", "4", "--learning_rate", "1e-2", "--weight_decay", "0.1",
+        "--logging_steps", "1", "--save_strategy", "no", "--report_to", "none", "--disable_tqdm", "true",
+        "--skip_zero_advantage_rows", str(skip).lower(), "--output_dir", str(output_dir), *extra,
+    ])
+
+
+def _losses_and_skipped(output_dir):
+    records = [json.loads(line) for line in (output_dir / "metrics.jsonl").read_text().splitlines()]
+    records = [record for record in records if "loss" in record]
+    return [record["loss"] for record in records], [record.get("zero_advantage_rows_skipped") for record in records]
+
+
+def test_skipping_flat_groups_leaves_the_weights_bit_identical(tiny_model_dir, tmp_path):
+    """One group per optimizer step, half the groups without reward variance: their forward and backward are
+    skipped, and the trained weights, Adam's state included, end exactly as without the skip."""
+    assert _grpo_with_half_the_groups_flat(tiny_model_dir, tmp_path / "full", skip=False, accumulation=1) == 0
+    assert _grpo_with_half_the_groups_flat(tiny_model_dir, tmp_path / "skip", skip=True, accumulation=1) == 0
+    base, full, skipped = _weights(tiny_model_dir), _weights(str(tmp_path / "full")), _weights(str(tmp_path / "skip"))
+    assert any(not (full[name] == base[name]).all() for name in full), "GRPO changed nothing"
+    assert all(bool((full[name] == skipped[name]).all()) for name in full), "the skip changed the trained weights"
+    full_losses, none_skipped = _losses_and_skipped(tmp_path / "full")
+    skip_losses, skipped_shares = _losses_and_skipped(tmp_path / "skip")
+    assert full_losses == skip_losses and set(none_skipped) == {None}
+    assert set(skipped_shares) == {0.0, 1.0}, skipped_shares  # whole steps skipped, others computed in full
+
+
+def test_skipping_zero_advantage_rows_inside_a_batch_keeps_the_update(tiny_model_dir, tmp_path):
+    """Two groups shuffled into each micro-batch: the flat group's rows are sliced out; the update is the same
+    up to float rounding (a smaller batch sums in another order)."""
+    import torch
+
+    assert _grpo_with_half_the_groups_flat(tiny_model_dir, tmp_path / "full", skip=False, accumulation=2) == 0
+    assert _grpo_with_half_the_groups_flat(tiny_model_dir, tmp_path / "skip", skip=True, accumulation=2) == 0
+    base, full, skipped = _weights(tiny_model_dir), _weights(str(tmp_path / "full")), _weights(str(tmp_path / "skip"))
+    for name in full:
+        update_full, update_skip = full[name] - base[name], skipped[name] - base[name]
+        assert torch.allclose(update_full, update_skip, rtol=1e-3, atol=1e-6), name
+    _, skipped_shares = _losses_and_skipped(tmp_path / "skip")
+    assert all(0 < share < 1 for share in skipped_shares), skipped_shares
+
+
+def test_bf16_autocast_on_the_cpu_trains_and_samples_in_bf16(tiny_model_dir, tmp_path, monkeypatch):
+    """bf16 + use_cpu: the training forward and r1lab's sampler run under bf16 autocast (the CPU's bf16 units);
+    the old log-probabilities then come from TRL's own forward, not from the sampler."""
+    import torch
+
+    import r1lab.stages.grpo as grpo
+
+    seen = []
+    real = grpo.sample_completions
+
+    def watching(model, *args, **kwargs):
+        seen.append(torch.is_autocast_enabled("cpu") and torch.get_autocast_dtype("cpu") == torch.bfloat16)
+        return real(model, *args, **kwargs)
+
+    monkeypatch.setattr(grpo, "sample_completions", watching)
+    output_dir = tmp_path / "bf16"
+    code = _grpo_with_half_the_groups_flat(tiny_model_dir, output_dir, skip=True, accumulation=2,
+                                           extra=["--bf16", "true", "--use_cpu", "true", "--max_steps", "2"])
+    assert code == 0 and seen and all(seen), seen
+    base, trained = _weights(tiny_model_dir), _weights(str(output_dir))
+    assert all(trained[name].dtype == torch.float32 for name in trained)  # float32 weights, bf16 compute
+    assert any(not (trained[name] == base[name]).all() for name in trained), "GRPO changed nothing"

@@ -36,6 +36,11 @@ class R1GRPOConfig(TrainingStageSettings, LoraSettings, GRPOConfig, TaskSpec):
     # End each completion at the template's closing tag (xml: </answer>) instead of running on to EOS or
     # max_completion_length; the completion is closed with EOS, as a model that stops there would have written it.
     stop_at_answer: bool = False
+    # Rows whose advantage is exactly 0 (every row of a group whose rewards are all equal) add exactly nothing to
+    # the loss or its gradient when beta = 0 and loss_type is dapo (its normaliser counts every row's tokens
+    # either way): skip their forward and backward. The optimizer still steps, with zero gradients where no row is
+    # left, so the weights end bit-for-bit as without the skip. Single process only; other settings compute all rows.
+    skip_zero_advantage_rows: bool = True
 
 
 @dataclass
@@ -166,6 +171,44 @@ def trainer_class(base):
                 self.r1lab_sampled = (completion_ids, logps)
             return completion_ids, None
 
+        def _compute_loss(self, model, inputs):
+            keep = self._r1lab_rows_to_train(inputs)
+            if keep is None:
+                return super()._compute_loss(model, inputs)
+            self._metrics["train"]["zero_advantage_rows_skipped"].append(1.0 - keep.float().mean().item())
+            if keep.all():
+                return super()._compute_loss(model, inputs)
+            if not keep.any():
+                # No row left: a loss of 0 that still gives every trainable weight a (zero) gradient, so the
+                # optimizer steps exactly as it would after the full forward and backward.
+                return sum(parameter.reshape(-1)[:1].sum() * 0.0 for parameter in model.parameters() if parameter.requires_grad)
+            rows = keep.shape[0]
+            sliced = {
+                key: value[keep] if torch.is_tensor(value) and value.dim() > 0 and value.shape[0] == rows else value
+                for key, value in inputs.items()
+            }
+            return super()._compute_loss(model, sliced)
+
+        def _r1lab_rows_to_train(self, inputs):
+            """Which rows have a non-zero advantage (a bool tensor), or None when the skip is off or not exact for
+            these settings."""
+            advantages = inputs.get("advantages")
+            exact = (
+                getattr(self.args, "skip_zero_advantage_rows", False)
+                and self.model.training
+                and self.beta == 0.0
+                and self.loss_type == "dapo"
+                and self.top_entropy_quantile == 1.0
+                and not self.aux_loss_enabled
+                and self.accelerator.num_processes == 1
+                and advantages is not None
+                and advantages.dim() == 1
+                and not any(key.startswith(("pixel", "image")) for key in inputs)
+            )
+            if not exact:
+                return None
+            return advantages != 0
+
         def _get_per_token_logps_and_entropies(self, model, input_ids, attention_mask, logits_to_keep, batch_size=None,
                                                compute_entropy=False, **kwargs):
             sampled, self.r1lab_sampled = self.r1lab_sampled, None
@@ -198,15 +241,20 @@ def trainer_class(base):
                 gradient_checkpointing_kwargs=self.args.gradient_checkpointing_kwargs,
             ) as model:
                 generator = torch.Generator(device=model.device).manual_seed(seed)
-                exact = _logps_match_training_forward(model)
                 was_training = model.training
                 model.eval()
+                # In the training forward's precision: under bf16 autocast (bf16 + use_cpu on a CPU) it samples in
+                # bf16 too; its log-probabilities then differ from TRL's forward by more than float32 rounding, and
+                # TRL computes the old log-probabilities itself.
                 try:
-                    completion_ids, logps = sample_completions(
-                        model, [list(ids) for ids in distinct], [position[tuple(ids)] for ids in prompt_ids], pad,
-                        set(self.eos_token_ids), eos, StopStringWatcher(self._tokenizer, self.r1lab_stop_strings),
-                        self.max_completion_length, self.temperature, self.top_p if self.top_p is not None else 1.0, generator,
-                    )
+                    with self.accelerator.autocast():
+                        exact = _logps_match_training_forward(model) and not torch.is_autocast_enabled(model.device.type)
+                        completion_ids, logps = sample_completions(
+                            model, [list(ids) for ids in distinct], [position[tuple(ids)] for ids in prompt_ids], pad,
+                            set(self.eos_token_ids), eos, StopStringWatcher(self._tokenizer, self.r1lab_stop_strings),
+                            self.max_completion_length, self.temperature, self.top_p if self.top_p is not None else 1.0,
+                            generator,
+                        )
                 finally:
                     model.train(was_training)
             return completion_ids, (logps if exact else None)
