@@ -246,7 +246,9 @@ def test_malformed_train_file_names_the_sample(tiny_model_dir, tmp_path, capsys)
     assert "sample 2: the last message must be a non-empty assistant message" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("recipe", ["recipes/quickstart/cold_start.yaml", "recipes/r1/cold_start.yaml"])
+@pytest.mark.parametrize(
+    "recipe", ["recipes/quickstart/cold_start.yaml", "recipes/quickstart/cold_start_gsm8k.yaml", "recipes/r1/cold_start.yaml"]
+)
 def test_cold_start_recipes_parse(recipe):
     from r1lab.config import load_config
     from r1lab.stages.sft import R1SFTConfig, peft_config
@@ -254,3 +256,16 @@ def test_cold_start_recipes_parse(recipe):
     config = load_config(R1SFTConfig, os.path.join(os.path.dirname(os.path.dirname(__file__)), recipe), {})
     assert config.train_file is None and config.num_train_epochs >= 1
     assert peft_config(config) is None
+
+
+def test_gsm8k_cold_start_recipe_keeps_only_short_verified_rationales(gsm8k_fixture_dir, tmp_path):
+    from r1lab.config import load_config
+    from r1lab.stages.sft import R1SFTConfig, plan
+
+    recipe = os.path.join(os.path.dirname(os.path.dirname(__file__)), "recipes/quickstart/cold_start_gsm8k.yaml")
+    config = load_config(R1SFTConfig, recipe, {"dataset": gsm8k_fixture_dir, "limit": None, "output_dir": str(tmp_path / "o")})
+    prepared = plan(config)
+    lengths = [len(prepared.tokenizer(s["completion"][0]["content"], add_special_tokens=False)["input_ids"]) for s in prepared.samples]
+    assert lengths and max(lengths) <= 80
+    assert prepared.data_stats["removed"]["length"] > 0  # the fixture has longer rationales too
+    assert prepared.data_stats["kept"] == len(prepared.samples)
