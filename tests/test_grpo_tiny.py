@@ -131,25 +131,38 @@ def test_skipping_zero_advantage_rows_inside_a_batch_keeps_the_update(tiny_model
     assert all(0 < share < 1 for share in skipped_shares), skipped_shares
 
 
-def test_bf16_autocast_on_the_cpu_trains_and_samples_in_bf16(tiny_model_dir, tmp_path, monkeypatch):
-    """bf16 + use_cpu: the training forward and r1lab's sampler run under bf16 autocast (the CPU's bf16 units);
-    the old log-probabilities then come from TRL's own forward, not from the sampler."""
+def test_bf16_autocast_on_the_cpu_trains_with_trl_old_logps(tiny_model_dir, tmp_path, monkeypatch):
+    """bf16 + use_cpu: the training forward runs under bf16 autocast; r1lab's sampler decodes in float32 outside
+    it, so its log-probabilities are not the training forward's and TRL computes the old ones itself."""
     import torch
 
     import r1lab.stages.grpo as grpo
 
-    seen = []
-    real = grpo.sample_completions
+    autocast_while_sampling, recorded = [], []
+    real_sample, real_class = grpo.sample_completions, grpo.trainer_class
 
     def watching(model, *args, **kwargs):
-        seen.append(torch.is_autocast_enabled("cpu") and torch.get_autocast_dtype("cpu") == torch.bfloat16)
-        return real(model, *args, **kwargs)
+        autocast_while_sampling.append(torch.is_autocast_enabled("cpu"))
+        return real_sample(model, *args, **kwargs)
+
+    def recording_class(base):
+        cls = real_class(base)
+
+        class Recording(cls):
+            def _r1lab_generate(self, prompt_ids):
+                completion_ids, logps = super()._r1lab_generate(prompt_ids)
+                recorded.append(logps)
+                return completion_ids, logps
+
+        return Recording
 
     monkeypatch.setattr(grpo, "sample_completions", watching)
+    monkeypatch.setattr(grpo, "trainer_class", recording_class)
     output_dir = tmp_path / "bf16"
     code = _grpo_with_half_the_groups_flat(tiny_model_dir, output_dir, skip=True, accumulation=2,
                                            extra=["--bf16", "true", "--use_cpu", "true", "--max_steps", "2"])
-    assert code == 0 and seen and all(seen), seen
+    assert code == 0 and autocast_while_sampling and not any(autocast_while_sampling)
+    assert recorded and all(logps is None for logps in recorded)  # not reused as old log-probabilities
     base, trained = _weights(tiny_model_dir), _weights(str(output_dir))
     assert all(trained[name].dtype == torch.float32 for name in trained)  # float32 weights, bf16 compute
     assert any(not (trained[name] == base[name]).all() for name in trained), "GRPO changed nothing"

@@ -243,18 +243,18 @@ def trainer_class(base):
                 generator = torch.Generator(device=model.device).manual_seed(seed)
                 was_training = model.training
                 model.eval()
-                # In the training forward's precision: under bf16 autocast (bf16 + use_cpu on a CPU) it samples in
-                # bf16 too; its log-probabilities then differ from TRL's forward by more than float32 rounding, and
-                # TRL computes the old log-probabilities itself.
+                # Sampled in the weights' own precision, outside the training forward's autocast (bf16 autocast made
+                # decoding slower on the CPU, r1lab bench grpo --precision bf16). Under autocast (or with weights that
+                # are not float32) the recorded log-probabilities are not the training forward's: TRL computes the
+                # old ones itself.
+                exact = _logps_match_training_forward(model) and not (self.args.bf16 or self.args.fp16)
                 try:
-                    with self.accelerator.autocast():
-                        exact = _logps_match_training_forward(model) and not torch.is_autocast_enabled(model.device.type)
-                        completion_ids, logps = sample_completions(
-                            model, [list(ids) for ids in distinct], [position[tuple(ids)] for ids in prompt_ids], pad,
-                            set(self.eos_token_ids), eos, StopStringWatcher(self._tokenizer, self.r1lab_stop_strings),
-                            self.max_completion_length, self.temperature, self.top_p if self.top_p is not None else 1.0,
-                            generator,
-                        )
+                    completion_ids, logps = sample_completions(
+                        model, [list(ids) for ids in distinct], [position[tuple(ids)] for ids in prompt_ids], pad,
+                        set(self.eos_token_ids), eos, StopStringWatcher(self._tokenizer, self.r1lab_stop_strings),
+                        self.max_completion_length, self.temperature, self.top_p if self.top_p is not None else 1.0,
+                        generator,
+                    )
                 finally:
                     model.train(was_training)
             return completion_ids, (logps if exact else None)
