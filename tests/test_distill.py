@@ -177,6 +177,8 @@ def _other_vocabulary_model(tmp_path) -> str:
         (["--teacher", "TINY", "--method", "on_policy", "--jsd_beta", "1.5"], "jsd_beta must be between 0 and 1"),
         (["--teacher", "OTHER", "--method", "on_policy"], "tokenize differently"),
         (["--teacher", "TINY", "--num_samples", "0"], "number of samples must be at least 1"),
+        (["--teacher", "TINY", "--teacher_max_new_tokens", "0"], "teacher_max_new_tokens must be at least 1"),
+        (["--teacher", "TINY", "--teacher_temperature", "-1"], "teacher_temperature must be >= 0"),
     ],
 )
 def test_distill_bad_input_is_one_line_exit_2_nothing_written(extra, message, tiny_model_dir, tmp_path, capsys):

@@ -243,6 +243,17 @@ def save_trained_model(trainer, tokenizer, output_dir: str, merge_lora: bool = F
     trainer.accelerator.wait_for_everyone()
 
 
+def finish_training(trainer, tokenizer, output_dir: str, metrics, stage: str, merge_lora: bool = False, **extra) -> dict:
+    """After ``trainer.train()``, on every rank: the run's figures (the metrics summary, peak RSS, ``extra``, the
+    world size and weights fingerprint), with the trained model saved into ``output_dir``."""
+    figures = summarize_history(metrics.history)
+    figures["peak_rss_mb"] = round(peak_rss_mb(), 1)
+    figures.update(extra)
+    log_trained_weights(trainer, stage, figures)
+    save_trained_model(trainer, tokenizer, output_dir, merge_lora=merge_lora)
+    return figures
+
+
 class MetricsFileCallback(TrainerCallback):
     """Appends one JSON line per logged step to ``metrics.jsonl`` (with step seconds), and warns once,
     clearly, when a GRPO run is not learning: most groups with zero reward variance, or most completions

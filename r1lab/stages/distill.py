@@ -18,6 +18,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
+import re
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -29,6 +30,11 @@ logger = logging.getLogger("r1lab")
 
 METHODS = ("sft", "on_policy")
 TEACHER_SAMPLES = "teacher-samples"
+# Rejection sampling's name for a setting -> distill's: its errors name the field the user actually set.
+TEACHER_FIELDS = {
+    "max_new_tokens": "teacher_max_new_tokens", "temperature": "teacher_temperature", "top_p": "teacher_top_p",
+    "batch_size": "teacher_batch_size", "model_dtype": "teacher_dtype",
+}
 
 
 @dataclass
@@ -85,7 +91,13 @@ def check(config: R1DistillConfig) -> None:
     if config.teacher and not config.train_file:
         from r1lab.stages.rejection import validate
 
-        validate(teacher_sampling_config(config, os.path.join(config.output_dir, TEACHER_SAMPLES)))
+        try:
+            validate(teacher_sampling_config(config, os.path.join(config.output_dir, TEACHER_SAMPLES)))
+        except UserError as error:
+            message = str(error)
+            for theirs, ours in TEACHER_FIELDS.items():
+                message = re.sub(rf"\b{theirs}\b", ours, message)
+            raise UserError(message) from None
     if config.method == "on_policy":
         check_same_vocabulary(config)
 
@@ -142,14 +154,7 @@ def on_policy(config: R1DistillConfig) -> dict[str, Any]:
     from trl import DistillationConfig, DistillationTrainer
 
     from r1lab.models import load_model, load_tokenizer
-    from r1lab.stages.common import (
-        MetricsFileCallback,
-        log_trained_weights,
-        peak_rss_mb,
-        run_final_eval,
-        save_trained_model,
-        summarize_history,
-    )
+    from r1lab.stages.common import MetricsFileCallback, finish_training, run_final_eval
     from r1lab.tasks import get_task
     from r1lab.templates import get_template
 
@@ -172,10 +177,7 @@ def on_policy(config: R1DistillConfig) -> dict[str, Any]:
         processing_class=tokenizer, callbacks=[metrics],
     )
     trainer.train(resume_from_checkpoint=config.resume_from_checkpoint)
-    figures = summarize_history(metrics.history)
-    figures.update(peak_rss_mb=round(peak_rss_mb(), 1), train_prompts=len(prompts))
-    log_trained_weights(trainer, "distill", figures)
-    save_trained_model(trainer, tokenizer, config.output_dir)
+    figures = finish_training(trainer, tokenizer, config.output_dir, metrics, "distill", train_prompts=len(prompts))
     if trainer.is_world_process_zero():
         figures["final_eval"] = run_final_eval(config)
     return figures

@@ -173,10 +173,9 @@ def trainer_class(base):
 
         def _compute_loss(self, model, inputs):
             keep = self._r1lab_rows_to_train(inputs)
-            if keep is None:
-                return super()._compute_loss(model, inputs)
-            self._metrics["train"]["zero_advantage_rows_skipped"].append(1.0 - keep.float().mean().item())
-            if keep.all():
+            if keep is not None:
+                self._metrics["train"]["zero_advantage_rows_skipped"].append(1.0 - keep.float().mean().item())
+            if keep is None or keep.all():
                 return super()._compute_loss(model, inputs)
             if not keep.any():
                 # No row left: a loss of 0 that still gives every trainable weight a (zero) gradient, so the
@@ -374,11 +373,8 @@ def main(config: R1GRPOConfig) -> dict[str, Any]:
     from r1lab.stages.common import (
         CompletionsFileCallback,
         MetricsFileCallback,
-        log_trained_weights,
-        peak_rss_mb,
+        finish_training,
         run_final_eval,
-        save_trained_model,
-        summarize_history,
         write_stage_marker,
     )
 
@@ -410,12 +406,11 @@ def main(config: R1GRPOConfig) -> dict[str, Any]:
     )
     completions_log.trainer = trainer
     trainer.train(resume_from_checkpoint=config.resume_from_checkpoint)
-    figures = summarize_history(metrics.history)
-    figures["peak_rss_mb"] = round(peak_rss_mb(), 1)
-    figures["train_prompts"] = len(dataset)
-    figures["reward_failures"] = {f.__name__: f.failures for f in prepared.reward_functions if f.failures}
-    log_trained_weights(trainer, "grpo", figures)
-    save_trained_model(trainer, prepared.tokenizer, config.output_dir, merge_lora=config.use_peft)
+    figures = finish_training(
+        trainer, prepared.tokenizer, config.output_dir, metrics, "grpo", merge_lora=config.use_peft,
+        train_prompts=len(dataset),
+        reward_failures={f.__name__: f.failures for f in prepared.reward_functions if f.failures},
+    )
     if trainer.is_world_process_zero():
         figures["final_eval"] = run_final_eval(config)
         write_stage_marker(config.output_dir, "grpo", config_to_dict(config), started, figures)

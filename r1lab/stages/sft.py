@@ -164,11 +164,8 @@ def main(config: R1SFTConfig) -> dict[str, Any]:
     from r1lab.stages.common import (
         METRICS_FILE,
         MetricsFileCallback,
-        log_trained_weights,
-        peak_rss_mb,
+        finish_training,
         run_final_eval,
-        save_trained_model,
-        summarize_history,
         write_stage_marker,
     )
 
@@ -183,12 +180,10 @@ def main(config: R1SFTConfig) -> dict[str, Any]:
     metrics = MetricsFileCallback(config.output_dir)
     trainer = build_trainer(prepared, model, [metrics])
     trainer.train(resume_from_checkpoint=config.resume_from_checkpoint)
-    figures = summarize_history(metrics.history)
-    figures["peak_rss_mb"] = round(peak_rss_mb(), 1)
-    figures["train_samples"] = len(prepared.samples)
-    figures["dropped_long_samples"] = prepared.dropped_long
-    log_trained_weights(trainer, "sft", figures)
-    save_trained_model(trainer, prepared.tokenizer, config.output_dir, merge_lora=config.use_peft)
+    figures = finish_training(
+        trainer, prepared.tokenizer, config.output_dir, metrics, "sft", merge_lora=config.use_peft,
+        train_samples=len(prepared.samples), dropped_long_samples=prepared.dropped_long,
+    )
     if trainer.is_world_process_zero():
         if prepared.data_stats is not None:  # built in memory: keep what it trained on beside the model
             write_jsonl_atomic(os.path.join(config.output_dir, "train.jsonl"), prepared.samples)
