@@ -51,8 +51,8 @@ class BenchConfig:
     r1lab_overrides: dict[str, Any] = field(default_factory=dict)  # extra `r1lab grpo` fields, e.g. {stop_at_answer: false}
     keep_outputs: bool = False  # keep each run's output directory (trained weights) beside the logs
     sides: list[str] = field(default_factory=lambda: list(SIDES))  # [r1lab] alone: try a setting without rerunning the seed
-    # Both sides' precision on a CPU: fp32, or bf16 (the seed's own setting: on a CPU the seed's model in bfloat16,
-    # r1lab in bf16 autocast over float32 weights). On a GPU both sides run bf16 whatever this says.
+    # Both sides' precision on a CPU: fp32, or bf16 (the seed's own setting: on a CPU both sides' weights in
+    # bfloat16, as the seed loads them). On a GPU both sides run bf16 whatever this says.
     precision: str = "fp32"
 
 
@@ -99,7 +99,9 @@ def check(config: BenchConfig) -> tuple[str, str | None, int]:
 def r1lab_arguments(model: str, dataset: str | None, limit: int, steps: int, length: int, output_dir: str, overrides: dict,
                     precision: str = "fp32") -> list[str]:
     """The ``r1lab grpo`` command line of r1lab's side: the seed's run (rewards, hyper-parameters, TRL 1.x
-    objective) with the seed's 4 completions per optimizer step as one batch, and r1lab's speed settings."""
+    objective) and its layout (one completion per micro-batch, 4 accumulation steps: its memory profile), and r1lab's
+    speed settings. ``--r1lab_overrides '{per_device_train_batch_size: 4, gradient_accumulation_steps: 1,
+    gradient_checkpointing: false}'`` trades memory for speed (the 4 rows share their prompt's forward)."""
     values: dict[str, Any] = {
         "model": model,
         "task": "gsm8k",
@@ -120,8 +122,8 @@ def r1lab_arguments(model: str, dataset: str | None, limit: int, steps: int, len
         "generation_batch_size": 16,
         "max_prompt_length": 256,
         "max_completion_length": length,
-        "per_device_train_batch_size": 4,  # the seed: 1 x 4 accumulation steps, the same 4 completions per step
-        "gradient_accumulation_steps": 1,
+        "per_device_train_batch_size": 1,  # the seed's: 1 completion x 4 accumulation steps per optimizer step
+        "gradient_accumulation_steps": 4,
         "beta": 0.0,  # the seed's script on TRL 1.x gets TRL's defaults: no KL term, dapo loss
         "loss_type": "dapo",
         "scale_rewards": "group",
@@ -136,7 +138,8 @@ def r1lab_arguments(model: str, dataset: str | None, limit: int, steps: int, len
         "stop_at_answer": "true",
     }
     if precision == "bf16" and not _on_gpu():
-        values.update({"bf16": "true", "use_cpu": "true"})
+        # The seed's bf16 on a CPU: its weights loaded in bfloat16 (no float32 master copy), as r1lab's here.
+        values.update({"bf16": "true", "use_cpu": "true", "model_dtype": "bfloat16"})
     if _on_gpu():
         import importlib.util
 

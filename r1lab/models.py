@@ -142,13 +142,34 @@ def torch_dtype(dtype_name: str, bf16: bool = False):
         raise UserError(f"unknown model_dtype {dtype_name!r}; choose auto, float32, bfloat16 or float16") from None
 
 
-def load_model(name: str, dtype_name: str = "auto", bf16: bool = False, trust_remote_code: bool = False):
+# ``auto`` picks eager attention only up to this many tokens per sequence: it holds the whole (L x L) score matrix.
+EAGER_AUTO_MAX_TOKENS = 1024
+
+
+def attention_kernel(attn_implementation: str, dtype, bf16: bool, max_tokens: int | None = None) -> str | None:
+    """The attn_implementation to load with: ``auto`` is eager for bf16 (weights or autocast) on a CPU when a
+    sequence is known to be short (``max_tokens``), where PyTorch's flash-attention kernel is slower than the plain
+    one (r1lab bench grpo --precision bf16), else the model's default."""
+    import torch
+
+    if attn_implementation != "auto":
+        return attn_implementation
+    short = max_tokens is not None and max_tokens <= EAGER_AUTO_MAX_TOKENS
+    if short and not torch.cuda.is_available() and (bf16 or dtype == torch.bfloat16):
+        return "eager"
+    return None
+
+
+def load_model(name: str, dtype_name: str = "auto", bf16: bool = False, trust_remote_code: bool = False,
+               attn_implementation: str = "auto", max_tokens: int | None = None):
     resolved = resolve_model(name)
+    dtype = torch_dtype(dtype_name, bf16)
+    kernel = attention_kernel(attn_implementation, dtype, bf16, max_tokens)
     try:
         from transformers import AutoModelForCausalLM
 
         return AutoModelForCausalLM.from_pretrained(
-            resolved, dtype=torch_dtype(dtype_name, bf16), trust_remote_code=trust_remote_code
+            resolved, dtype=dtype, trust_remote_code=trust_remote_code, **({"attn_implementation": kernel} if kernel else {})
         )
     except UserError:
         raise

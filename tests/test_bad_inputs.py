@@ -188,6 +188,7 @@ UNKNOWN_NAMES = [
     ("grpo-unknown-task", ["grpo", "--task", "gsm9k"], "unknown task 'gsm9k'"),
     ("grpo-unknown-reward", ["grpo", *CHAIN_SUM, "--rewards", "accuracy,xml.sfot_format"], "unknown reward 'xml.sfot_format'"),
     ("grpo-unknown-template", ["grpo", *CHAIN_SUM, "--template", "json"], "unknown template 'json'"),
+    ("grpo-unknown-attention", ["grpo", "--model", "{model}", *CHAIN_SUM, "--attn_implementation", "nope"], 'attn_implementation="nope"` is not supported'),
     ("sft-unknown-task", ["sft", "--model", "{model}", "--task", "gym:chain_summ"], "unknown reasoning-gym task 'chain_summ'"),
     ("sft-unknown-template", ["sft", "--model", "{model}", *CHAIN_SUM, "--template", "json"], "unknown template 'json'"),
     ("distill-unknown-method", ["distill", "--model", "{model}", "--teacher", "{model}", *CHAIN_SUM, "--method", "kd"], "method must be one of sft, on_policy"),

@@ -72,6 +72,8 @@ def test_bench_precision_reaches_both_sides():
     import torch
 
     assert ours["--bf16"] == "true"
+    if not torch.cuda.is_available():
+        assert ours["--model_dtype"] == "bfloat16"  # the seed's weights are bfloat16 too
     if not torch.cuda.is_available():  # a GPU runs bf16 on both sides whatever the precision
         assert ours["--use_cpu"] == "true"
         assert "--bf16" not in flags(r1lab_arguments("m", None, 8, 1, 16, "/tmp/o", {}, "fp32"))

@@ -25,6 +25,10 @@ class TrainingStageSettings:
 
     model: str = "embedded"
     model_dtype: str = "auto"  # auto: bfloat16 on a GPU when bf16 is set, else float32
+    # The model's attention kernel: auto = eager for GRPO in bf16 on a CPU with prompt + completion <= 1024 tokens
+    # (PyTorch's CPU flash attention is slower in bf16 there: r1lab bench grpo --precision bf16), else the model's
+    # default (sdpa); or any transformers attn_implementation (eager, sdpa, flash_attention_2, ...).
+    attn_implementation: str = "auto"
     template: str = "xml"
     overwrite: bool = False
     # Continue from the last complete checkpoint-N in output_dir (same data order, RNG, optimizer); without

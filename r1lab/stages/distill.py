@@ -169,8 +169,8 @@ def on_policy(config: R1DistillConfig) -> dict[str, Any]:
     arguments = DistillationConfig(**shared)
     tokenizer = load_tokenizer(config.model, config.trust_remote_code)
     tokenizer.padding_side = "left"
-    student = load_model(config.model, config.model_dtype, config.bf16, config.trust_remote_code)
-    teacher = load_model(config.teacher, config.teacher_dtype, config.bf16, config.trust_remote_code)
+    student = load_model(config.model, config.model_dtype, config.bf16, config.trust_remote_code, config.attn_implementation)
+    teacher = load_model(config.teacher, config.teacher_dtype, config.bf16, config.trust_remote_code, config.attn_implementation)
     metrics = MetricsFileCallback(config.output_dir)
     trainer = DistillationTrainer(
         model=student, teacher_model=teacher, args=arguments, train_dataset=Dataset.from_list(prompts),

@@ -41,6 +41,11 @@ class R1GRPOConfig(TrainingStageSettings, LoraSettings, GRPOConfig, TaskSpec):
     # either way): skip their forward and backward. The optimizer still steps, with zero gradients where no row is
     # left, so the weights end bit-for-bit as without the skip. Single process only; other settings compute all rows.
     skip_zero_advantage_rows: bool = True
+    # Score a micro-batch with each distinct prompt run once (its KV cache, graph attached, shared by the rows that
+    # continue it), the completions cut after their last real token and the LM head over completion positions only:
+    # TRL's log-probabilities, entropies and gradients to float rounding, for less compute. Single process, text
+    # only, no gradient checkpointing; otherwise TRL's forward.
+    share_prompt_forward: bool = True
 
 
 @dataclass
@@ -216,9 +221,27 @@ def trainer_class(base):
                 logps = _sampled_logps_tensor(sampled, input_ids, logits_to_keep)
                 if logps is not None:
                     return logps, None, None
-            return super()._get_per_token_logps_and_entropies(
-                model, input_ids, attention_mask, logits_to_keep, batch_size=batch_size, compute_entropy=compute_entropy, **kwargs
-            )
+            from r1lab.stages import grpo_forward
+
+            if not grpo_forward.text_only(kwargs) or input_ids.shape[1] - logits_to_keep < 2:
+                return super()._get_per_token_logps_and_entropies(
+                    model, input_ids, attention_mask, logits_to_keep, batch_size=batch_size, compute_entropy=compute_entropy, **kwargs
+                )
+            if grpo_forward.can_share_prompts(self, model):
+                with self.accelerator.autocast():
+                    logps, entropies = grpo_forward.prompt_shared_logps(
+                        model, input_ids, attention_mask, logits_to_keep, batch_size, compute_entropy
+                    )
+                return logps, entropies, None
+
+            def score(ids, mask, kept):
+                logps, entropies, _ = super(R1GRPOTrainer, self)._get_per_token_logps_and_entropies(
+                    model, ids, mask, kept, compute_entropy=compute_entropy, **kwargs
+                )
+                return logps, entropies
+
+            logps, entropies = grpo_forward.score_trimmed(score, input_ids, attention_mask, logits_to_keep, batch_size, compute_entropy)
+            return logps, entropies, None
 
         def _r1lab_generate(self, prompt_ids) -> tuple[list[list[int]], list[list[float]] | None]:
             from trl.models import unwrap_model_for_generation
@@ -388,7 +411,8 @@ def main(config: R1GRPOConfig) -> dict[str, Any]:
         )
     columns = ["prompt", "answer", "task_index"] + (["split"] if "split" in prepared.rows[0] else [])
     dataset = Dataset.from_list([{key: row[key] for key in columns} for row in prepared.rows])
-    model = load_model(config.model, config.model_dtype, config.bf16, config.trust_remote_code)
+    model = load_model(config.model, config.model_dtype, config.bf16, config.trust_remote_code, config.attn_implementation,
+                       (config.max_prompt_length or 0) + config.max_completion_length if config.max_prompt_length else None)
     metrics = MetricsFileCallback(config.output_dir)
     completions_log = CompletionsFileCallback(config.output_dir)
     config.reward_weights = prepared.reward_weights

@@ -176,7 +176,7 @@ def main(config: R1SFTConfig) -> dict[str, Any]:
     metrics_path = os.path.join(config.output_dir, METRICS_FILE)
     if not config.resume_from_checkpoint and os.path.exists(metrics_path) and config.process_index == 0:
         os.unlink(metrics_path)  # a replaced run's metrics would mix with this one's
-    model = load_model(config.model, config.model_dtype, config.bf16, config.trust_remote_code)
+    model = load_model(config.model, config.model_dtype, config.bf16, config.trust_remote_code, config.attn_implementation)
     metrics = MetricsFileCallback(config.output_dir)
     trainer = build_trainer(prepared, model, [metrics])
     trainer.train(resume_from_checkpoint=config.resume_from_checkpoint)

@@ -1,0 +1,111 @@
+"""GRPO's policy forward at less cost: padding cut, and each prompt read once.
+
+TRL scores a micro-batch by running the model over every row's prompt + completion, padded to the generation
+batch's longest completion, and (off Triton devices) projects every position through the LM head.
+:func:`score_trimmed` cuts each chunk after its last real completion token (always exact: attention is causal).
+Rows of a GRPO group share their prompt, so :func:`prompt_shared_logps` runs each distinct prompt (less its last token) once,
+keeps its KV cache with the graph attached, copies it to the rows that continue it, and runs only
+``[last prompt token] + completion`` per row, cut after the micro-batch's last real completion token. The LM head
+(TRL's fused, chunked one, with its temperature) then sees completion positions only. Positions, attention and
+the gradient are those of TRL's forward: the per-token log-probabilities and entropies agree with TRL's to float
+rounding (tests/test_grpo_forward.py), and the gradient of the prompt's tokens sums over the rows sharing it, as
+the chain rule says.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def score_trimmed(score, input_ids, attention_mask, logits_to_keep: int, batch_size: int | None = None,
+                  compute_entropy: bool = False) -> tuple[Any, Any]:
+    """(log-probs, entropies or None), each ``(B, logits_to_keep)`` with 0 on padding, as TRL's
+    ``_get_per_token_logps_and_entropies`` returns them, ``batch_size`` rows at a time (all at once by default).
+
+    Each chunk is cut after its last real completion token: TRL pads every row to the generation batch's longest
+    completion, and with causal attention the columns after a chunk's last real token change nothing before them.
+    ``score(input_ids, attention_mask, kept)`` scores the cut chunk (the last ``kept`` columns are completion).
+    Prompts are left-padded and completions right-padded, TRL's layout.
+    """
+    import torch
+
+    rows = input_ids.shape[0]
+    batch_size = batch_size or rows
+    prompt_width = input_ids.shape[1] - logits_to_keep
+    all_logps, all_entropies = [], []
+    for start in range(0, rows, batch_size):
+        ids, mask = input_ids[start : start + batch_size], attention_mask[start : start + batch_size]
+        attended = mask[:, prompt_width:].any(dim=0).nonzero()
+        kept = int(attended.max()) + 1 if attended.numel() else 1
+        logps, entropies = score(ids[:, : prompt_width + kept], mask[:, : prompt_width + kept], kept)
+        all_logps.append(_pad_columns(logps, logits_to_keep))
+        all_entropies.append(_pad_columns(entropies, logits_to_keep) if compute_entropy else None)
+    logps = torch.cat(all_logps, dim=0)
+    return logps, (torch.cat(all_entropies, dim=0) if compute_entropy else None)
+
+
+def _pad_columns(values, width: int):
+    if values.shape[1] == width:
+        return values
+    padded = values.new_zeros((values.shape[0], width))
+    padded[:, : values.shape[1]] = values
+    return padded
+
+
+def prompt_shared_logps(model, input_ids, attention_mask, logits_to_keep: int, batch_size: int | None = None,
+                        compute_entropy: bool = False) -> tuple[Any, Any]:
+    """:func:`score_trimmed` with each chunk scored by :func:`_prompt_shared_chunk`. ``model`` must carry TRL's fused
+    LM head (``add_fused_lm_head``), as GRPOTrainer's policy does, and return a KV cache (no gradient checkpointing)."""
+    return score_trimmed(
+        lambda ids, mask, kept: _prompt_shared_chunk(model, ids, mask, kept, compute_entropy),
+        input_ids, attention_mask, logits_to_keep, batch_size, compute_entropy,
+    )
+
+
+def _prompt_shared_chunk(model, input_ids, attention_mask, logits_to_keep: int, compute_entropy: bool):
+    """Each distinct prompt but its last token through the model once; its KV cache (graph attached) copied to its
+    rows; then ``[last prompt token] + completion`` per row, scored by TRL's fused head at completion positions."""
+    import torch
+
+    from r1lab.generation import _forward_accepts
+
+    cache_name = "cache" if _forward_accepts(model, "cache") else "past_key_values"
+    rows, width = input_ids.shape
+    prefix_width = width - logits_to_keep - 1
+    prefix_ids, prefix_mask = input_ids[:, :prefix_width], attention_mask[:, :prefix_width]
+    distinct, row_prompt = torch.unique(torch.cat([prefix_ids, prefix_mask], dim=1), dim=0, return_inverse=True)
+    prefix = model(input_ids=distinct[:, :prefix_width], attention_mask=distinct[:, prefix_width:], use_cache=True,
+                   logits_to_keep=1)
+    cache = getattr(prefix, "cache", None) or getattr(prefix, "past_key_values", None)
+    if distinct.shape[0] != rows or not torch.equal(row_prompt, torch.arange(rows, device=row_prompt.device)):
+        cache.reorder_cache(row_prompt)
+    tail_ids = input_ids[:, prefix_width:]
+    labels = tail_ids.masked_fill(attention_mask[:, prefix_width:] == 0, -100)
+    labels[:, 0] = -100  # the last prompt token is context, not scored
+    outputs = model(input_ids=tail_ids, attention_mask=attention_mask, labels=labels, fused_lm_head=True,
+                    **{cache_name: cache})
+    return outputs.log_probs, (outputs.entropy if compute_entropy else None)
+
+
+def text_only(extra: dict[str, Any]) -> bool:
+    """Whether TRL's scoring call carries nothing but text: no images, token types or MoE auxiliary loss (whose
+    tensors would need cutting and regrouping too)."""
+    return all(value is None or value is False for value in extra.values())
+
+
+def can_share_prompts(trainer, model) -> bool:
+    """Whether :func:`prompt_shared_logps` may score for this trainer: asked for (``share_prompt_forward``), one
+    process (a second forward before the backward would confuse DDP's gradient hooks; ZeRO/FSDP shard the weights),
+    a model that returns its KV cache in training (no gradient checkpointing) and carries TRL's fused LM head."""
+    if not getattr(trainer.args, "share_prompt_forward", False):
+        return False
+    if trainer.accelerator.num_processes != 1 or getattr(trainer, "is_deepspeed_enabled", False) or getattr(trainer, "is_fsdp_enabled", False):
+        return False
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    checkpointing = getattr(base, "is_activation_checkpointing", None)  # transformers >= 5.x; older: the other name
+    if checkpointing if checkpointing is not None else getattr(base, "is_gradient_checkpointing", False):
+        return False
+    if getattr(getattr(base, "config", None), "is_encoder_decoder", False):
+        return False
+    code = getattr(getattr(base.forward, "__func__", base.forward), "__code__", None)
+    return code is not None and "fused_lm_head" in code.co_varnames
