@@ -326,7 +326,7 @@ def sample_completions(model, prompts_ids, row_prompts, pad_id, eos_ids, eos, wa
     """
     import torch
 
-    from r1lab.generation import COMPACT_WHEN_FINISHED, _forward_accepts, _left_padded, sample_next
+    from r1lab.generation import COMPACT_WHEN_FINISHED, _forward_accepts, _left_padded, reserve_cache, sample_next
 
     device = model.device
     input_ids, attention = _left_padded(prompts_ids, pad_id, device)
@@ -344,6 +344,7 @@ def sample_completions(model, prompts_ids, row_prompts, pad_id, eos_ids, eos, wa
             expand = torch.tensor(list(row_prompts), device=device)
             cache.reorder_cache(expand)
             logits, attention, positions = logits[expand], attention[expand], positions[expand]
+        reserve_cache(cache, max_new_tokens)
         rows = list(range(len(row_prompts)))  # batch position -> row
         last_position = positions[:, -1]
         for step in range(max_new_tokens):
