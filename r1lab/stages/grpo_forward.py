@@ -3,12 +3,12 @@
 TRL scores a micro-batch by running the model over every row's prompt + completion, padded to the generation
 batch's longest completion, and (off Triton devices) projects every position through the LM head.
 :func:`score_trimmed` cuts each chunk after its last real completion token (always exact: attention is causal).
-Rows of a GRPO group share their prompt, so :func:`prompt_shared_logps` runs each distinct prompt (less its last token) once,
-keeps its KV cache with the graph attached, copies it to the rows that continue it, and runs only
+Rows of a GRPO group share their prompt, so :func:`prompt_shared_logps` runs each distinct prompt (less its last
+token) once, keeps its KV cache with the graph attached, copies it to the rows that continue it, and runs only
 ``[last prompt token] + completion`` per row, cut after the micro-batch's last real completion token. The LM head
 (TRL's fused, chunked one, with its temperature) then sees completion positions only. Positions, attention and
 the gradient are those of TRL's forward: the per-token log-probabilities and entropies agree with TRL's to float
-rounding (tests/test_grpo_forward.py), and the gradient of the prompt's tokens sums over the rows sharing it, as
+rounding (tests/unit/test_grpo_forward.py), and the gradient of the prompt's tokens sums over the rows sharing it, as
 the chain rule says.
 """
 
