@@ -166,3 +166,47 @@ def test_bf16_autocast_on_the_cpu_trains_with_trl_old_logps(tiny_model_dir, tmp_
     base, trained = _weights(tiny_model_dir), _weights(str(output_dir))
     assert all(trained[name].dtype == torch.float32 for name in trained)  # float32 weights, bf16 compute
     assert any(not (trained[name] == base[name]).all() for name in trained), "GRPO changed nothing"
+
+
+def _count_shared_forwards(monkeypatch) -> list[int]:
+    import r1lab.stages.grpo_forward as grpo_forward
+
+    calls, real = [], grpo_forward.prompt_shared_logps
+
+    def counting(*args, **kwargs):
+        calls.append(1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(grpo_forward, "prompt_shared_logps", counting)
+    return calls
+
+
+def test_shared_prompt_forward_trains_as_trl_does(tiny_model_dir, tmp_path, monkeypatch):
+    """Without gradient checkpointing, micro-batches mixing two prompts are scored with one forward per prompt:
+    the same first loss and, after 4 steps, the same update as TRL's forward up to float rounding."""
+    import torch
+
+    calls = _count_shared_forwards(monkeypatch)
+    no_checkpointing = ["--gradient_checkpointing", "false"]
+    assert _grpo_with_half_the_groups_flat(tiny_model_dir, tmp_path / "trl", skip=False, accumulation=2,
+                                           extra=[*no_checkpointing, "--share_prompt_forward", "false"]) == 0
+    assert not calls
+    assert _grpo_with_half_the_groups_flat(tiny_model_dir, tmp_path / "shared", skip=False, accumulation=2,
+                                           extra=no_checkpointing) == 0
+    assert calls, "the shared prompt forward was not used"
+    (trl_losses, _), (shared_losses, _) = _losses_and_skipped(tmp_path / "trl"), _losses_and_skipped(tmp_path / "shared")
+    assert abs(trl_losses[0] - shared_losses[0]) <= 1e-5 * max(1.0, abs(trl_losses[0]))
+    base, trl, shared = _weights(tiny_model_dir), _weights(str(tmp_path / "trl")), _weights(str(tmp_path / "shared"))
+    assert any(not (trl[name] == base[name]).all() for name in trl), "GRPO changed nothing"
+    for name in trl:
+        assert torch.allclose(trl[name] - base[name], shared[name] - base[name], rtol=1e-3, atol=1e-6), name
+
+
+def test_shared_prompt_forward_with_lora(tiny_model_dir, tmp_path, monkeypatch):
+    calls = _count_shared_forwards(monkeypatch)
+    output_dir = tmp_path / "lora"
+    code = _grpo_with_half_the_groups_flat(tiny_model_dir, output_dir, skip=False, accumulation=1, extra=[
+        "--gradient_checkpointing", "false", "--use_peft", "true", "--lora_r", "4", "--max_steps", "2"])
+    assert code == 0 and calls
+    losses, _ = _losses_and_skipped(output_dir)
+    assert losses and all(loss == loss for loss in losses)  # no NaN
