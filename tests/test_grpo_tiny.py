@@ -210,3 +210,30 @@ def test_shared_prompt_forward_with_lora(tiny_model_dir, tmp_path, monkeypatch):
     assert code == 0 and calls
     losses, _ = _losses_and_skipped(output_dir)
     assert losses and all(loss == loss for loss in losses)  # no NaN
+
+
+def test_compact_head_trains_as_trl_does(tiny_model_dir, tmp_path, monkeypatch):
+    """With TRL's gradient checkpointing, each chunk is cut after its last completion token and only completion
+    positions go through the LM head: same first loss and 4-step update as TRL's own forward and head."""
+    import torch
+
+    import r1lab.stages.grpo_forward as grpo_forward
+
+    real = grpo_forward.can_score_compactly
+    monkeypatch.setattr(grpo_forward, "can_score_compactly", lambda trainer, model: False)
+    assert _grpo_with_half_the_groups_flat(tiny_model_dir, tmp_path / "trl", skip=False, accumulation=2) == 0
+    calls = []
+
+    def counting(trainer, model):
+        calls.append(real(trainer, model))
+        return calls[-1]
+
+    monkeypatch.setattr(grpo_forward, "can_score_compactly", counting)
+    assert _grpo_with_half_the_groups_flat(tiny_model_dir, tmp_path / "compact", skip=False, accumulation=2) == 0
+    assert calls and all(calls), "the compact head was not used"
+    (trl_losses, _), (compact_losses, _) = _losses_and_skipped(tmp_path / "trl"), _losses_and_skipped(tmp_path / "compact")
+    assert abs(trl_losses[0] - compact_losses[0]) <= 1e-5 * max(1.0, abs(trl_losses[0]))
+    base, trl, compact = _weights(tiny_model_dir), _weights(str(tmp_path / "trl")), _weights(str(tmp_path / "compact"))
+    assert any(not (trl[name] == base[name]).all() for name in trl), "GRPO changed nothing"
+    for name in trl:
+        assert torch.allclose(trl[name] - base[name], compact[name] - base[name], rtol=1e-3, atol=1e-6), name

@@ -234,7 +234,13 @@ def trainer_class(base):
                     )
                 return logps, entropies, None
 
+            compact = grpo_forward.can_score_compactly(self, model)
+
             def score(ids, mask, kept):
+                if compact:
+                    with self.accelerator.autocast():
+                        return grpo_forward.compact_head_chunk(model, ids, mask, kept, compute_entropy, self.temperature,
+                                                               self.args.cast_lm_head_to_fp32)
                 logps, entropies, _ = super(R1GRPOTrainer, self)._get_per_token_logps_and_entropies(
                     model, ids, mask, kept, compute_entropy=compute_entropy, **kwargs
                 )

@@ -87,6 +87,62 @@ def _prompt_shared_chunk(model, input_ids, attention_mask, logits_to_keep: int, 
     return outputs.log_probs, (outputs.entropy if compute_entropy else None)
 
 
+# Config fields that change the LM head's logits (softcapping, scaling): with any set, TRL's fused head scores.
+_LOGIT_TRANSFORMS = ("final_logit_softcapping", "logit_scale", "output_multiplier", "lm_head_multiplier", "logits_scaling")
+# Vocabulary columns per tile of the chunked log-prob kernel (TRL's own calls use 32768): the logits tile of a
+# chunk is tokens x this, so a smaller width bounds the head's memory on a CPU.
+HEAD_VOCAB_TILE = 8192
+
+
+def compact_head_chunk(model, input_ids, attention_mask, logits_to_keep: int, compute_entropy: bool,
+                       temperature: float, cast_lm_head_to_fp32: bool = False):
+    """Score one (cut) chunk as TRL's fused head does, but project only the positions that predict a real
+    completion token: off Triton devices TRL's head projects every position, the prompt's included."""
+    from contextlib import nullcontext
+
+    import torch
+    from trl.kernels import ChunkedLogProbFunction
+
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    hidden = base.base_model(input_ids=input_ids, attention_mask=attention_mask, use_cache=False).last_hidden_state
+    hidden = hidden[:, -logits_to_keep - 1 : -1]  # the position before each completion token predicts it
+    scored = attention_mask[:, -logits_to_keep:].bool()
+    picked, targets = hidden[scored], input_ids[:, -logits_to_keep:][scored]
+    head = base.get_output_embeddings()
+    context = nullcontext()
+    if cast_lm_head_to_fp32:
+        picked, context = picked.float(), torch.autocast(picked.device.type, enabled=False)
+    outputs = ("log_probs", "entropy") if compute_entropy else ("log_probs",)
+    with context:
+        logps, entropy, *_ = ChunkedLogProbFunction.apply(
+            picked, head.weight, head.bias, targets, temperature, HEAD_VOCAB_TILE, None, 1.0, outputs
+        )
+    # masked_scatter keeps an all-padding chunk connected to the graph, as TRL's head does
+    logps = logps.new_zeros(scored.shape).masked_scatter(scored, logps)
+    if compute_entropy:
+        entropy = entropy.new_zeros(scored.shape).masked_scatter(scored, entropy)
+    return logps, (entropy if compute_entropy else None)
+
+
+def can_score_compactly(trainer, model) -> bool:
+    """Whether :func:`compact_head_chunk` may score: one unwrapped process (it calls the backbone directly, which a
+    DDP/ZeRO/FSDP wrapper must see), a decoder whose head has no softcapping or scaling, TRL's chunked kernel."""
+    if trainer.accelerator.num_processes != 1 or getattr(trainer, "is_deepspeed_enabled", False) or getattr(trainer, "is_fsdp_enabled", False):
+        return False
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    config = getattr(base, "config", None)
+    if config is None or getattr(config, "is_encoder_decoder", False) or base.get_output_embeddings() is None:
+        return False
+    text_config = config.get_text_config() if hasattr(config, "get_text_config") else config
+    if text_config is not config or any(getattr(text_config, name, None) is not None for name in _LOGIT_TRANSFORMS):
+        return False
+    try:
+        from trl.kernels import ChunkedLogProbFunction  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
 def text_only(extra: dict[str, Any]) -> bool:
     """Whether TRL's scoring call carries nothing but text: no images, token types or MoE auxiliary loss (whose
     tensors would need cutting and regrouping too)."""

@@ -111,6 +111,43 @@ def test_trimmed_scoring_matches_the_untrimmed_call():
         assert torch.allclose(grads[name], gradient, atol=1e-5, rtol=1e-4), name
 
 
+@pytest.mark.parametrize("checkpointing", [False, True])
+def test_compact_head_matches_trl(checkpointing):
+    """The head over completion positions only (the gradient-checkpointing path) gives TRL's numbers."""
+    from r1lab.stages.grpo_forward import compact_head_chunk, score_trimmed
+
+    model = _model()
+    input_ids, mask, keep = _batch()
+    reference_logps, reference_entropy = _trl_forward(model, input_ids, mask, keep)
+    reference_grads = _gradients(model, reference_logps, mask, keep)
+    if checkpointing:
+        model.gradient_checkpointing_enable({"use_reentrant": False})
+    logps, entropy = score_trimmed(lambda ids, chunk_mask, kept: compact_head_chunk(model, ids, chunk_mask, kept, True, 0.7),
+                                   input_ids, mask, keep, batch_size=4, compute_entropy=True)
+    grads = _gradients(model, logps, mask, keep)
+    completion_mask = mask[:, -keep:].bool()
+    assert torch.allclose(logps[completion_mask], reference_logps[completion_mask], atol=1e-5)
+    assert torch.allclose(entropy[completion_mask], reference_entropy[completion_mask], atol=1e-5)
+    assert (logps[~completion_mask] == 0).all()
+    for name, gradient in reference_grads.items():
+        assert torch.allclose(grads[name], gradient, atol=1e-5, rtol=1e-4), name
+
+
+def test_compact_head_only_where_exact():
+    from types import SimpleNamespace
+
+    from r1lab.stages.grpo_forward import can_score_compactly
+
+    model = _model()
+    trainer = SimpleNamespace(args=SimpleNamespace(), accelerator=SimpleNamespace(num_processes=1))
+    assert can_score_compactly(trainer, model)
+    model.config.final_logit_softcapping = 30.0  # a head that transforms its logits: TRL's fused head
+    assert not can_score_compactly(trainer, model)
+    model.config.final_logit_softcapping = None
+    trainer.accelerator.num_processes = 2  # the backbone must be called through the DDP wrapper
+    assert not can_score_compactly(trainer, model)
+
+
 def test_prompt_sharing_applies_only_where_exact():
     from types import SimpleNamespace
 
