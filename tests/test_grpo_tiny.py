@@ -168,6 +168,18 @@ def test_bf16_autocast_on_the_cpu_trains_with_trl_old_logps(tiny_model_dir, tmp_
     assert any(not (trained[name] == base[name]).all() for name in trained), "GRPO changed nothing"
 
 
+def _assert_same_training(model_dir, reference_dir, other_dir) -> None:
+    """The same first loss (before any update) and the same update after training, to float rounding."""
+    import torch
+
+    (reference_losses, _), (other_losses, _) = _losses_and_skipped(reference_dir), _losses_and_skipped(other_dir)
+    assert abs(reference_losses[0] - other_losses[0]) <= 1e-5 * max(1.0, abs(reference_losses[0]))
+    base, reference, other = _weights(model_dir), _weights(str(reference_dir)), _weights(str(other_dir))
+    assert any(not (reference[name] == base[name]).all() for name in reference), "GRPO changed nothing"
+    for name in reference:
+        assert torch.allclose(reference[name] - base[name], other[name] - base[name], rtol=1e-3, atol=1e-6), name
+
+
 def _count_shared_forwards(monkeypatch) -> list[int]:
     import r1lab.stages.grpo_forward as grpo_forward
 
@@ -184,8 +196,6 @@ def _count_shared_forwards(monkeypatch) -> list[int]:
 def test_shared_prompt_forward_trains_as_trl_does(tiny_model_dir, tmp_path, monkeypatch):
     """Without gradient checkpointing, micro-batches mixing two prompts are scored with one forward per prompt:
     the same first loss and, after 4 steps, the same update as TRL's forward up to float rounding."""
-    import torch
-
     calls = _count_shared_forwards(monkeypatch)
     no_checkpointing = ["--gradient_checkpointing", "false"]
     assert _grpo_with_half_the_groups_flat(tiny_model_dir, tmp_path / "trl", skip=False, accumulation=2,
@@ -194,12 +204,7 @@ def test_shared_prompt_forward_trains_as_trl_does(tiny_model_dir, tmp_path, monk
     assert _grpo_with_half_the_groups_flat(tiny_model_dir, tmp_path / "shared", skip=False, accumulation=2,
                                            extra=no_checkpointing) == 0
     assert calls, "the shared prompt forward was not used"
-    (trl_losses, _), (shared_losses, _) = _losses_and_skipped(tmp_path / "trl"), _losses_and_skipped(tmp_path / "shared")
-    assert abs(trl_losses[0] - shared_losses[0]) <= 1e-5 * max(1.0, abs(trl_losses[0]))
-    base, trl, shared = _weights(tiny_model_dir), _weights(str(tmp_path / "trl")), _weights(str(tmp_path / "shared"))
-    assert any(not (trl[name] == base[name]).all() for name in trl), "GRPO changed nothing"
-    for name in trl:
-        assert torch.allclose(trl[name] - base[name], shared[name] - base[name], rtol=1e-3, atol=1e-6), name
+    _assert_same_training(tiny_model_dir, tmp_path / "trl", tmp_path / "shared")
 
 
 def test_shared_prompt_forward_with_lora(tiny_model_dir, tmp_path, monkeypatch):
@@ -215,8 +220,6 @@ def test_shared_prompt_forward_with_lora(tiny_model_dir, tmp_path, monkeypatch):
 def test_compact_head_trains_as_trl_does(tiny_model_dir, tmp_path, monkeypatch):
     """With TRL's gradient checkpointing, each chunk is cut after its last completion token and only completion
     positions go through the LM head: same first loss and 4-step update as TRL's own forward and head."""
-    import torch
-
     import r1lab.stages.grpo_forward as grpo_forward
 
     real = grpo_forward.can_score_compactly
@@ -231,9 +234,4 @@ def test_compact_head_trains_as_trl_does(tiny_model_dir, tmp_path, monkeypatch):
     monkeypatch.setattr(grpo_forward, "can_score_compactly", counting)
     assert _grpo_with_half_the_groups_flat(tiny_model_dir, tmp_path / "compact", skip=False, accumulation=2) == 0
     assert calls and all(calls), "the compact head was not used"
-    (trl_losses, _), (compact_losses, _) = _losses_and_skipped(tmp_path / "trl"), _losses_and_skipped(tmp_path / "compact")
-    assert abs(trl_losses[0] - compact_losses[0]) <= 1e-5 * max(1.0, abs(trl_losses[0]))
-    base, trl, compact = _weights(tiny_model_dir), _weights(str(tmp_path / "trl")), _weights(str(tmp_path / "compact"))
-    assert any(not (trl[name] == base[name]).all() for name in trl), "GRPO changed nothing"
-    for name in trl:
-        assert torch.allclose(trl[name] - base[name], compact[name] - base[name], rtol=1e-3, atol=1e-6), name
+    _assert_same_training(tiny_model_dir, tmp_path / "trl", tmp_path / "compact")
