@@ -419,7 +419,7 @@ def main(config: R1GRPOConfig) -> dict[str, Any]:
     columns = ["prompt", "answer", "task_index"] + (["split"] if "split" in prepared.rows[0] else [])
     dataset = Dataset.from_list([{key: row[key] for key in columns} for row in prepared.rows])
     model = load_model(config.model, config.model_dtype, config.bf16, config.trust_remote_code, config.attn_implementation,
-                       (config.max_prompt_length or 0) + config.max_completion_length if config.max_prompt_length else None)
+                       config.max_prompt_length + config.max_completion_length if config.max_prompt_length else None)
     metrics = MetricsFileCallback(config.output_dir)
     completions_log = CompletionsFileCallback(config.output_dir)
     config.reward_weights = prepared.reward_weights

@@ -1,4 +1,4 @@
-"""GRPO's policy forward at less cost: padding cut, and each prompt read once.
+"""GRPO's policy forward at less cost: padding cut, each prompt read once, the LM head over completion tokens only.
 
 TRL scores a micro-batch by running the model over every row's prompt + completion, padded to the generation
 batch's longest completion, and (off Triton devices) projects every position through the LM head.
@@ -9,7 +9,8 @@ token) once, keeps its KV cache with the graph attached, copies it to the rows t
 (TRL's fused, chunked one, with its temperature) then sees completion positions only. Positions, attention and
 the gradient are those of TRL's forward: the per-token log-probabilities and entropies agree with TRL's to float
 rounding (tests/unit/test_grpo_forward.py), and the gradient of the prompt's tokens sums over the rows sharing it, as
-the chain rule says.
+the chain rule says. Under gradient checkpointing (no KV cache in training) :func:`compact_head_chunk` runs the
+backbone as TRL does and projects only the positions that predict a completion token through the LM head.
 """
 
 from __future__ import annotations
@@ -103,7 +104,7 @@ def compact_head_chunk(model, input_ids, attention_mask, logits_to_keep: int, co
     import torch
     from trl.kernels import ChunkedLogProbFunction
 
-    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    base = _base(model)
     hidden = base.base_model(input_ids=input_ids, attention_mask=attention_mask, use_cache=False).last_hidden_state
     hidden = hidden[:, -logits_to_keep - 1 : -1]  # the position before each completion token predicts it
     scored = attention_mask[:, -logits_to_keep:].bool()
@@ -124,12 +125,27 @@ def compact_head_chunk(model, input_ids, attention_mask, logits_to_keep: int, co
     return logps, (entropy if compute_entropy else None)
 
 
+def _base(model):
+    """The model under a PEFT wrapper (the one TRL patched with its fused head), or the model itself."""
+    return model.get_base_model() if hasattr(model, "get_base_model") else model
+
+
+def _one_unsharded_process(trainer) -> bool:
+    """One process, weights neither ZeRO- nor FSDP-sharded: the model can be called in pieces without a wrapper
+    (DDP's gradient hooks, ZeRO's gathers) having to see each call."""
+    return (
+        trainer.accelerator.num_processes == 1
+        and not getattr(trainer, "is_deepspeed_enabled", False)
+        and not getattr(trainer, "is_fsdp_enabled", False)
+    )
+
+
 def can_score_compactly(trainer, model) -> bool:
     """Whether :func:`compact_head_chunk` may score: one unwrapped process (it calls the backbone directly, which a
     DDP/ZeRO/FSDP wrapper must see), a decoder whose head has no softcapping or scaling, TRL's chunked kernel."""
-    if trainer.accelerator.num_processes != 1 or getattr(trainer, "is_deepspeed_enabled", False) or getattr(trainer, "is_fsdp_enabled", False):
+    if not _one_unsharded_process(trainer):
         return False
-    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    base = _base(model)
     config = getattr(base, "config", None)
     if config is None or getattr(config, "is_encoder_decoder", False) or base.get_output_embeddings() is None:
         return False
@@ -153,11 +169,9 @@ def can_share_prompts(trainer, model) -> bool:
     """Whether :func:`prompt_shared_logps` may score for this trainer: asked for (``share_prompt_forward``), one
     process (a second forward before the backward would confuse DDP's gradient hooks; ZeRO/FSDP shard the weights),
     a model that returns its KV cache in training (no gradient checkpointing) and carries TRL's fused LM head."""
-    if not getattr(trainer.args, "share_prompt_forward", False):
+    if not getattr(trainer.args, "share_prompt_forward", False) or not _one_unsharded_process(trainer):
         return False
-    if trainer.accelerator.num_processes != 1 or getattr(trainer, "is_deepspeed_enabled", False) or getattr(trainer, "is_fsdp_enabled", False):
-        return False
-    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    base = _base(model)
     checkpointing = getattr(base, "is_activation_checkpointing", None)  # transformers >= 5.x; older: the other name
     if checkpointing if checkpointing is not None else getattr(base, "is_gradient_checkpointing", False):
         return False
