@@ -17,8 +17,12 @@ to a JSON file.
 
 from __future__ import annotations
 
+import hashlib
+import importlib.util
 import json
 import os
+import resource
+import shutil
 import statistics
 import subprocess
 import sys
@@ -27,7 +31,11 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from r1lab.commands import configure_logging, run_command
 from r1lab.errors import UserError
+from r1lab.models import resolve_model
+from r1lab.outputs import write_json_atomic
+from r1lab.tasks import TaskSpec, get_task
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SEED_SCRIPT = os.path.join(REPO, "benchmarks", "seed_grpo.py")
@@ -64,9 +72,6 @@ def _on_gpu() -> bool:
 
 def check(config: BenchConfig) -> tuple[str, str | None, int]:
     """(model path, dataset, limit) after validation; every problem as a UserError before any run starts."""
-    from r1lab.models import resolve_model
-    from r1lab.tasks import TaskSpec, get_task
-
     if config.target != "grpo":
         raise UserError(f"r1lab bench: unknown target {config.target!r}; choose grpo")
     if config.steps < 1:
@@ -141,8 +146,6 @@ def r1lab_arguments(model: str, dataset: str | None, limit: int, steps: int, len
         # The seed's bf16 on a CPU: its weights loaded in bfloat16 (no float32 master copy), as r1lab's here.
         values.update({"bf16": "true", "use_cpu": "true", "model_dtype": "bfloat16"})
     if _on_gpu():
-        import importlib.util
-
         values.update({"bf16": "true", "vllm_gpu_memory_utilization": 0.3})
         if importlib.util.find_spec("vllm") is not None:
             values.update({"use_vllm": "true", "vllm_mode": "colocate"})
@@ -167,8 +170,6 @@ def seed_arguments(model: str, dataset: str | None, limit: int, steps: int, leng
 
 def _install_probe(record: dict[str, Any]) -> None:
     """Time every optimizer step and generation of any GRPOTrainer in this process (the seed's and r1lab's)."""
-    import hashlib
-
     import torch
     from transformers import TrainerCallback
     from trl import GRPOTrainer
@@ -224,14 +225,21 @@ def _install_probe(record: dict[str, Any]) -> None:
 
 
 def _peak_rss_mb() -> float:
-    import resource
-
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
-def worker(side: str, arguments: list[str], result_path: str) -> int:
-    import importlib.util
+def _run_r1lab(arguments: list[str]) -> int:
+    """``r1lab <arguments>`` in this process (the probe watches its trainer): 0, or 2 with one error line."""
+    configure_logging()
+    try:
+        run_command(arguments[0], arguments[1:])
+    except UserError as error:
+        print(f"r1lab: error: {error}", file=sys.stderr)
+        return 2
+    return 0
 
+
+def worker(side: str, arguments: list[str], result_path: str) -> int:
     import torch
 
     record: dict[str, Any] = {"side": side, "step_seconds": [], "generations": [], "groups": 0, "groups_with_signal": 0}
@@ -244,15 +252,12 @@ def worker(side: str, arguments: list[str], result_path: str) -> int:
         module.main(arguments)
         code = 0
     else:
-        from r1lab.cli import main as cli_main
-
-        code = cli_main(arguments)
+        code = _run_r1lab(arguments)
     record["wall_seconds"] = time.perf_counter() - started
     record["peak_rss_mb"] = _peak_rss_mb()
     record["torch_threads"] = torch.get_num_threads()
     if torch.cuda.is_available():
         record["peak_gpu_allocated_mb"] = torch.cuda.max_memory_allocated() / 2**20
-    from r1lab.outputs import write_json_atomic
 
     write_json_atomic(result_path, record)
     return code
@@ -340,8 +345,6 @@ def report_lines(summary: dict[str, Any]) -> list[str]:
 
 
 def main(config: BenchConfig) -> dict[str, Any]:
-    import shutil
-
     model, dataset, limit = check(config)
     output = os.path.abspath(config.output)
     work = output[: -len(".json")] if output.endswith(".json") else output + ".d"
@@ -402,7 +405,6 @@ def main(config: BenchConfig) -> dict[str, Any]:
         "summary": summary,
         "runs": records,
     }
-    from r1lab.outputs import write_json_atomic
 
     write_json_atomic(output, result)
     return result

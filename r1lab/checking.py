@@ -7,7 +7,12 @@ The accuracy reward, the rejection-sampling filter and the evaluator all end her
 from __future__ import annotations
 
 import functools
+import json
+import os
 import re
+import select
+import subprocess
+import sys
 import threading
 from decimal import Decimal, InvalidOperation
 
@@ -87,9 +92,6 @@ def answers_match(predicted: str | None, gold: str) -> bool:
 def _serve() -> None:
     """``python -m r1lab.checking``: the worker process. Reads ``[predicted, gold]`` JSON lines on stdin and
     answers each with ``true`` or ``false`` on stdout, checked in its main thread (math-verify's timeouts work)."""
-    import json
-    import sys
-
     replies = sys.stdout
     sys.stdout = sys.stderr  # only replies on the reply channel, whatever a parser prints
     answers_match("\\frac{1}{2}", "0.5")  # import and warm up math-verify before the first timed request
@@ -115,10 +117,6 @@ class _Worker:
         self.process = None
 
     def _start(self) -> None:
-        import os
-        import subprocess
-        import sys
-
         package_parent = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
         env = dict(os.environ)
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [package_parent, env.get("PYTHONPATH")]))
@@ -135,8 +133,6 @@ class _Worker:
             raise TimeoutError("the answer-checking process did not start")
 
     def _reply(self, timeout: float) -> str | None:
-        import select
-
         readable, _, _ = select.select([self.process.stdout], [], [], timeout)
         return self.process.stdout.readline().strip() if readable else None
 
@@ -149,8 +145,6 @@ class _Worker:
         self.process = None
 
     def check(self, predicted: str, gold: str) -> bool:
-        import json
-
         with self.lock:
             try:
                 if self.process is None or self.process.poll() is not None:

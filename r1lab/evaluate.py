@@ -18,10 +18,24 @@ import os
 import platform
 import time
 from dataclasses import dataclass
+from importlib import metadata
 from typing import Any
 
+import r1lab
+from r1lab.config import build_config, config_to_dict
 from r1lab.errors import UserError
-from r1lab.tasks import TaskSpec
+from r1lab.eval_metrics import aggregate, score_question
+from r1lab.generation import (
+    check_settings,
+    generate,
+    is_hf_model,
+    load_generation_model,
+    prompt_token_ids,
+)
+from r1lab.models import load_tokenizer, model_config_dict, resolve_model
+from r1lab.outputs import check_output_dir, json_bytes, jsonl_bytes, write_files_atomic
+from r1lab.tasks import TaskSpec, get_task
+from r1lab.templates import get_template
 
 logger = logging.getLogger("r1lab")
 
@@ -81,8 +95,6 @@ class EvalPlan:
 
 def check_eval_settings(config: EvalConfig) -> None:
     """The sampling settings' ranges and the backend's name (also a training stage's ``final_eval``, up front)."""
-    from r1lab.generation import check_settings
-
     if config.k < 1:
         raise UserError(f"k must be at least 1, got {config.k}")
     check_settings(config.k, config.temperature, config.top_p, config.max_new_tokens, config.batch_size)
@@ -92,11 +104,6 @@ def check_eval_settings(config: EvalConfig) -> None:
 
 def plan(config: EvalConfig) -> EvalPlan:
     """Check every setting, load the rows and the tokenizer; raises UserError and writes nothing."""
-    from r1lab.models import load_tokenizer, model_config_dict, resolve_model
-    from r1lab.outputs import check_output_dir
-    from r1lab.tasks import get_task
-    from r1lab.templates import get_template
-
     check_eval_settings(config)
     if not config.output_dir:
         raise UserError("output_dir must be set")
@@ -111,8 +118,6 @@ def plan(config: EvalConfig) -> EvalPlan:
     prompts = [task.prompt(row["question"], template) for row in rows]
     context = (model_config_dict(model_path) or {}).get("max_position_embeddings")
     if context:
-        from r1lab.generation import prompt_token_ids
-
         longest = max(len(ids) for ids in prompt_token_ids(tokenizer, prompts))
         if longest + config.max_new_tokens > context:
             raise UserError(
@@ -137,8 +142,6 @@ def checked(completion, row: dict[str, Any], task, template) -> dict[str, Any]:
 
 def build_records(rows, greedy_outputs, sampled_outputs, task, template) -> list[dict[str, Any]]:
     """Per-question records for samples.jsonl: question, gold, greedy and sampled completions, the vote."""
-    from r1lab.eval_metrics import score_question
-
     records = []
     for index, row in enumerate(rows):
         samples = [checked(completion, row, task, template) for completion in sampled_outputs[index]]
@@ -160,10 +163,6 @@ def build_records(rows, greedy_outputs, sampled_outputs, task, template) -> list
 
 
 def library_versions() -> dict[str, str | None]:
-    from importlib import metadata
-
-    import r1lab
-
     versions: dict[str, str | None] = {"python": platform.python_version(), "r1lab": r1lab.__version__}
     for package in ("torch", "transformers", "trl", "math-verify", "reasoning-gym", "vllm"):
         try:
@@ -193,8 +192,6 @@ def command_line(config: EvalConfig) -> str:
 
 
 def _timed_generate(model, plan_: EvalPlan, **settings) -> tuple[list, dict[str, float]]:
-    from r1lab.generation import generate
-
     config = plan_.config
     started = time.perf_counter()
     outputs = generate(
@@ -214,11 +211,6 @@ def _timed_generate(model, plan_: EvalPlan, **settings) -> tuple[list, dict[str,
 
 
 def main(config: EvalConfig) -> dict[str, Any]:
-    from r1lab.config import config_to_dict
-    from r1lab.eval_metrics import aggregate
-    from r1lab.generation import is_hf_model, load_generation_model
-    from r1lab.outputs import json_bytes, jsonl_bytes, write_files_atomic
-
     started = time.time()
     prepared = plan(config)
     model = load_generation_model(config.model, config.model_dtype, config.trust_remote_code, config.seed, config.backend)
@@ -313,8 +305,6 @@ def run_eval(model_path: str, task_spec: TaskSpec, template, **settings) -> dict
     ``template`` is a name or a Template. ``settings`` are any other EvalConfig fields; ``output_dir``
     defaults to ``<model_path>/eval`` for a local model, and ``overwrite`` to true. Returns the summary.
     """
-    from r1lab.config import build_config
-
     values: dict[str, Any] = {
         name: getattr(task_spec, name) for name in ("task", "dataset", "task_size", "task_seed", "task_options")
     }

@@ -16,6 +16,7 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable
 
+from r1lab.config import build_config
 from r1lab.errors import UserError
 from r1lab.templates import Template
 
@@ -80,8 +81,6 @@ class FilterSettings:
 
 def filter_settings(values: dict[str, Any] | None) -> FilterSettings:
     """FilterSettings from a config's ``filters`` mapping, every key known and typed (else a UserError)."""
-    from r1lab.config import build_config
-
     return build_config(FilterSettings, dict(values or {}), source="filters")
 
 

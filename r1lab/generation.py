@@ -23,6 +23,8 @@ from dataclasses import asdict, dataclass
 from typing import Any, Sequence
 
 from r1lab.errors import UserError
+from r1lab.kv_cache import cache_keyword, forward_accepts, reserve_cache
+from r1lab.models import load_model, resolve_model, torch_dtype
 
 Messages = list[dict[str, str]]
 
@@ -88,8 +90,6 @@ def load_generation_model(name: str, dtype_name: str = "auto", trust_remote_code
 
     ``dtype_name='auto'`` is bfloat16 on a GPU and float32 on the CPU.
     """
-    from r1lab.models import load_model, resolve_model, torch_dtype
-
     if backend not in ("auto", "hf", "vllm"):
         raise UserError(f"unknown generation backend {backend!r}; choose auto, hf or vllm")
     resolved = resolve_model(name)
@@ -212,104 +212,32 @@ def sample_next(logits, temperature: float, top_p: float, generator):
     return torch.multinomial(probabilities, 1, generator=generator).squeeze(-1)
 
 
-def _forward_accepts(model, name: str) -> bool:
-    import inspect
-
-    return name in inspect.signature(model.forward).parameters
-
-
-def reserve_cache(cache, tokens: int) -> None:
-    """Give each plain (full-attention, growing) layer of a filled KV cache room for ``tokens`` more positions, so
-    that each decoding step writes its keys and values in place instead of copying the whole cache to append them
-    (HF's DynamicLayer concatenates: a copy of every cached position per step and layer). Other layer kinds (sliding
-    window, quantized, linear attention) are left as they are."""
-    from transformers.cache_utils import DynamicLayer
-
-    layers = getattr(cache, "layers", None)
-    if layers is None:
-        return
-    reserved = _reserved_layer_class()
-    for index, layer in enumerate(layers):
-        if type(layer) is DynamicLayer and layer.is_initialized and layer.get_seq_length() > 0:
-            layers[index] = reserved.adopt(layer, tokens)
-
-
-def _reserved_layer_class():
-    """The ReservedLayer class, built on first use (importing transformers only then)."""
-    from transformers.cache_utils import DynamicLayer
-
-    class ReservedLayer(DynamicLayer):
-        """A DynamicLayer over buffers with room to grow; ``keys``/``values`` are views of the filled part."""
-
-        @classmethod
-        def adopt(cls, layer, tokens: int):
-            new = cls()
-            new.device, new.is_initialized = layer.keys.device, True
-            new.length = layer.keys.shape[-2]
-            new.key_buffer = _with_room(layer.keys, new.length, new.length + tokens)
-            new.value_buffer = _with_room(layer.values, new.length, new.length + tokens)
-            new._views()
-            return new
-
-        def _views(self):
-            self.keys = self.key_buffer[:, :, : self.length]
-            self.values = self.value_buffer[:, :, : self.length]
-
-        def update(self, key_states, value_states, *args, **kwargs):
-            end = self.length + key_states.shape[-2]
-            if end > self.key_buffer.shape[-2]:
-                room = max(end, 2 * self.key_buffer.shape[-2])
-                self.key_buffer = _with_room(self.key_buffer, self.length, room)
-                self.value_buffer = _with_room(self.value_buffer, self.length, room)
-            self.key_buffer[:, :, self.length : end] = key_states
-            self.value_buffer[:, :, self.length : end] = value_states
-            self.length = end
-            self._views()
-            return self.keys, self.values
-
-        def reorder_cache(self, beam_idx):
-            self.key_buffer = self.key_buffer.index_select(0, beam_idx.to(self.key_buffer.device))
-            self.value_buffer = self.value_buffer.index_select(0, beam_idx.to(self.value_buffer.device))
-            self._views()
-
-        def batch_select_indices(self, indices):
-            import torch
-
-            self.reorder_cache(indices.nonzero().flatten() if indices.dtype == torch.bool else indices)
-
-        def crop(self, tokens_to_remove: int) -> None:
-            if tokens_to_remove < 0:
-                self.length = max(0, self.length + tokens_to_remove)
-                self._views()
-
-        def batch_repeat_interleave(self, repeats: int) -> None:
-            self.key_buffer = self.key_buffer.repeat_interleave(repeats, dim=0)
-            self.value_buffer = self.value_buffer.repeat_interleave(repeats, dim=0)
-            self._views()
-
-    return ReservedLayer
-
-
-def _with_room(tensor, filled: int, room: int):
-    """A (batch, heads, room, dim) buffer holding ``tensor``'s first ``filled`` positions."""
-    buffer = tensor.new_empty((*tensor.shape[:2], room, *tensor.shape[3:]))
-    buffer[:, :, :filled] = tensor[:, :, :filled]
-    return buffer
-
-
 # Drop finished rows from the batch (and their KV cache) once this share of it has finished: copying the
 # cache costs about one decoding step, so compacting on every single finished row would not pay.
 COMPACT_WHEN_FINISHED = 0.25
 
 
-def decode_batch(model, prompts_ids, pad_id, eos_ids, watcher, max_new_tokens, temperature, top_p, generator, row_prompts=None):
-    """Generate for one batch → (new token ids per row, stop position per row).
+@dataclass
+class DecodedBatch:
+    """What :func:`decode_batch` generated, one entry per row."""
 
-    ``prompts_ids`` are distinct prompts (token ids); row ``i`` continues prompt ``row_prompts[i]``
-    (default: one row per prompt). Each prompt is read once and its KV cache copied to its rows, so k
-    samples of a question cost one prompt pass, not k. A row ends at an EOS token (kept) or once its text
-    holds a stop string (``stopped_at`` = its token count then); rows that ended are dropped from the batch
-    and the KV cache in groups.
+    tokens: list[list[int]]  # new token ids (an EOS that ended the row included)
+    stopped_at: list[int | None]  # token count when a stop string ended the row (``close_with`` unset), else None
+    logps: list[list[float]] | None  # each token's log-probability, with ``record_logps``
+
+
+def decode_batch(model, prompts_ids, pad_id, eos_ids, watcher, max_new_tokens, temperature, top_p, generator,
+                 row_prompts=None, *, close_with: int | None = None, record_logps: bool = False) -> DecodedBatch:
+    """r1lab's decoding loop, shared by eval, rejection sampling and distillation (:func:`generate`) and GRPO's sampling.
+
+    ``prompts_ids`` are distinct prompts (token ids); row ``i`` continues prompt ``row_prompts[i]`` (default: one row
+    per prompt). Each prompt is read once and its KV cache copied to its rows, so k samples of a question cost one
+    prompt pass, not k. A row ends at an EOS token (kept) or at a stop string: without ``close_with`` it ends as soon
+    as its text holds one (``stopped_at`` = its token count then); with ``close_with`` (an EOS id) it gets that token
+    as its next one and ends, as a model that stops there would have written it (GRPO's ``stop_at_answer``). Rows
+    that ended are dropped from the batch and the KV cache in groups. With ``record_logps`` each token's
+    log-probability is ``log_softmax(logits / temperature)`` at that token, what TRL's loss computes (top-p shapes
+    the sampling only). A row cut at ``max_new_tokens`` has no EOS.
     """
     import torch
 
@@ -317,8 +245,12 @@ def decode_batch(model, prompts_ids, pad_id, eos_ids, watcher, max_new_tokens, t
     row_prompts = list(range(len(prompts_ids))) if row_prompts is None else list(row_prompts)
     input_ids, attention = _left_padded(prompts_ids, pad_id, device)
     positions = (attention.cumsum(dim=-1) - 1).clamp(min=0)
-    cache_name = "cache" if _forward_accepts(model, "cache") else "past_key_values"
-    extra = {"logits_to_keep": 1} if _forward_accepts(model, "logits_to_keep") else {}
+    cache_name = cache_keyword(model)
+    extra = {"logits_to_keep": 1} if forward_accepts(model, "logits_to_keep") else {}
+    tokens: list[list[int]] = [[] for _ in row_prompts]
+    logps: list[list[float]] | None = [[] for _ in row_prompts] if record_logps else None
+    stopped_at: list[int | None] = [None] * len(row_prompts)
+    ended, closing = [False] * len(row_prompts), [False] * len(row_prompts)
     with torch.inference_mode():
         output = model(input_ids=input_ids, attention_mask=attention, position_ids=positions, use_cache=True, **extra)
         cache = getattr(output, "cache", None) or getattr(output, "past_key_values", None)
@@ -329,25 +261,33 @@ def decode_batch(model, prompts_ids, pad_id, eos_ids, watcher, max_new_tokens, t
             logits, attention, positions = logits[expand], attention[expand], positions[expand]
         reserve_cache(cache, max_new_tokens)
         rows = list(range(len(row_prompts)))  # batch position -> row
-        ended = [False] * len(rows)
-        new_tokens: list[list[int]] = [[] for _ in rows]
-        stopped_at: list[int | None] = [None] * len(rows)
         last_position = positions[:, -1]
         for step in range(max_new_tokens):
             chosen = sample_next(logits, temperature, top_p, generator)
+            forced = [position for position, row in enumerate(rows) if closing[row]]
+            if forced:
+                chosen[forced] = close_with
+            chosen_logps = None
+            if logps is not None:
+                scaled = logits.float() / temperature if temperature > 0 else logits.float()
+                chosen_logps = torch.log_softmax(scaled, dim=-1).gather(-1, chosen[:, None]).squeeze(-1).tolist()
             running = []
             for position, (row, token) in enumerate(zip(rows, chosen.tolist())):
                 if ended[row]:
                     continue
-                new_tokens[row].append(token)
+                tokens[row].append(token)
+                if chosen_logps is not None:
+                    logps[row].append(chosen_logps[position])
                 if token in eos_ids:
                     ended[row] = True
                 else:
                     running.append(position)
-            for position, hit in zip(running, watcher.stopped([new_tokens[rows[p]] for p in running])):
-                if hit:
-                    ended[rows[position]] = True
-                    stopped_at[rows[position]] = len(new_tokens[rows[position]])
+            for position, hit in zip(running, watcher.stopped([tokens[rows[p]] for p in running])):
+                row = rows[position]
+                if hit and close_with is not None:
+                    closing[row] = True
+                elif hit:
+                    ended[row], stopped_at[row] = True, len(tokens[row])
             alive = [position for position in running if not ended[rows[position]]]
             if not alive or step == max_new_tokens - 1:
                 break
@@ -359,14 +299,11 @@ def decode_batch(model, prompts_ids, pad_id, eos_ids, watcher, max_new_tokens, t
             attention = torch.cat([attention, attention.new_ones((attention.shape[0], 1))], dim=1)
             last_position = last_position + 1
             output = model(
-                input_ids=chosen[:, None],
-                attention_mask=attention,
-                position_ids=last_position[:, None],
-                use_cache=True,
+                input_ids=chosen[:, None], attention_mask=attention, position_ids=last_position[:, None], use_cache=True,
                 **{cache_name: cache},
             )
             logits = output.logits[:, -1, :]
-    return new_tokens, stopped_at
+    return DecodedBatch(tokens, stopped_at, logps)
 
 
 def _generate_hf(model, tokenizer, ids, n, batch_size, progress, description, *, temperature, top_p, max_new_tokens, seed, stops):
@@ -391,12 +328,12 @@ def _generate_hf(model, tokenizer, ids, n, batch_size, progress, description, *,
             generator = torch.Generator(device=model.device).manual_seed(seed + batch_number)
             distinct = list(dict.fromkeys(prompt for prompt, _ in batch))
             row_prompts = [distinct.index(prompt) for prompt, _ in batch]
-            new_tokens, stopped_at = decode_batch(
+            decoded = decode_batch(
                 model, [ids[prompt] for prompt in distinct], pad_id, eos_ids, watcher, max_new_tokens, temperature, top_p,
                 generator, row_prompts,
             )
             for row, (prompt, sample) in enumerate(batch):
-                completion = finish_row(new_tokens[row], eos_ids, stopped_at[row], tokenizer, stops)
+                completion = finish_row(decoded.tokens[row], eos_ids, decoded.stopped_at[row], tokenizer, stops)
                 results[prompt][sample] = completion
                 generated_tokens += completion.tokens
             bar.update(len(batch))

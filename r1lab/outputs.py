@@ -6,11 +6,14 @@ import json
 import os
 import shutil
 import tempfile
+import time
 from typing import Any
 
 from r1lab.errors import UserError
 
 STAGE_MARKER = "r1lab_stage.json"  # written last: its presence means the stage finished
+METRICS_FILE = "metrics.jsonl"  # a training stage's logged steps, one JSON record per line
+COMPLETIONS_FILE = "completions.jsonl"  # GRPO's sampled completions behind each logged step, with their rewards
 
 
 def _default_file_mode() -> int:
@@ -87,6 +90,23 @@ def json_bytes(data: Any) -> bytes:
 
 def is_finished(output_dir: str) -> bool:
     return os.path.isfile(os.path.join(output_dir, STAGE_MARKER))
+
+
+def stage_marker(stage: str, config: dict[str, Any], started: float, figures: dict) -> dict[str, Any]:
+    """The finish marker's content: the stage, its start and end, its key figures and its whole config."""
+    return {
+        "stage": stage,
+        "status": "finished",
+        "started": time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(started)),
+        "ended": time.strftime("%Y-%m-%dT%H:%M:%S"),
+        "seconds": round(time.time() - started, 1),
+        "figures": figures,
+        "config": config,
+    }
+
+
+def write_stage_marker(output_dir: str, stage: str, config: dict[str, Any], started: float, figures: dict) -> None:
+    write_json_atomic(os.path.join(output_dir, STAGE_MARKER), stage_marker(stage, config, started, figures))
 
 
 def remove_stage_marker(output_dir: str) -> None:

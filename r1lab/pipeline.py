@@ -13,7 +13,7 @@ barrier after each stage, so that a stage starts once the previous one's output 
 
 from __future__ import annotations
 
-import importlib
+import json
 import os
 import re
 import time
@@ -21,14 +21,23 @@ import traceback
 from dataclasses import dataclass, field
 from typing import Any
 
+from r1lab.commands import COMMANDS, load_command, pipeline_commands
+from r1lab.config import build_config, config_to_dict, field_types, read_yaml_mapping
+from r1lab.distributed import is_main_process, wait_for_everyone
 from r1lab.errors import UserError
+from r1lab.outputs import (
+    check_writable_dir,
+    is_finished,
+    is_inside,
+    last_checkpoint,
+    write_json_atomic,
+)
+from r1lab.rewards import check_reward_names
+from r1lab.tasks import get_task
+from r1lab.templates import get_template
 
 MANIFEST = "manifest.json"
-# Commands whose output has no finish marker (their last file written is the marker): the manifest decides.
-_NO_MARKER = ("eval", "report")
 _STAGE_NAME = re.compile(r"^[A-Za-z0-9][\w-]*$")
-# Stages every launched process runs together (accelerate's data parallelism); the rest run on rank 0 only.
-_ALL_RANKS = ("grpo", "sft", "distill")
 
 
 @dataclass
@@ -59,8 +68,6 @@ def _now() -> str:
 
 
 def _stage_values(entry: dict[str, Any], config_dir: str | None) -> dict[str, Any]:
-    from r1lab.config import read_yaml_mapping
-
     source = entry.get("config", {})
     if isinstance(source, str):
         path = source if os.path.isabs(source) or config_dir is None else os.path.join(config_dir, source)
@@ -80,8 +87,6 @@ def _stage_values(entry: dict[str, Any], config_dir: str | None) -> dict[str, An
 
 def plan_stages(config: PipelineConfig) -> list[StagePlan]:
     """Validate the recipe's structure: names, commands, inputs that point at earlier stages."""
-    from r1lab.cli import COMMANDS
-
     if not config.stages:
         raise UserError("pipeline has no stages")
     if not config.run_dir and not _STAGE_NAME.match(config.name or ""):
@@ -100,8 +105,8 @@ def plan_stages(config: PipelineConfig) -> list[StagePlan]:
             raise UserError(f"stage {index + 1}: name must be letters, digits, - or _, got {name!r}")
         if any(plan.name == name for plan in plans):
             raise UserError(f"stage name {name!r} is used twice")
-        if command not in COMMANDS or command == "pipeline":
-            choices = ", ".join(c for c in COMMANDS if c != "pipeline")
+        if command not in pipeline_commands():
+            choices = ", ".join(pipeline_commands())
             raise UserError(f"stage {name!r}: unknown command {command!r}; choose one of: {choices}")
         inputs = entry.get("inputs") or {}
         if not isinstance(inputs, dict):
@@ -119,12 +124,7 @@ def plan_stages(config: PipelineConfig) -> list[StagePlan]:
 
 
 def _build_stage_config(plan: StagePlan, outputs: dict[str, str]):
-    from r1lab.cli import COMMANDS
-    from r1lab.config import build_config, field_types
-
-    command = COMMANDS[plan.command]
-    module = importlib.import_module(command.module)
-    config_class = getattr(module, command.config_class)
+    module, config_class = load_command(plan.command)
     known = field_types(config_class)
     values = {key: value for key, value in plan.defaults.items() if key in known}
     values.update(plan.values)
@@ -143,10 +143,6 @@ def _build_stage_config(plan: StagePlan, outputs: dict[str, str]):
 
 def _check_names(plan: StagePlan, stage_config) -> None:
     """The templates, task and rewards a stage names exist (nothing is loaded: no rows, no model)."""
-    from r1lab.rewards.registry import check_reward_names
-    from r1lab.tasks import get_task
-    from r1lab.templates import get_template
-
     try:
         for name in ("template", "completions_template"):
             if isinstance(getattr(stage_config, name, None), str):
@@ -162,8 +158,6 @@ def _check_names(plan: StagePlan, stage_config) -> None:
 def _check_stage_paths(plan: StagePlan, stage_config) -> None:
     """Every place a stage writes stays inside the run directory: the pipeline sets each stage's output (a
     directory linked elsewhere is refused), and a stage's own config may not send its final eval elsewhere."""
-    from r1lab.outputs import is_inside
-
     run_dir = os.path.dirname(plan.output_dir)
     written = {}
     for name in ("output_dir", "output"):
@@ -190,13 +184,6 @@ def _output_fields(plan: StagePlan, known) -> dict[str, str]:
     raise UserError(f"stage {plan.name!r}: command {plan.command!r} has no output setting")
 
 
-def _last_checkpoint(output_dir: str) -> str | None:
-    """The last complete checkpoint: one cut off while being saved (a kill, a full disk) is passed over."""
-    from r1lab.outputs import last_checkpoint
-
-    return last_checkpoint(output_dir)
-
-
 class Manifest:
     """``manifest.json``: the run's table of stages, rewritten atomically on every change."""
 
@@ -213,8 +200,6 @@ class Manifest:
         }
 
     def load_previous(self) -> None:
-        import json
-
         if not os.path.isfile(self.path):
             return
         try:
@@ -233,17 +218,11 @@ class Manifest:
         return next(stage for stage in self.data["stages"] if stage["name"] == name)
 
     def save(self) -> None:
-        from r1lab.outputs import write_json_atomic
-
         self.data["updated"] = _now()
         write_json_atomic(self.path, self.data)
 
 
 def main(config: PipelineConfig) -> dict[str, Any]:
-    from r1lab.config import config_to_dict
-    from r1lab.outputs import is_finished
-    from r1lab.stages.common import is_main_process, wait_for_everyone
-
     plans = plan_stages(config)
     run_dir = os.path.dirname(plans[0].output_dir)
     if config.dry_run:
@@ -253,8 +232,6 @@ def main(config: PipelineConfig) -> dict[str, Any]:
     manifest = Manifest(run_dir, config.name, plans)
     if os.path.isfile(manifest.path) and not config.resume:
         raise UserError(f"{run_dir} already holds a run; pass --resume to continue it (or choose another --run_dir)")
-    from r1lab.outputs import check_writable_dir
-
     check_writable_dir(run_dir, "run_dir")
     outputs_so_far = {plan.name: plan.output_dir for plan in plans}
     for plan in plans:  # every stage's config, before the first one runs: a typo in stage 4 fails now, not hours later
@@ -265,11 +242,11 @@ def main(config: PipelineConfig) -> dict[str, Any]:
     for plan in plans:
         record = manifest.stage(plan.name)
         outputs[plan.name] = plan.output_dir
-        if record.get("status") == "finished" and (is_finished(plan.output_dir) or plan.command in _NO_MARKER):
+        if record.get("status") == "finished" and (is_finished(plan.output_dir) or not COMMANDS[plan.command].finish_marker):
             say(f"r1lab pipeline: {plan.name}: finished earlier, skipped")
             continue
         module, stage_config = _build_stage_config(plan, outputs)
-        checkpoint = _last_checkpoint(plan.output_dir) if hasattr(stage_config, "resume_from_checkpoint") else None
+        checkpoint = last_checkpoint(plan.output_dir) if hasattr(stage_config, "resume_from_checkpoint") else None
         if checkpoint and not stage_config.resume_from_checkpoint:
             stage_config.resume_from_checkpoint = checkpoint
             say(f"r1lab pipeline: {plan.name}: resuming from {checkpoint}")
@@ -282,7 +259,7 @@ def main(config: PipelineConfig) -> dict[str, Any]:
         say(f"r1lab pipeline: stage {plan.index + 1}/{len(plans)} {plan.name} ({plan.command}) → {plan.output_dir}")
         began = time.time()
         try:
-            if main_process or plan.command in _ALL_RANKS:
+            if main_process or COMMANDS[plan.command].all_ranks:
                 figures = module.main(stage_config) or {}
             else:
                 figures = {}
@@ -342,8 +319,6 @@ def dry_run(plans: list[StagePlan]) -> dict[str, Any]:
 
 
 def read_manifest(run_dir: str) -> dict[str, Any]:
-    import json
-
     path = os.path.join(run_dir, MANIFEST)
     if not os.path.isfile(path):
         raise UserError(f"no {MANIFEST} in {run_dir}: not a pipeline run directory")

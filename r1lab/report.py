@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import base64
 import html
+import io
 import json
 import math
 import os
@@ -25,11 +26,15 @@ from functools import lru_cache
 from typing import Any, Iterable, Iterator
 
 from r1lab.errors import UserError
-from r1lab.outputs import check_writable_dir, write_bytes_atomic, write_text_atomic
+from r1lab.outputs import (
+    COMPLETIONS_FILE,
+    METRICS_FILE,
+    check_writable_dir,
+    write_bytes_atomic,
+    write_text_atomic,
+)
 
 REPORT_FILE = "report.html"
-METRICS_FILE = "metrics.jsonl"
-COMPLETIONS_FILE = "completions.jsonl"  # written by the GRPO stage: {"step", "completion", "reward", ...} per line
 SUMMARY_FILE = "summary.json"
 SAMPLES_FILE = "samples.jsonl"
 FINAL_EVAL_DIR = "eval"  # a training stage's ``final_eval`` lands in output_dir/eval
@@ -361,8 +366,6 @@ def _figure(panels: int, width: float = 6.0, height: float = 3.6):
 
 
 def _png(figure) -> bytes:
-    import io
-
     from matplotlib.ticker import MaxNLocator
 
     for axis in figure.axes:
@@ -556,7 +559,6 @@ def _training_section(stage, records, completions, out_dir: str, config: ReportC
 
 
 def build_report(config: ReportConfig) -> str:
-
     if not os.path.isdir(config.run_dir):
         raise UserError(f"not a directory: {config.run_dir}")
     words = tuple(word for word in config.reflection_words if isinstance(word, str))

@@ -21,7 +21,7 @@ import shutil
 import pytest
 import yaml
 
-from r1lab.cli import COMMANDS
+from r1lab.commands import COMMANDS
 from r1lab.cli import main as cli_main
 
 GSM8K_ROW = {"question": "Tom has 3 apples and buys 4 more. How many?", "answer": "3 + 4 = 7\n#### 7"}

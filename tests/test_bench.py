@@ -92,12 +92,22 @@ def _tiny(tiny_model_dir):
     return model, tokenizer, list(prompt)
 
 
+def sample_completions(model, prompts_ids, row_prompts, pad_id, eos_ids, eos, watcher, max_new_tokens, temperature, top_p,
+                       generator):
+    """GRPO's sampling: r1lab's decoding loop as R1GRPOTrainer calls it (log-probabilities recorded, a stop string
+    closed with EOS) → (completion ids, their log-probabilities)."""
+    from r1lab.generation import decode_batch
+
+    decoded = decode_batch(model, prompts_ids, pad_id, eos_ids, watcher, max_new_tokens, temperature, top_p, generator,
+                           row_prompts, close_with=eos, record_logps=True)
+    return decoded.tokens, decoded.logps
+
+
 def test_grpo_sampling_logps_equal_a_full_forward(tiny_model_dir):
     """The log-probabilities recorded while sampling are what TRL's old-log-probs forward would compute."""
     import torch
 
     from r1lab.generation import StopStringWatcher
-    from r1lab.stages.grpo import sample_completions
 
     model, tokenizer, prompt = _tiny(tiny_model_dir)
     eos = tokenizer.eos_token_id
@@ -118,8 +128,6 @@ def test_grpo_sampling_logps_equal_a_full_forward(tiny_model_dir):
 
 def test_grpo_sampling_stops_at_a_stop_string_and_closes_with_eos(tiny_model_dir):
     import torch
-
-    from r1lab.stages.grpo import sample_completions
 
     model, tokenizer, prompt = _tiny(tiny_model_dir)
     eos = tokenizer.eos_token_id

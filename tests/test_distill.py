@@ -19,7 +19,7 @@ REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 @pytest.mark.parametrize("recipe", ["recipes/r1/distill.yaml", "recipes/quickstart/distill.yaml"])
 def test_distill_recipes_name_a_teacher_and_a_student(recipe):
     from r1lab.config import load_config
-    from r1lab.stages.common import check_final_eval
+    from r1lab.training.stage import check_final_eval
     from r1lab.stages.distill import R1DistillConfig
 
     config = load_config(R1DistillConfig, os.path.join(REPO_ROOT, recipe), {})

@@ -59,7 +59,7 @@ def _fingerprint_of_saved(model_dir: str) -> str:
     import torch
     from transformers import AutoModelForCausalLM
 
-    from r1lab.stages.common import weights_fingerprint
+    from r1lab.training.checkpoints import weights_fingerprint
 
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # the ranks summed with one thread each: the same reduction order

@@ -125,7 +125,7 @@ def test_correctness_comes_from_the_tasks_check(tiny_model_dir, qa_file, tmp_pat
 
 def test_math_task_with_think_template_and_latex_answers(tiny_model_dir, tmp_path, monkeypatch):
     """Scripted completions through the real math checker: 0.5 == \\frac{1}{2}, \\boxed{} golds, votes."""
-    import r1lab.generation as generation
+    import r1lab.evaluate as evaluate
     from r1lab.generation import Completion
 
     def think(answer):
@@ -145,7 +145,7 @@ def test_math_task_with_think_template_and_latex_answers(tiny_model_dir, tmp_pat
         assert all(prompt[0]["content"].startswith("A conversation between User and Assistant") for prompt in prompts)
         return scripted["greedy" if temperature == 0 else "sampled"]
 
-    monkeypatch.setattr(generation, "generate", fake_generate)
+    monkeypatch.setattr(evaluate, "generate", fake_generate)
     dataset = write_jsonl(tmp_path / "math.jsonl", MATH_ROWS)
     output_dir = tmp_path / "eval"
     code = cli_main(

@@ -136,28 +136,22 @@ def test_bf16_autocast_on_the_cpu_trains_with_trl_old_logps(tiny_model_dir, tmp_
     it, so its log-probabilities are not the training forward's and TRL computes the old ones itself."""
     import torch
 
-    import r1lab.stages.grpo as grpo
+    import r1lab.training.grpo_trainer as grpo_trainer
 
     autocast_while_sampling, recorded = [], []
-    real_sample, real_class = grpo.sample_completions, grpo.trainer_class
+    real_decode, real_generate = grpo_trainer.decode_batch, grpo_trainer.R1GRPOTrainer._r1lab_generate
 
     def watching(model, *args, **kwargs):
         autocast_while_sampling.append(torch.is_autocast_enabled("cpu"))
-        return real_sample(model, *args, **kwargs)
+        return real_decode(model, *args, **kwargs)
 
-    def recording_class(base):
-        cls = real_class(base)
+    def recording(self, prompt_ids):
+        completion_ids, logps = real_generate(self, prompt_ids)
+        recorded.append(logps)
+        return completion_ids, logps
 
-        class Recording(cls):
-            def _r1lab_generate(self, prompt_ids):
-                completion_ids, logps = super()._r1lab_generate(prompt_ids)
-                recorded.append(logps)
-                return completion_ids, logps
-
-        return Recording
-
-    monkeypatch.setattr(grpo, "sample_completions", watching)
-    monkeypatch.setattr(grpo, "trainer_class", recording_class)
+    monkeypatch.setattr(grpo_trainer, "decode_batch", watching)
+    monkeypatch.setattr(grpo_trainer.R1GRPOTrainer, "_r1lab_generate", recording)
     output_dir = tmp_path / "bf16"
     code = _grpo_with_half_the_groups_flat(tiny_model_dir, output_dir, skip=True, accumulation=2,
                                            extra=["--bf16", "true", "--use_cpu", "true", "--max_steps", "2"])
@@ -181,7 +175,7 @@ def _assert_same_training(model_dir, reference_dir, other_dir) -> None:
 
 
 def _count_shared_forwards(monkeypatch) -> list[int]:
-    import r1lab.stages.grpo_forward as grpo_forward
+    import r1lab.training.grpo_forward as grpo_forward
 
     calls, real = [], grpo_forward.prompt_shared_logps
 
@@ -220,7 +214,7 @@ def test_shared_prompt_forward_with_lora(tiny_model_dir, tmp_path, monkeypatch):
 def test_compact_head_trains_as_trl_does(tiny_model_dir, tmp_path, monkeypatch):
     """With TRL's gradient checkpointing, each chunk is cut after its last completion token and only completion
     positions go through the LM head: same first loss and 4-step update as TRL's own forward and head."""
-    import r1lab.stages.grpo_forward as grpo_forward
+    import r1lab.training.grpo_forward as grpo_forward
 
     real = grpo_forward.can_score_compactly
     monkeypatch.setattr(grpo_forward, "can_score_compactly", lambda trainer, model: False)

@@ -55,6 +55,7 @@ def stub_generation(monkeypatch, rows: list[dict], unsolvable: int = 1, calls: l
     """``generate`` returns known_samples for rejection sampling (the first ``unsolvable`` questions never
     right) and runs the real sampler for every other caller (eval)."""
     import r1lab.generation as generation
+    import r1lab.stages.rejection as rejection
 
     real = generation.generate
     index_of = {row["question"]: index for index, row in enumerate(rows)}
@@ -67,7 +68,7 @@ def stub_generation(monkeypatch, rows: list[dict], unsolvable: int = 1, calls: l
             calls.append({"prompts": prompts, **settings})
         return [known_samples(rows[index_of[p[-1]["content"]]], index_of[p[-1]["content"]] >= unsolvable) for p in prompts]
 
-    monkeypatch.setattr(generation, "generate", fake)
+    monkeypatch.setattr(rejection, "generate", fake)
 
 
 @pytest.fixture
@@ -113,7 +114,7 @@ def test_keeps_exactly_the_verified_readable_samples_mixes_general_data_and_trai
     # round(0.67 * 3) = 2 general samples, drawn from the file, as chat prompt/completion.
     assert len(general) == 2
     originals = [json.dumps({k: v for k, v in row.items() if k != "source"}, sort_keys=True) for row in general]
-    from r1lab.stages.sft import to_prompt_completion
+    from r1lab.chat_samples import to_prompt_completion
 
     pool = [json.dumps(to_prompt_completion(row, "x"), sort_keys=True) for row in GENERAL_ROWS]
     assert all(item in pool for item in originals)
@@ -225,14 +226,13 @@ def test_general_samples_are_capped_by_the_file(general_file):
     ],
 )
 def test_config_errors_before_any_model_loads(arguments, message, tiny_model_dir, tmp_path, monkeypatch, capsys):
-    import r1lab.generation
-    import r1lab.models
+    import r1lab.stages.rejection as rejection
 
     def no_loading(*args, **kwargs):
         raise AssertionError("a model or tokenizer was loaded before the config was validated")
 
-    monkeypatch.setattr(r1lab.generation, "load_generation_model", no_loading)
-    monkeypatch.setattr(r1lab.models, "load_tokenizer", no_loading)
+    monkeypatch.setattr(rejection, "load_generation_model", no_loading)
+    monkeypatch.setattr(rejection, "load_tokenizer", no_loading)
     bad = tmp_path / "bad.jsonl"
     bad.write_text(json.dumps({"text": "no chat here"}) + "\n")
     arguments = [str(bad) if argument == "BAD" else argument for argument in arguments]

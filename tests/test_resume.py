@@ -168,8 +168,10 @@ def test_sft_killed_mid_run_and_resumed_from_an_earlier_checkpoint_matches(tiny_
 
 
 def test_the_last_checkpoint_is_the_last_complete_one(tmp_path):
+    from r1lab import pipeline
     from r1lab.outputs import last_checkpoint
-    from r1lab.pipeline import _last_checkpoint
+
+    assert pipeline.last_checkpoint is last_checkpoint  # the pipeline resumes from the same one
 
     for step, state in ((1, "{}"), (2, "{}"), (10, '{"global_step": 10}'), (11, None), (12, ""), (13, '{"global_st')):
         folder = tmp_path / f"checkpoint-{step}"
@@ -178,13 +180,13 @@ def test_the_last_checkpoint_is_the_last_complete_one(tmp_path):
             (folder / "trainer_state.json").write_text(state)
     (tmp_path / "checkpoint-x").mkdir()
     (tmp_path / "checkpoint-14").write_text("a file")
-    assert last_checkpoint(str(tmp_path)) == _last_checkpoint(str(tmp_path)) == str(tmp_path / "checkpoint-10")
+    assert last_checkpoint(str(tmp_path)) == str(tmp_path / "checkpoint-10")
     assert last_checkpoint(str(tmp_path / "missing")) is None
 
 
 def test_metrics_of_steps_after_the_checkpoint_are_dropped_on_resume(tmp_path):
     """A killed run may have logged steps past its last checkpoint: the resumed run logs them again."""
-    from r1lab.stages.common import keep_records_up_to
+    from r1lab.training.callbacks import keep_records_up_to
 
     path = tmp_path / "metrics.jsonl"
     lines = [json.dumps({"step": step, "loss": 1.0 / step}) + "\n" for step in (1, 2, 3, 4)]
@@ -195,7 +197,7 @@ def test_metrics_of_steps_after_the_checkpoint_are_dropped_on_resume(tmp_path):
 
 
 def test_a_resumed_sampler_gives_each_epoch_the_uninterrupted_order():
-    from r1lab.stages.resumable import EpochSeededRepeatSampler
+    from r1lab.training.grpo_trainer import EpochSeededRepeatSampler
 
     def order(sampler, epoch):
         sampler.set_epoch(epoch)

@@ -13,7 +13,7 @@ import shutil
 import pytest
 import yaml
 
-from r1lab.cli import COMMANDS
+from r1lab.commands import COMMANDS
 from r1lab.cli import main as cli_main
 
 PACKAGE = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "r1lab")

@@ -182,7 +182,7 @@ def test_cold_start_data_from_zero_completions(tmp_path):
 
 
 def test_cold_start_data_fewshot_verifies_generated_samples(tmp_path, monkeypatch, tiny_model_dir):
-    import r1lab.generation as generation
+    import r1lab.stages.cold_start as cold_start
     from r1lab.generation import Completion
     from r1lab.tasks import TaskSpec, get_task
 
@@ -202,8 +202,8 @@ def test_cold_start_data_fewshot_verifies_generated_samples(tmp_path, monkeypatc
             ][:n])
         return out
 
-    monkeypatch.setattr(generation, "generate", fake_generate)
-    monkeypatch.setattr(generation, "load_generation_model", lambda *args, **kwargs: object())
+    monkeypatch.setattr(cold_start, "generate", fake_generate)
+    monkeypatch.setattr(cold_start, "load_generation_model", lambda *args, **kwargs: object())
     output = tmp_path / "fewshot.jsonl"
     code = cli_main(["cold-start-data", "--task", "gym:chain_sum", "--task_size", "4", "--source", "fewshot",
                      "--model", tiny_model_dir, "--fewshot_examples", "1", "--num_samples", "2", "--output", str(output)])

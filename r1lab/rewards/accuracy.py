@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from r1lab.rewards.registry import register
+from r1lab.rewards.base import register
+from r1lab.tasks.base import Task, TaskSpec
 from r1lab.templates import get_template
 
 
@@ -13,8 +14,6 @@ def accuracy(template: str = "xml", task=None, score: float = 1.0):
     ``task`` is the run's task object (stages pass it); without one, the gold is the row's ``answer``
     column compared by mathematical equality.
     """
-    from r1lab.tasks.base import Task, TaskSpec
-
     layout = get_template(template)
     checker = task if task is not None else Task(TaskSpec())
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from r1lab.rewards.registry import register
+from r1lab.rewards.base import register
 from r1lab.templates import get_template
 
 

@@ -26,8 +26,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from r1lab.errors import UserError
-from r1lab.rewards.registry import register
-from r1lab.rewards.routing import BatchReward, parse_sources, prompt_text
+from r1lab.rewards.base import BatchReward, prompt_text, register
+from r1lab.rewards.routing import parse_sources
 from r1lab.templates import Template, get_template
 
 TARGETS = ("en", "zh", "prompt")

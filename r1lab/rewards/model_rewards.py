@@ -33,14 +33,16 @@ with its error: every reward would be 0.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import re
 from dataclasses import dataclass
 from typing import Any, Callable
 
 from r1lab.errors import UserError
-from r1lab.rewards.registry import register
-from r1lab.rewards.routing import BatchReward, parse_sources, prompt_text
+from r1lab.models import fix_padding, model_config_dict, resolve_model, torch_dtype
+from r1lab.rewards.base import BatchReward, prompt_text, register
+from r1lab.rewards.routing import parse_sources
 from r1lab.templates import Template, get_template
 
 KINDS = ("auto", "classifier", "judge")
@@ -135,15 +137,11 @@ def resolve_device(device: str) -> str:
 
 
 def _dtype(dtype_name: str, device: str):
-    from r1lab.models import torch_dtype
-
     return torch_dtype(dtype_name, bf16=device.startswith("cuda"))
 
 
 def _load(auto_class_name: str, path: str, device: str, dtype_name: str, trust_remote_code: bool):
     import transformers
-
-    from r1lab.models import fix_padding
 
     if device.startswith("cuda"):
         import torch
@@ -259,8 +257,6 @@ class ModelReward(BatchReward):
 
     def _check_local_config(self) -> None:
         """For a local model directory: the kind and label checked now, before any weight loads."""
-        from r1lab.models import model_config_dict, resolve_model
-
         name = self.settings.model
         if name == "embedded":
             if self.kind == "classifier":
@@ -290,8 +286,6 @@ class ModelReward(BatchReward):
     def model_and_tokenizer(self):
         """Load on first use (UserError when the model cannot be had: the run stops, nothing to score with)."""
         if self.loaded is None:
-            from r1lab.models import resolve_model
-
             self.path = resolve_model(self.settings.model)
             if not self.configured:  # a hub id: its config is read now
                 from transformers import AutoConfig
@@ -471,53 +465,43 @@ def _model_reward(
     return ModelReward(name, lambda text: part(text, layout), values, parse_sources(sources, task, name), task)
 
 
-@register("helpfulness")
-def helpfulness(
-    model: str = "",
-    kind: str = "auto",
-    device: str = "auto",
-    dtype: str = "auto",
-    batch_size: int = 8,
-    max_length: int = 1024,
-    label: str = "",
-    invert: bool = False,
-    sigmoid: bool = False,
-    input_format: str = "auto",
-    judge_prompt: str = "",
-    judge_prefill: str = "Score (1-10):",
-    max_new_tokens: int = 8,
-    chat_template: bool = True,
-    trust_remote_code: bool = False,
-    template: str = "xml",
-    sources: Any = None,
-    task=None,
-):
-    """The final answer (after ``</think>``, inside ``<answer>``) scored by a reward model or a judge."""
-    settings = {key: value for key, value in locals().items() if key not in ("template", "sources", "task")}
-    return _model_reward("helpfulness", summary_part, HELPFULNESS_JUDGE_PROMPT, template, sources, task, **settings)
+def _model_reward_factory(name: str, part: Callable[[str, Template], str], default_prompt: str, doc: str):
+    """The factory of one model reward: every ModelRewardSettings field as an option (checked by name and type
+    when a recipe is read), plus the run's ``template``, ``sources`` and ``task``."""
+
+    def factory(
+        model: str = "",
+        kind: str = "auto",
+        device: str = "auto",
+        dtype: str = "auto",
+        batch_size: int = 8,
+        max_length: int = 1024,
+        label: str = "",
+        invert: bool = False,
+        sigmoid: bool = False,
+        input_format: str = "auto",
+        judge_prompt: str = "",
+        judge_prefill: str = "Score (1-10):",
+        max_new_tokens: int = 8,
+        chat_template: bool = True,
+        trust_remote_code: bool = False,
+        template: str = "xml",
+        sources: Any = None,
+        task=None,
+    ):
+        settings = {key: value for key, value in locals().items() if key in _SETTING_NAMES}
+        return _model_reward(name, part, default_prompt, template, sources, task, **settings)
+
+    factory.__name__, factory.__doc__ = name, doc
+    return factory
 
 
-@register("harmlessness")
-def harmlessness(
-    model: str = "",
-    kind: str = "auto",
-    device: str = "auto",
-    dtype: str = "auto",
-    batch_size: int = 8,
-    max_length: int = 1024,
-    label: str = "",
-    invert: bool = False,
-    sigmoid: bool = False,
-    input_format: str = "auto",
-    judge_prompt: str = "",
-    judge_prefill: str = "Score (1-10):",
-    max_new_tokens: int = 8,
-    chat_template: bool = True,
-    trust_remote_code: bool = False,
-    template: str = "xml",
-    sources: Any = None,
-    task=None,
-):
-    """The whole output (reasoning and summary) scored by a safety classifier, a reward model or a judge."""
-    settings = {key: value for key, value in locals().items() if key not in ("template", "sources", "task")}
-    return _model_reward("harmlessness", whole_output, HARMLESSNESS_JUDGE_PROMPT, template, sources, task, **settings)
+_SETTING_NAMES = {setting.name for setting in dataclasses.fields(ModelRewardSettings)}
+helpfulness = register("helpfulness")(_model_reward_factory(
+    "helpfulness", summary_part, HELPFULNESS_JUDGE_PROMPT,
+    "The final answer (after ``</think>``, inside ``<answer>``) scored by a reward model or a judge.",
+))
+harmlessness = register("harmlessness")(_model_reward_factory(
+    "harmlessness", whole_output, HARMLESSNESS_JUDGE_PROMPT,
+    "The whole output (reasoning and summary) scored by a safety classifier, a reward model or a judge.",
+))

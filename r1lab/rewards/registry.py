@@ -1,100 +1,24 @@
-"""The reward registry and the wrapper that turns a pure scorer into a TRL reward function."""
+"""Rewards by name: a registered name with its options, or the dotted path of your own TRL reward function.
+
+``get_reward(name, **options)`` builds one; ``build_rewards(entries, context)`` builds a recipe's ``rewards`` list
+with their weights. The built-in rewards register themselves (:func:`~r1lab.rewards.base.register`) when
+``r1lab.rewards`` imports their modules.
+"""
 
 from __future__ import annotations
 
 import importlib
 import inspect
-import logging
 from collections.abc import Callable
 from typing import Any
 
+from r1lab.config import coerce
 from r1lab.errors import UserError
-
-logger = logging.getLogger("r1lab.rewards")
-
-# A scorer reads one completion's text and its dataset row and returns a score.
-Scorer = Callable[[str, dict[str, Any]], float]
-
-_FACTORIES: dict[str, Callable[..., Scorer]] = {}
-# Dataset columns that TRL passes but that are not per-row data.
-_NON_ROW_KWARGS = {"trainer_state", "log_extra", "log_metric", "completion_ids", "environments"}
-# How many failures of one reward are written to the log in full; the rest are only counted.
-_LOGGED_FAILURES = 3
-
-
-def register(name: str):
-    """Decorator: ``@register("xml.soft_format")`` on a factory ``(**options) -> scorer``."""
-
-    def decorate(factory: Callable[..., Scorer]) -> Callable[..., Scorer]:
-        _FACTORIES[name] = factory
-        return factory
-
-    return decorate
-
-
-def completion_text(completion: Any) -> str:
-    """Plain text of a completion: a string, or a conversational list of messages."""
-    if isinstance(completion, str):
-        return completion
-    if isinstance(completion, list):
-        parts = []
-        for message in completion:
-            content = message.get("content", "") if isinstance(message, dict) else message
-            if isinstance(content, list):  # content blocks
-                content = "".join(block.get("text", "") for block in content if isinstance(block, dict))
-            parts.append(str(content))
-        return "".join(parts)
-    return str(completion)
-
-
-class RewardFunction:
-    """A TRL reward function around a scorer: isolates failures (score 0, logged and counted)."""
-
-    def __init__(self, name: str, scorer: Scorer):
-        self.__name__ = name  # TRL names the logged component after this
-        self.scorer = scorer
-        self.failures = 0
-
-    def __call__(self, prompts=None, completions=None, **kwargs) -> list[float]:
-        completions = completions or []
-        row_columns = {
-            key: value
-            for key, value in kwargs.items()
-            if key not in _NON_ROW_KWARGS and isinstance(value, list) and len(value) == len(completions)
-        }
-        scores = []
-        failures_now = 0
-        for index, completion in enumerate(completions):
-            row = {key: value[index] for key, value in row_columns.items()}
-            if prompts is not None:
-                row["prompt"] = prompts[index]
-            row["completion"] = completion  # as TRL gave it (text or messages); TRL never passes it as a column
-            try:
-                scores.append(float(self.scorer(completion_text(completion), row)))
-            except Exception as error:  # one bad completion must not stop training
-                failures_now += 1
-                self.failures += 1
-                if self.failures <= _LOGGED_FAILURES:
-                    logger.warning("reward %s failed on a completion (scored 0): %r", self.__name__, error)
-                scores.append(0.0)
-        log_metric = kwargs.get("log_metric")
-        if log_metric is not None:
-            log_metric(f"reward_failures/{self.__name__}", float(failures_now))
-        return scores
-
-    def __repr__(self) -> str:
-        return f"RewardFunction({self.__name__})"
-
-
-def _load_builtin_rewards() -> None:
-    # Importing these modules registers their rewards.
-    from r1lab.rewards import accuracy, format, seed  # noqa: F401
-    from r1lab.rewards import language, model_rewards, routing  # noqa: F401
+from r1lab.rewards.base import FACTORIES, RewardFunction
 
 
 def reward_names() -> list[str]:
-    _load_builtin_rewards()
-    return sorted(_FACTORIES)
+    return sorted(FACTORIES)
 
 
 def _import_dotted(path: str) -> Callable:
@@ -115,8 +39,6 @@ def _import_dotted(path: str) -> Callable:
 def _coerce_options(name: str, options: dict[str, Any], accepted) -> dict[str, Any]:
     """Options whose default is a number, bool or string converted to that type, so that a bad value
     (``score: high``) is an error now rather than a reward that silently scores 0 on every completion."""
-    from r1lab.config import coerce
-
     coerced = dict(options)
     for key, value in options.items():
         default = accepted[key].default
@@ -127,9 +49,8 @@ def _coerce_options(name: str, options: dict[str, Any], accepted) -> dict[str, A
 
 def get_reward(name: str, **options: Any) -> RewardFunction:
     """A reward by registered name (with its options) or by dotted import path (no options)."""
-    _load_builtin_rewards()
-    if name in _FACTORIES:
-        factory = _FACTORIES[name]
+    if name in FACTORIES:
+        factory = FACTORIES[name]
         accepted = inspect.signature(factory).parameters
         unknown = [key for key in options if key not in accepted]
         if unknown:
@@ -155,14 +76,13 @@ def get_reward(name: str, **options: Any) -> RewardFunction:
 
 def check_reward_names(entries: Any) -> None:
     """Every reward a recipe names exists (registered, or an importable function); nothing is built or loaded."""
-    _load_builtin_rewards()
     if not isinstance(entries, list) or not entries:
         raise UserError("rewards is empty: name at least one reward")
     for entry in entries:
         name = entry.get("name") if isinstance(entry, dict) else entry
         if not isinstance(name, str):
             raise UserError(f"rewards: each entry is a name or {{name: ..., weight: ...}}, got {entry!r}")
-        if name in _FACTORIES:
+        if name in FACTORIES:
             continue
         if "." not in name and ":" not in name:
             raise UserError(f"unknown reward {name!r}; choose one of: {', '.join(reward_names())}")
@@ -177,7 +97,6 @@ def build_rewards(
     ``context`` (the run's ``task`` and ``template``) fills the options a reward accepts but the entry
     leaves out. Returns the functions and their weights (None: all 1.0, TRL's default).
     """
-    _load_builtin_rewards()
     if not entries:
         raise UserError("rewards is empty: name at least one reward")
     functions, entry_weights = [], []
@@ -191,8 +110,8 @@ def build_rewards(
             raise UserError(f"rewards: each entry is a name or {{name: ..., weight: ...}}, got {entry!r}")
         if weight is not None and (isinstance(weight, bool) or not isinstance(weight, (int, float))):
             raise UserError(f"rewards: weight of {name!r} must be a number, got {weight!r}")
-        if name in _FACTORIES:
-            accepted = inspect.signature(_FACTORIES[name]).parameters
+        if name in FACTORIES:
+            accepted = inspect.signature(FACTORIES[name]).parameters
             for key, value in context.items():
                 if key in accepted and key not in options:
                     options[key] = value

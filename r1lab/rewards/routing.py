@@ -8,23 +8,20 @@ NaN and leaves it out of the weighted sum (``nansum``) and of the reward's logge
 sample is scored only by the rewards its source asks for. Rows whose source is unknown (a plain task, no
 ``source`` column) are scored by every reward: routing only narrows rows that say where they come from.
 
-- :class:`BatchReward` — a :class:`~r1lab.rewards.registry.RewardFunction` that scores the applicable rows
-  of a batch in one call (model rewards need that), isolates failures (a failed score is a logged,
-  counted 0, never a crash) and logs its own batch metrics through TRL's ``log_metric``.
+- :class:`~r1lab.rewards.base.BatchReward` — a reward that scores the applicable rows of a batch in one call
+  (model rewards need that), isolates failures (a failed score is a logged, counted 0, never a crash) and logs
+  its own batch metrics through TRL's ``log_metric``.
 - ``routed`` — any other reward (``accuracy``, ``think.format``, a dotted path …) limited to some sources:
   ``{name: routed, reward: accuracy, sources: [reasoning], options: {score: 1.0}}``.
 """
 
 from __future__ import annotations
 
-import logging
-import math
 from typing import Any
 
 from r1lab.errors import UserError
-from r1lab.rewards.registry import _LOGGED_FAILURES, _NON_ROW_KWARGS, RewardFunction, completion_text, register
-
-logger = logging.getLogger("r1lab.rewards")
+from r1lab.rewards.base import RewardFunction, batch_rows, in_sources, register
+from r1lab.rewards.registry import build_rewards
 
 
 def parse_sources(value: Any, task=None, reward: str = "reward") -> tuple[str, ...] | None:
@@ -47,113 +44,6 @@ def parse_sources(value: Any, task=None, reward: str = "reward") -> tuple[str, .
     return tuple(value)
 
 
-def row_source(row: dict[str, Any], task=None) -> str | None:
-    """Where a row comes from: its ``source`` column, else the task's answer, else None (unknown)."""
-    source = row.get("source")
-    if source:
-        return str(source)
-    finder = getattr(task, "source_of", None)
-    return finder(row) if finder is not None else None
-
-
-def batch_rows(prompts, completions, kwargs: dict[str, Any]) -> list[dict[str, Any]]:
-    """One dict per completion, built the way :class:`RewardFunction` builds the row its scorer sees."""
-    columns = {
-        key: value
-        for key, value in kwargs.items()
-        if key not in _NON_ROW_KWARGS and isinstance(value, list) and len(value) == len(completions)
-    }
-    rows = []
-    for index, completion in enumerate(completions):
-        row = {key: value[index] for key, value in columns.items()}
-        if prompts is not None:
-            row["prompt"] = prompts[index]
-        row["completion"] = completion
-        rows.append(row)
-    return rows
-
-
-def prompt_text(prompt: Any) -> str:
-    """The user's words in a prompt: the user messages of a conversation (no system prompt), or the text."""
-    if isinstance(prompt, list):
-        user = [message for message in prompt if isinstance(message, dict) and message.get("role") == "user"]
-        return "\n".join(completion_text([message]) for message in (user or prompt[-1:]))
-    return "" if prompt is None else str(prompt)
-
-
-class BatchReward(RewardFunction):
-    """A reward that scores a batch at once, only on the rows of its ``sources``.
-
-    Subclasses implement :meth:`score_batch`: one score per text, ``None`` for one that failed (scored 0,
-    counted in ``failures`` and ``reward_failures/<name>``), and put per-batch figures into ``metrics``
-    (logged as ``reward_stats/<name>/<key>``). An exception out of ``score_batch`` fails the whole batch,
-    except a :class:`~r1lab.errors.UserError` (a misconfigured reward: stop with its message).
-    """
-
-    def __init__(self, name: str, sources: tuple[str, ...] | None = None, task=None):
-        super().__init__(name, self._score_one)
-        self.sources = sources
-        self.task = task
-        self._failures_logged = 0
-
-    def score_batch(self, texts: list[str], rows: list[dict[str, Any]], metrics: dict[str, float]) -> list[float | None]:
-        raise NotImplementedError
-
-    def applies(self, row: dict[str, Any]) -> bool:
-        if self.sources is None:
-            return True
-        source = row_source(row, self.task)
-        return source is None or source in self.sources
-
-    def _score_one(self, text: str, row: dict[str, Any]) -> float:
-        """The pure scorer interface (``scorer(text, row)``) on one completion; a failure raises."""
-        score = self.score_batch([text], [row], {})[0]
-        if score is None:
-            raise RuntimeError(f"reward {self.__name__} could not score the completion")
-        return score
-
-    def log_failure(self, message: str) -> None:
-        """Say why a completion could not be scored (the first few in full; all are counted)."""
-        self._failures_logged += 1
-        if self._failures_logged <= _LOGGED_FAILURES:
-            logger.warning("reward %s failed on a completion (scored 0): %s", self.__name__, message)
-
-    def __call__(self, prompts=None, completions=None, **kwargs) -> list[float | None]:
-        completions = completions or []
-        rows = batch_rows(prompts, completions, kwargs)
-        applicable = [index for index, row in enumerate(rows) if self.applies(row)]
-        texts = [completion_text(rows[index]["completion"]) for index in applicable]
-        metrics: dict[str, float] = {}
-        failures_before = self.failures
-        try:
-            results = list(self.score_batch(texts, [rows[index] for index in applicable], metrics)) if applicable else []
-            if len(results) != len(applicable):
-                raise RuntimeError(f"scored {len(results)} of {len(applicable)} completions")
-        except UserError:
-            raise
-        except Exception as error:  # the batch failed: every applicable completion scores 0
-            self.log_failure(f"the batch of {len(applicable)} failed: {error!r}")
-            results = [None] * len(applicable)
-        scores: list[float | None] = [None] * len(completions)
-        for index, result in zip(applicable, results):
-            if result is not None and not math.isfinite(float(result)):
-                self.log_failure(f"non-finite score {result!r}")
-                result = None
-            if result is None:  # failed: a counted 0
-                self.failures += 1
-                scores[index] = 0.0
-            else:
-                scores[index] = float(result)
-        log_metric = kwargs.get("log_metric")
-        if log_metric is not None:
-            log_metric(f"reward_failures/{self.__name__}", float(self.failures - failures_before))
-            if self.sources is not None:
-                log_metric(f"reward_stats/{self.__name__}/rows", float(len(applicable)))
-            for key, value in sorted(metrics.items()):
-                log_metric(f"reward_stats/{self.__name__}/{key}", float(value))
-        return scores
-
-
 class RoutedReward(RewardFunction):
     """Another reward limited to some sources: it sees only the applicable rows; the others get None."""
 
@@ -167,11 +57,7 @@ class RoutedReward(RewardFunction):
         completions = completions or []
         count = len(completions)
         rows = batch_rows(prompts, completions, kwargs)
-        applicable = [
-            index
-            for index, row in enumerate(rows)
-            if (source := row_source(row, self.task)) is None or source in self.sources
-        ]
+        applicable = [index for index, row in enumerate(rows) if in_sources(row, self.sources, self.task)]
         scores: list[float | None] = [None] * count
         log_metric = kwargs.get("log_metric")
         if log_metric is not None:
@@ -190,7 +76,6 @@ class RoutedReward(RewardFunction):
         }
         log_extra = kwargs.get("log_extra")
         if log_extra is not None:  # TRL expects one value per completion of the whole batch
-
             def log_extra_scattered(column, values):
                 full = [None] * count
                 for index, value in zip(applicable, values):
@@ -211,8 +96,6 @@ class RoutedReward(RewardFunction):
 def routed(reward: str = "", sources: Any = None, options: Any = None, task=None, template: str = "xml"):
     """``reward`` (a registered name or dotted path, with its ``options``) scored only on rows from ``sources``;
     the run's ``task`` and ``template`` reach the inner reward as they would reach it directly."""
-    from r1lab.rewards.registry import build_rewards
-
     if not reward:
         raise UserError("reward 'routed' needs reward: <name> (the reward to route), e.g. reward: accuracy")
     if reward == "routed":

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import re
 
-from r1lab.rewards.registry import register
+from r1lab.rewards.base import register
 
 
 def seed_extract_xml_answer(text: str) -> str:

@@ -21,8 +21,24 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
+from r1lab.config import config_to_dict
 from r1lab.errors import UserError
-from r1lab.tasks import TaskSpec
+from r1lab.filters import FILTER_NAMES, check_completion, count_removal, filter_settings
+from r1lab.generation import check_settings, generate, load_generation_model
+from r1lab.models import load_tokenizer, resolve_model
+from r1lab.outputs import (
+    STAGE_MARKER,
+    check_output_dir,
+    check_writable_dir,
+    json_bytes,
+    jsonl_bytes,
+    stage_marker,
+    write_files_atomic,
+)
+from r1lab.tasks import TaskSpec, get_task
+from r1lab.tasks.files import read_jsonl, require_columns
+from r1lab.tasks.gym import GymTask
+from r1lab.templates import get_template
 
 logger = logging.getLogger("r1lab")
 
@@ -74,6 +90,19 @@ def output_paths(output: str) -> tuple[str, str]:
     return os.path.join(output, DATA_FILE), os.path.join(output, STATS_FILE)
 
 
+def check_dataset_output(output: str, overwrite: bool) -> None:
+    """A dataset may be written to ``output`` (a ``.jsonl`` file or a directory): writable, not a finished run's
+    unless ``overwrite``."""
+    data_path, _ = output_paths(output)
+    if not output.endswith(".jsonl"):
+        check_output_dir(output, overwrite)
+    check_writable_dir(os.path.dirname(os.path.abspath(data_path)), "output")
+    if os.path.isdir(data_path):
+        raise UserError(f"output {data_path} is a directory")
+    if os.path.exists(data_path) and not overwrite:
+        raise UserError(f"{data_path} exists; pass --overwrite true to replace it")
+
+
 def chat_sample(task, template, row: dict[str, Any], completion: str) -> dict[str, Any]:
     """One training sample in TRL's conversational prompt-completion format."""
     return {
@@ -85,15 +114,11 @@ def chat_sample(task, template, row: dict[str, Any], completion: str) -> dict[st
 
 
 def new_stats(source: str, task_name: str) -> dict[str, Any]:
-    from r1lab.filters import FILTER_NAMES
-
     names = PRE_FILTER_CHECKS + FILTER_NAMES + POST_FILTER_CHECKS
     return {"source": source, "task": task_name, "total": 0, "kept": 0, "removed": {n: 0 for n in names}, "examples": {}}
 
 
 def _remove(stats: dict[str, Any], name: str, reason: str) -> None:
-    from r1lab.filters import count_removal
-
     count_removal(stats, name, reason)
 
 
@@ -128,8 +153,6 @@ def verify_and_filter(
     count_tokens: Callable[[str], int] | None = None,
 ) -> list[dict[str, Any]]:
     """Chat samples of the candidates whose answer the task's checker verifies and that pass every filter."""
-    from r1lab.filters import check_completion
-
     samples = []
     per_question: dict[str, int] = {}
     for candidate in candidates:
@@ -186,10 +209,6 @@ def _completion_text(value: Any) -> str:
 
 def zero_candidates(config: ColdStartDataConfig, task, template, stats: dict[str, Any]) -> list[Candidate]:
     """Completions of an earlier run with their reasoning and answer re-written into the template."""
-    from r1lab.tasks.files import read_jsonl, require_columns
-    from r1lab.tasks.gym import GymTask
-    from r1lab.templates import get_template
-
     source_template = get_template(config.completions_template or config.template)
     records = read_jsonl(config.completions_file)
     require_columns(records, ("question", "completion"), config.completions_file)
@@ -228,9 +247,6 @@ def fewshot_prompt(task, template, exemplars: list[dict[str, Any]], question: st
 
 def fewshot_candidates(config: ColdStartDataConfig, task, template, stats: dict[str, Any]) -> list[Candidate]:
     """Completions sampled from ``config.model`` prompted with ``fewshot_examples`` solved examples."""
-    from r1lab.generation import generate, load_generation_model
-    from r1lab.models import load_tokenizer
-
     rows = task.load()
     exemplars = [row for row in rows if row.get("solution")][: config.fewshot_examples]
     if len(exemplars) < config.fewshot_examples:
@@ -276,9 +292,6 @@ def fewshot_candidates(config: ColdStartDataConfig, task, template, stats: dict[
 
 def validate(config: ColdStartDataConfig):
     """Everything that can be checked before data is read or a model is loaded: (template, filter settings)."""
-    from r1lab.filters import filter_settings
-    from r1lab.templates import get_template
-
     template = get_template(config.template)
     settings = filter_settings(config.filters)
     if config.source not in SOURCES:
@@ -293,31 +306,15 @@ def validate(config: ColdStartDataConfig):
         if config.completions_template:
             get_template(config.completions_template)
     if config.source == "fewshot":
-        from r1lab.generation import check_settings
-        from r1lab.models import resolve_model
-
         if config.fewshot_examples < 0:
             raise UserError(f"fewshot_examples must be >= 0, got {config.fewshot_examples}")
         check_settings(config.num_samples, config.temperature, config.top_p, config.max_new_tokens, config.batch_size)
         resolve_model(config.model)
-    data_path, _ = output_paths(config.output)
-    from r1lab.outputs import check_output_dir, check_writable_dir
-
-    if not config.output.endswith(".jsonl"):
-        check_output_dir(config.output, config.overwrite)
-    check_writable_dir(os.path.dirname(os.path.abspath(data_path)), "output")
-    if os.path.isdir(data_path):
-        raise UserError(f"output {data_path} is a directory")
-    if os.path.exists(data_path) and not config.overwrite:
-        raise UserError(f"{data_path} exists; pass --overwrite true to replace it")
+    check_dataset_output(config.output, config.overwrite)
     return template, settings
 
 
 def main(config: ColdStartDataConfig) -> dict[str, Any]:
-    from r1lab.config import config_to_dict
-    from r1lab.outputs import json_bytes, jsonl_bytes, write_files_atomic
-    from r1lab.tasks import get_task
-
     started = time.time()
     template, settings = validate(config)
     task = get_task(config)
@@ -337,9 +334,6 @@ def main(config: ColdStartDataConfig) -> dict[str, Any]:
     # The stage marker (a directory output) last: the earlier one goes before anything is replaced.
     files = [(data_path, jsonl_bytes(samples)), (stats_path, json_bytes(stats))]
     if not config.output.endswith(".jsonl"):
-        from r1lab.outputs import STAGE_MARKER
-        from r1lab.stages.common import stage_marker
-
         figures = {"kept": stats["kept"], "total": stats["total"], "removed": stats["removed"]}
         marker = stage_marker("cold-start-data", stats["config"], started, figures)
         files.append((os.path.join(config.output, STAGE_MARKER), json_bytes(marker)))

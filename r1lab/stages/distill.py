@@ -23,8 +23,21 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from datasets import Dataset
+from trl import DistillationConfig, DistillationTrainer
+
+from r1lab.config import config_to_dict
+from r1lab.distributed import is_main_process, wait_for_everyone
 from r1lab.errors import UserError
+from r1lab.models import load_model, load_tokenizer, resolve_model
+from r1lab.outputs import check_output_dir, is_finished, write_stage_marker
+from r1lab.stages import rejection, sft
+from r1lab.stages.rejection import RejectionSamplingConfig, validate
 from r1lab.stages.sft import R1SFTConfig
+from r1lab.tasks import TaskSpec, get_task
+from r1lab.templates import get_template
+from r1lab.training.checkpoints import resolve_resume
+from r1lab.training.stage import run_training_stage
 
 logger = logging.getLogger("r1lab")
 
@@ -56,9 +69,6 @@ class R1DistillConfig(R1SFTConfig):
 
 def teacher_sampling_config(config: R1DistillConfig, output: str):
     """The rejection-sampling run that makes the teacher's traces: the task and filters of the student's config."""
-    from r1lab.stages.rejection import RejectionSamplingConfig
-    from r1lab.tasks import TaskSpec
-
     task_fields = {f.name: getattr(config, f.name) for f in dataclasses.fields(TaskSpec)}
     return RejectionSamplingConfig(
         **task_fields, model=config.teacher, model_dtype=config.teacher_dtype, trust_remote_code=config.trust_remote_code,
@@ -71,10 +81,6 @@ def teacher_sampling_config(config: R1DistillConfig, output: str):
 
 def check(config: R1DistillConfig) -> None:
     """Every problem with the settings, before a model loads or a file is written."""
-    from r1lab.models import resolve_model
-    from r1lab.outputs import check_output_dir
-    from r1lab.stages.common import resolve_resume
-
     if config.method not in METHODS:
         raise UserError(f"method must be one of {', '.join(METHODS)}, got {config.method!r}")
     if config.method == "sft" and not config.teacher and not config.train_file:
@@ -89,8 +95,6 @@ def check(config: R1DistillConfig) -> None:
     check_output_dir(config.output_dir, config.overwrite, resuming=bool(resolve_resume(config)))
     resolve_model(config.model)
     if config.teacher and not config.train_file:
-        from r1lab.stages.rejection import validate
-
         try:
             validate(teacher_sampling_config(config, os.path.join(config.output_dir, TEACHER_SAMPLES)))
         except UserError as error:
@@ -103,8 +107,6 @@ def check(config: R1DistillConfig) -> None:
 
 
 def check_same_vocabulary(config: R1DistillConfig) -> None:
-    from r1lab.models import load_tokenizer
-
     student, teacher = load_tokenizer(config.model, config.trust_remote_code), load_tokenizer(config.teacher, config.trust_remote_code)
     if student.get_vocab() != teacher.get_vocab():
         raise UserError(
@@ -115,10 +117,6 @@ def check_same_vocabulary(config: R1DistillConfig) -> None:
 
 def teacher_traces(config: R1DistillConfig) -> tuple[str, dict[str, Any] | None]:
     """(train_file for the student, the teacher run's figures or None when reused/supplied)."""
-    from r1lab.outputs import is_finished
-    from r1lab.stages import rejection
-    from r1lab.stages.common import is_main_process, wait_for_everyone
-
     if config.train_file:
         return config.train_file, None
     output = os.path.join(config.output_dir, TEACHER_SAMPLES)
@@ -131,14 +129,10 @@ def teacher_traces(config: R1DistillConfig) -> tuple[str, dict[str, Any] | None]
 
 
 def main(config: R1DistillConfig) -> dict[str, Any]:
-    from r1lab.config import config_to_dict
-    from r1lab.stages import sft
-    from r1lab.stages.common import is_main_process, write_stage_marker
-
     started = time.time()
     check(config)
     if config.method == "on_policy":
-        figures = on_policy(config)
+        figures = on_policy(config, started)
     else:
         config.train_file, teacher_figures = teacher_traces(config)
         figures = sft.main(config)
@@ -148,16 +142,8 @@ def main(config: R1DistillConfig) -> dict[str, Any]:
     return figures
 
 
-def on_policy(config: R1DistillConfig) -> dict[str, Any]:
+def on_policy(config: R1DistillConfig, started: float) -> dict[str, Any]:
     """TRL's DistillationTrainer: the student's samples of the task's prompts, scored by the teacher's logits."""
-    from datasets import Dataset
-    from trl import DistillationConfig, DistillationTrainer
-
-    from r1lab.models import load_model, load_tokenizer
-    from r1lab.stages.common import MetricsFileCallback, finish_training, run_final_eval
-    from r1lab.tasks import get_task
-    from r1lab.templates import get_template
-
     task, template = get_task(config), get_template(config.template)
     prompts = [{"prompt": task.prompt(row["question"], template)} for row in task.load()]
     known = {f.name for f in dataclasses.fields(DistillationConfig) if f.init}
@@ -169,15 +155,15 @@ def on_policy(config: R1DistillConfig) -> dict[str, Any]:
     arguments = DistillationConfig(**shared)
     tokenizer = load_tokenizer(config.model, config.trust_remote_code)
     tokenizer.padding_side = "left"
-    student = load_model(config.model, config.model_dtype, config.bf16, config.trust_remote_code, config.attn_implementation)
-    teacher = load_model(config.teacher, config.teacher_dtype, config.bf16, config.trust_remote_code, config.attn_implementation)
-    metrics = MetricsFileCallback(config.output_dir)
-    trainer = DistillationTrainer(
-        model=student, teacher_model=teacher, args=arguments, train_dataset=Dataset.from_list(prompts),
-        processing_class=tokenizer, callbacks=[metrics],
-    )
-    trainer.train(resume_from_checkpoint=config.resume_from_checkpoint)
-    figures = finish_training(trainer, tokenizer, config.output_dir, metrics, "distill", train_prompts=len(prompts))
-    if trainer.is_world_process_zero():
-        figures["final_eval"] = run_final_eval(config)
-    return figures
+
+    def build_trainer(callbacks: list) -> DistillationTrainer:
+        student = load_model(config.model, config.model_dtype, config.bf16, config.trust_remote_code, config.attn_implementation)
+        teacher = load_model(config.teacher, config.teacher_dtype, config.bf16, config.trust_remote_code, config.attn_implementation)
+        return DistillationTrainer(
+            model=student, teacher_model=teacher, args=arguments, train_dataset=Dataset.from_list(prompts),
+            processing_class=tokenizer, callbacks=callbacks,
+        )
+
+    # distill's main writes the stage marker (for both methods)
+    return run_training_stage(config, "distill", build_trainer, tokenizer, started=started,
+                              figures=lambda: {"train_prompts": len(prompts)}, write_marker=False)

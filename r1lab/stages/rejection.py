@@ -27,8 +27,31 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from r1lab.chat_samples import to_prompt_completion
+from r1lab.config import config_to_dict
 from r1lab.errors import UserError
-from r1lab.tasks import TaskSpec
+from r1lab.filters import count_removal, filter_settings
+from r1lab.generation import check_settings, generate, load_generation_model
+from r1lab.models import load_tokenizer, resolve_model, torch_dtype
+from r1lab.outputs import (
+    STAGE_MARKER,
+    json_bytes,
+    jsonl_bytes,
+    stage_marker,
+    write_files_atomic,
+    write_json_atomic,
+)
+from r1lab.stages.cold_start import (
+    Candidate,
+    check_dataset_output,
+    new_stats,
+    output_paths,
+    raise_if_empty,
+    verify_and_filter,
+)
+from r1lab.tasks import TaskSpec, get_task
+from r1lab.tasks.files import read_jsonl
+from r1lab.templates import get_template
 
 logger = logging.getLogger("r1lab")
 
@@ -69,8 +92,6 @@ def read_general(config: RejectionSamplingConfig) -> list[dict[str, Any]]:
         return []
     if not os.path.isfile(config.general_file):
         raise UserError(f"general_file not found: {config.general_file}")
-    from r1lab.stages.sft import to_prompt_completion
-    from r1lab.tasks.files import read_jsonl
 
     rows = read_jsonl(config.general_file)
     if not rows:
@@ -83,13 +104,6 @@ def read_general(config: RejectionSamplingConfig) -> list[dict[str, Any]]:
 
 def validate(config: RejectionSamplingConfig):
     """Everything checkable before a model loads → (template, filter settings, general samples)."""
-    from r1lab.filters import filter_settings
-    from r1lab.generation import check_settings
-    from r1lab.models import resolve_model, torch_dtype
-    from r1lab.outputs import check_output_dir, check_writable_dir
-    from r1lab.stages.cold_start import output_paths
-    from r1lab.templates import get_template
-
     template = get_template(config.template)
     settings = filter_settings(config.filters)
     check_settings(config.num_samples, config.temperature, config.top_p, config.max_new_tokens, config.batch_size)
@@ -102,22 +116,12 @@ def validate(config: RejectionSamplingConfig):
     general = read_general(config)
     torch_dtype(config.model_dtype)
     resolve_model(config.model)
-    data_path, _ = output_paths(config.output)
-    if not config.output.endswith(".jsonl"):
-        check_output_dir(config.output, config.overwrite)
-    check_writable_dir(os.path.dirname(os.path.abspath(data_path)), "output")
-    if os.path.isdir(data_path):
-        raise UserError(f"output {data_path} is a directory")
-    if os.path.exists(data_path) and not config.overwrite:
-        raise UserError(f"{data_path} exists; pass --overwrite true to replace it")
+    check_dataset_output(config.output, config.overwrite)
     return template, settings, general
 
 
 def judge(rows, outputs, task, template, settings, config, count_tokens=None) -> tuple[list[dict], dict[str, Any]]:
     """The kept reasoning samples and the stats: per check, per question, overall."""
-    from r1lab.filters import count_removal
-    from r1lab.stages.cold_start import Candidate, new_stats, verify_and_filter
-
     stats = new_stats(STAGE, task.name)
     samples, per_question = [], []
     for row, completions in zip(rows, outputs):
@@ -163,11 +167,6 @@ def pick_general(general: list[dict[str, Any]], kept_reasoning: int, config, sta
 
 def write_outputs(config, samples, stats, started) -> None:
     """stats.json, then train.jsonl, then the stage marker; no train.jsonl and an error when nothing verified."""
-    from r1lab.config import config_to_dict
-    from r1lab.outputs import STAGE_MARKER, json_bytes, jsonl_bytes, write_files_atomic, write_json_atomic
-    from r1lab.stages.cold_start import output_paths, raise_if_empty
-    from r1lab.stages.common import stage_marker
-
     data_path, stats_path = output_paths(config.output)
     directory = not config.output.endswith(".jsonl")
     marker_path = os.path.join(config.output, STAGE_MARKER)
@@ -198,10 +197,6 @@ def figures(stats: dict[str, Any]) -> dict[str, Any]:
 
 
 def main(config: RejectionSamplingConfig) -> dict[str, Any]:
-    from r1lab.generation import generate, load_generation_model
-    from r1lab.models import load_tokenizer
-    from r1lab.tasks import get_task
-
     started = time.time()
     template, settings, general = validate(config)
     task = get_task(config)

@@ -10,22 +10,28 @@ are context, never targets. A ``messages`` row trains on its last assistant mess
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from trl import SFTConfig
+from datasets import Dataset
+from trl import SFTConfig, SFTTrainer
 
+from r1lab.chat_samples import read_train_file
 from r1lab.errors import UserError
-from r1lab.stages.common import LoraSettings, TrainingStageSettings, peft_config
-from r1lab.tasks import TaskSpec
+from r1lab.filters import filter_settings
+from r1lab.models import load_model, load_tokenizer, model_config_dict, resolve_model
+from r1lab.outputs import write_json_atomic, write_jsonl_atomic
+from r1lab.stages.cold_start import samples_from_solutions
+from r1lab.tasks import TaskSpec, get_task
+from r1lab.templates import get_template
+from r1lab.training.settings import LoraSettings, TrainingStageSettings, peft_config
+from r1lab.training.stage import check_training_outputs, run_training_stage
 
 logger = logging.getLogger("r1lab")
-
-ROLES = ("system", "user", "assistant", "tool")
-
 
 @dataclass
 class R1SFTConfig(TrainingStageSettings, LoraSettings, SFTConfig, TaskSpec):
@@ -49,65 +55,16 @@ class SFTPlan:
     dropped_long: int = 0
 
 
-def _messages(value: Any, where: str, what: str) -> list[dict[str, str]]:
-    if isinstance(value, str):
-        return [{"role": "user" if what == "prompt" else "assistant", "content": value}]
-    if not isinstance(value, list) or not value:
-        raise UserError(f"{where}: {what} must be a string or a non-empty list of chat messages")
-    for message in value:
-        if not isinstance(message, dict) or message.get("role") not in ROLES or not isinstance(message.get("content"), str):
-            raise UserError(f"{where}: {what} holds {message!r}; a message is {{role: system|user|assistant, content: text}}")
-    return [{"role": message["role"], "content": message["content"]} for message in value]
-
-
-def to_prompt_completion(row: dict[str, Any], where: str) -> dict[str, Any]:
-    """A chat row (``messages``, or ``prompt``/``completion`` as text or messages) as conversational prompt-completion."""
-    if "messages" in row:
-        messages = _messages(row["messages"], where, "messages")
-        prompt, completion = messages[:-1], messages[-1:]
-    elif "prompt" in row and "completion" in row:
-        prompt = _messages(row["prompt"], where, "prompt")
-        completion = _messages(row["completion"], where, "completion")
-    else:
-        raise UserError(f"{where}: expected 'messages' or 'prompt' and 'completion' (has: {', '.join(sorted(row)) or 'nothing'})")
-    if completion[-1]["role"] != "assistant" or not completion[-1]["content"].strip():
-        raise UserError(f"{where}: the last message must be a non-empty assistant message")
-    if not prompt:
-        raise UserError(f"{where}: no message before the assistant's: nothing to condition on")
-    return {"prompt": prompt, "completion": completion}
-
-
-def read_train_file(path: str) -> list[dict[str, Any]]:
-    from r1lab.stages.cold_start import DATA_FILE
-    from r1lab.tasks.files import read_jsonl
-
-    if os.path.isdir(path):
-        path = os.path.join(path, DATA_FILE)
-    if not os.path.isfile(path):
-        raise UserError(f"train_file not found: {path}")
-    rows = read_jsonl(path)
-    if not rows:
-        raise UserError(f"train_file {path} has no samples")
-    return [to_prompt_completion(row, f"{path} sample {index + 1}") for index, row in enumerate(rows)]
-
-
 def sequence_tokens(tokenizer, sample: dict[str, Any]) -> int:
     ids = tokenizer.apply_chat_template(sample["prompt"] + sample["completion"], tokenize=True, return_dict=False)
     return len(ids)
 
 
 def plan(config: R1SFTConfig) -> SFTPlan:
-    from r1lab.filters import filter_settings
-    from r1lab.models import load_tokenizer, model_config_dict, resolve_model
-    from r1lab.outputs import check_output_dir
-    from r1lab.stages.common import check_final_eval, resolve_resume
-    from r1lab.templates import get_template
-
-    check_output_dir(config.output_dir, config.overwrite, resuming=bool(resolve_resume(config)))
-    check_final_eval(config)
+    """Check every setting, read or build the samples, load the tokenizer; raises UserError, loads no model."""
+    check_training_outputs(config)
     template = get_template(config.template)
     settings = filter_settings(config.filters)
-    peft_config(config)
     if config.packing and config.max_length is None:
         raise UserError("packing needs max_length (the packed sequence length)")
     if config.max_length is not None and config.max_length < 8:
@@ -124,9 +81,6 @@ def plan(config: R1SFTConfig) -> SFTPlan:
         raise UserError(f"the tokenizer of {config.model} has no chat template: it cannot render chat samples")
     data_stats = None
     if samples is None:
-        from r1lab.stages.cold_start import samples_from_solutions
-        from r1lab.tasks import get_task
-
         def count_tokens(text: str) -> int:
             return len(tokenizer(text, add_special_tokens=False)["input_ids"])
 
@@ -141,12 +95,29 @@ def plan(config: R1SFTConfig) -> SFTPlan:
     return SFTPlan(config, model_path, kept, tokenizer, data_stats, len(samples) - len(kept))
 
 
+class ResumableSFTTrainer(SFTTrainer):
+    """TRL's SFTTrainer whose ``num_tokens`` metric continues after a resume: TRL counts the tokens trained on in
+    the trainer object, which a checkpoint does not keep; it is taken back from the checkpoint's log history."""
+
+    def train(self, resume_from_checkpoint=None, *args, **kwargs):
+        if isinstance(resume_from_checkpoint, str) and hasattr(self, "_total_train_tokens"):
+            self._total_train_tokens = logged_token_count(resume_from_checkpoint)
+        return super().train(resume_from_checkpoint, *args, **kwargs)
+
+
+def logged_token_count(checkpoint: str) -> int:
+    """The last ``num_tokens`` the run logged up to ``checkpoint`` (0 when it logged none)."""
+    try:
+        with open(os.path.join(checkpoint, "trainer_state.json"), encoding="utf-8") as handle:
+            history = json.load(handle).get("log_history", [])
+    except (OSError, ValueError):
+        return 0
+    counts = [record["num_tokens"] for record in history if isinstance(record.get("num_tokens"), (int, float))]
+    return int(counts[-1]) if counts else 0
+
+
 def build_trainer(prepared: SFTPlan, model, callbacks=()):
     """The SFTTrainer for a plan and a loaded model (its train_dataset holds the tokenized, masked samples)."""
-    from datasets import Dataset
-
-    from r1lab.stages.resumable import ResumableSFTTrainer
-
     return ResumableSFTTrainer(
         model=model,
         args=prepared.config,
@@ -158,36 +129,20 @@ def build_trainer(prepared: SFTPlan, model, callbacks=()):
 
 
 def main(config: R1SFTConfig) -> dict[str, Any]:
-    from r1lab.config import config_to_dict
-    from r1lab.models import load_model
-    from r1lab.outputs import write_json_atomic, write_jsonl_atomic
-    from r1lab.stages.common import (
-        METRICS_FILE,
-        MetricsFileCallback,
-        finish_training,
-        run_final_eval,
-        write_stage_marker,
-    )
-
     started = time.time()
     prepared = plan(config)
     if prepared.dropped_long:
         logger.warning("r1lab: dropped %d samples longer than max_length=%d tokens", prepared.dropped_long, config.max_length)
-    metrics_path = os.path.join(config.output_dir, METRICS_FILE)
-    if not config.resume_from_checkpoint and os.path.exists(metrics_path) and config.process_index == 0:
-        os.unlink(metrics_path)  # a replaced run's metrics would mix with this one's
-    model = load_model(config.model, config.model_dtype, config.bf16, config.trust_remote_code, config.attn_implementation)
-    metrics = MetricsFileCallback(config.output_dir)
-    trainer = build_trainer(prepared, model, [metrics])
-    trainer.train(resume_from_checkpoint=config.resume_from_checkpoint)
-    figures = finish_training(
-        trainer, prepared.tokenizer, config.output_dir, metrics, "sft", merge_lora=config.use_peft,
-        train_samples=len(prepared.samples), dropped_long_samples=prepared.dropped_long,
-    )
-    if trainer.is_world_process_zero():
+
+    def build(callbacks: list):
+        model = load_model(config.model, config.model_dtype, config.bf16, config.trust_remote_code, config.attn_implementation)
+        return build_trainer(prepared, model, callbacks)
+
+    def keep_training_data() -> None:
         if prepared.data_stats is not None:  # built in memory: keep what it trained on beside the model
             write_jsonl_atomic(os.path.join(config.output_dir, "train.jsonl"), prepared.samples)
             write_json_atomic(os.path.join(config.output_dir, "data_stats.json"), prepared.data_stats)
-        figures["final_eval"] = run_final_eval(config)
-        write_stage_marker(config.output_dir, "sft", config_to_dict(config), started, figures)
-    return figures
+
+    samples = {"train_samples": len(prepared.samples), "dropped_long_samples": prepared.dropped_long}
+    return run_training_stage(config, "sft", build, prepared.tokenizer, started=started, merge_lora=config.use_peft,
+                              figures=lambda: samples, before_final_eval=keep_training_data)

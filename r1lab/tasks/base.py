@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from r1lab.checking import answers_match
+from r1lab.errors import UserError
 from r1lab.templates import Template
 
 
@@ -57,8 +58,6 @@ class Task:
 
 
 def apply_limit(rows: list[dict[str, Any]], limit: int | None, source: str) -> list[dict[str, Any]]:
-    from r1lab.errors import UserError
-
     if not rows:
         raise UserError(f"dataset {source} is empty")
     if limit is None:

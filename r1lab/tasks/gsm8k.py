@@ -9,7 +9,13 @@ from typing import Any
 from r1lab.checking import parse_plain_number
 from r1lab.errors import UserError
 from r1lab.tasks.base import Task, apply_limit
-from r1lab.tasks.files import looks_local, read_hub_rows, read_local_rows, require_columns
+from r1lab.tasks.files import (
+    looks_local,
+    read_hub_rows,
+    read_local_rows,
+    require_columns,
+)
+from r1lab.tasks.registry import register_task
 
 HUB_ID = "openai/gsm8k"
 _CALCULATOR_MARK = re.compile(r"<<[^>]*>>")
@@ -27,8 +33,14 @@ def rationale_from_solution(solution: str) -> str:
     return _CALCULATOR_MARK.sub("", solution.split("####")[0]).strip()
 
 
+@register_task("gsm8k")
 class GSM8KTask(Task):
     name = "gsm8k"
+
+    def __init__(self, spec):
+        if spec.task_options:
+            raise UserError(f"task gsm8k takes no task_options (got {', '.join(sorted(spec.task_options))})")
+        super().__init__(spec)
 
     def load(self, split: str | None = None, limit: int | None = None) -> list[dict[str, Any]]:
         split = split or self.spec.split

@@ -12,6 +12,7 @@ from typing import Any
 
 from r1lab.errors import UserError
 from r1lab.tasks.base import Task, apply_limit
+from r1lab.tasks.registry import register_task
 
 # Offsets the seed of each split so that train and test are different draws.
 _SPLIT_SEED_OFFSETS = {"train": 0, "validation": 7_919, "test": 1_000_003}
@@ -37,8 +38,13 @@ def stepwise_solution(expression: str) -> str | None:
     return "\n".join(lines)
 
 
+@register_task("gym", parametrized=True)
 class GymTask(Task):
     def __init__(self, spec, gym_name: str):
+        import reasoning_gym  # heavy (it loads every generator): imported when a gym task is used
+
+        if gym_name not in reasoning_gym.factory.DATASETS:
+            raise UserError(f"unknown reasoning-gym task {gym_name!r} (see reasoning_gym.factory.DATASETS)")
         super().__init__(spec)
         self.gym_name = gym_name
         self.name = f"gym:{gym_name}"

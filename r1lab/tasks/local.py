@@ -7,9 +7,16 @@ from typing import Any
 
 from r1lab.errors import UserError
 from r1lab.tasks.base import Task, apply_limit
-from r1lab.tasks.files import looks_local, read_hub_rows, read_local_rows, require_columns
+from r1lab.tasks.files import (
+    looks_local,
+    read_hub_rows,
+    read_local_rows,
+    require_columns,
+)
+from r1lab.tasks.registry import register_task
 
 
+@register_task("jsonl")
 class QuestionAnswerTask(Task):
     """``task: jsonl`` with ``dataset: path.jsonl``; column names via ``task_options``
     (``question_key``, ``answer_key``, optional ``solution_key``)."""
@@ -50,6 +57,7 @@ class QuestionAnswerTask(Task):
         return split
 
 
+@register_task("math")
 class MathTask(QuestionAnswerTask):
     """Competition math with LaTeX answers (MATH-500 by default; AIME 2024 via ``--dataset``), math-verify checked."""
 

@@ -25,9 +25,16 @@ from __future__ import annotations
 import os
 from typing import Any
 
+from r1lab.config import build_config
 from r1lab.errors import UserError
 from r1lab.tasks.base import Task, TaskSpec, Verdict, apply_limit
-from r1lab.tasks.files import looks_local, read_hub_rows, read_local_rows, require_columns
+from r1lab.tasks.files import (
+    looks_local,
+    read_hub_rows,
+    read_local_rows,
+    require_columns,
+)
+from r1lab.tasks.registry import get_task, register_task
 from r1lab.templates import Template
 
 GENERAL_THINK_SYSTEM_PROMPT = (
@@ -39,15 +46,13 @@ GENERAL_THINK_SYSTEM_PROMPT = (
 TRAIN_SPLIT = "train"
 
 
+@register_task("mix")
 class MixTask(Task):
     name = "mix"
     SOURCES = ("reasoning", "general")
 
     def __init__(self, spec: TaskSpec):
         super().__init__(spec)
-        from r1lab.config import build_config
-        from r1lab.tasks import get_task
-
         options = dict(spec.task_options)
         reasoning = options.pop("reasoning", None)
         general = options.pop("general", None)

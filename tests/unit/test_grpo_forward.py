@@ -54,7 +54,7 @@ def _gradients(model, logps, mask, logits_to_keep):
 
 @pytest.mark.parametrize("batch_size", [None, 4])
 def test_same_logps_entropies_and_gradients_as_trl(batch_size):
-    from r1lab.stages.grpo_forward import prompt_shared_logps
+    from r1lab.training.grpo_forward import prompt_shared_logps
 
     model = _model()
     input_ids, mask, keep = _batch()
@@ -76,7 +76,7 @@ def test_same_logps_entropies_and_gradients_as_trl(batch_size):
 
 def test_a_different_prompt_gives_different_logps():
     """The check can fail: rows that continue another prompt score differently."""
-    from r1lab.stages.grpo_forward import prompt_shared_logps
+    from r1lab.training.grpo_forward import prompt_shared_logps
 
     model = _model()
     input_ids, mask, keep = _batch()
@@ -89,7 +89,7 @@ def test_a_different_prompt_gives_different_logps():
 
 def test_trimmed_scoring_matches_the_untrimmed_call():
     """score_trimmed around TRL's own call (the gradient-checkpointing path) cuts padding without changing a value."""
-    from r1lab.stages.grpo_forward import score_trimmed
+    from r1lab.training.grpo_forward import score_trimmed
 
     model = _model()
     input_ids, mask, keep = _batch()
@@ -114,7 +114,7 @@ def test_trimmed_scoring_matches_the_untrimmed_call():
 @pytest.mark.parametrize("checkpointing", [False, True])
 def test_compact_head_matches_trl(checkpointing):
     """The head over completion positions only (the gradient-checkpointing path) gives TRL's numbers."""
-    from r1lab.stages.grpo_forward import compact_head_chunk, score_trimmed
+    from r1lab.training.grpo_forward import compact_head_chunk, score_trimmed
 
     model = _model()
     input_ids, mask, keep = _batch()
@@ -136,7 +136,7 @@ def test_compact_head_matches_trl(checkpointing):
 def test_compact_head_only_where_exact():
     from types import SimpleNamespace
 
-    from r1lab.stages.grpo_forward import can_score_compactly
+    from r1lab.training.grpo_forward import can_score_compactly
 
     model = _model()
     trainer = SimpleNamespace(args=SimpleNamespace(), accelerator=SimpleNamespace(num_processes=1))
@@ -151,7 +151,7 @@ def test_compact_head_only_where_exact():
 def test_prompt_sharing_applies_only_where_exact():
     from types import SimpleNamespace
 
-    from r1lab.stages.grpo_forward import can_share_prompts, text_only
+    from r1lab.training.grpo_forward import can_share_prompts, text_only
 
     assert text_only({"pixel_values": None, "compute_aux_loss": False})
     assert not text_only({"pixel_values": torch.zeros(1)}) and not text_only({"compute_aux_loss": True})

@@ -10,7 +10,7 @@ torch = pytest.importorskip("torch")
 def _decode(reserve: bool, room: int):
     from transformers import LlamaConfig, LlamaForCausalLM
 
-    from r1lab.generation import reserve_cache
+    from r1lab.kv_cache import reserve_cache
 
     torch.manual_seed(0)
     model = LlamaForCausalLM(LlamaConfig(vocab_size=53, hidden_size=32, intermediate_size=64, num_hidden_layers=2,

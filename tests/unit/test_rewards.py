@@ -15,7 +15,7 @@ import pytest
 from r1lab.checking import answers_match, parse_plain_number
 from r1lab.errors import UserError
 from r1lab.rewards import build_rewards, get_reward, reward_names
-from r1lab.rewards.registry import RewardFunction, completion_text
+from r1lab.rewards.base import RewardFunction, completion_text
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 

@@ -15,7 +15,10 @@ backbone as TRL does and projects only the positions that predict a completion t
 
 from __future__ import annotations
 
+from contextlib import nullcontext
 from typing import Any
+
+from r1lab.kv_cache import cache_keyword
 
 
 def score_trimmed(score, input_ids, attention_mask, logits_to_keep: int, batch_size: int | None = None,
@@ -68,9 +71,7 @@ def _prompt_shared_chunk(model, input_ids, attention_mask, logits_to_keep: int, 
     rows; then ``[last prompt token] + completion`` per row, scored by TRL's fused head at completion positions."""
     import torch
 
-    from r1lab.generation import _forward_accepts
-
-    cache_name = "cache" if _forward_accepts(model, "cache") else "past_key_values"
+    cache_name = cache_keyword(model)
     rows, width = input_ids.shape
     prefix_width = width - logits_to_keep - 1
     prefix_ids, prefix_mask = input_ids[:, :prefix_width], attention_mask[:, :prefix_width]
@@ -99,8 +100,6 @@ def compact_head_chunk(model, input_ids, attention_mask, logits_to_keep: int, co
                        temperature: float, cast_lm_head_to_fp32: bool = False):
     """Score one (cut) chunk as TRL's fused head does, but project only the positions that predict a real
     completion token: off Triton devices TRL's head projects every position, the prompt's included."""
-    from contextlib import nullcontext
-
     import torch
     from trl.kernels import ChunkedLogProbFunction
 

@@ -1,0 +1,243 @@
+"""``R1GRPOTrainer``: TRL's GRPOTrainer with r1lab's sampling loop, cheaper scoring and a resumable prompt order.
+
+Rewards, advantages, the loss and the optimizer are TRL's. What changes is how completions are sampled and how the
+policy's log-probabilities are computed, each exact or with TRL's own code as the fallback, and the prompt order of
+each epoch (a function of the seed and the epoch, so a resumed run reads what the uninterrupted run would have).
+
+TRL has no public hook for these, so the trainer overrides private methods of TRL's GRPOTrainer, listed here with
+why (:data:`TRL_OVERRIDES`, the signature each was written against). TRL is pinned to the minor version below in
+``pyproject.toml``; ``tests/unit/test_trl_overrides.py`` fails, naming the method, when TRL's signature changes.
+"""
+
+from __future__ import annotations
+
+import torch
+from trl import GRPOTrainer
+from trl.models import unwrap_model_for_generation
+from trl.trainer.utils import RepeatSampler
+
+from r1lab.generation import StopStringWatcher, decode_batch
+from r1lab.training import grpo_forward
+
+# The TRL version the overrides were written against (pyproject pins trl to its minor version).
+TRL_VERSION = "1.16"
+# Each private GRPOTrainer method R1GRPOTrainer overrides: (TRL's signature it was written against, why).
+TRL_OVERRIDES = {
+    "_get_train_sampler": (
+        "(self, dataset: datasets.arrow_dataset.Dataset | None = None) -> torch.utils.data.sampler.Sampler",
+        "each epoch's prompt order drawn from (seed + epoch), so a run resumed in epoch e reads epoch e's order "
+        "(TRL's sampler draws every epoch from one generator seeded once, and a resumed run would restart at epoch 0's)",
+    ),
+    "_generate_single_turn": (
+        "(self, prompt_ids, images, multimodal_fields, num_generations, has_tool_images=False)",
+        "text-only sampling without vLLM through r1lab's decoding loop (a group's prompt read once, finished rows "
+        "leave the batch, stop_at_answer) instead of model.generate; the sampled log-probabilities are kept",
+    ),
+    "_get_per_token_logps_and_entropies": (
+        "(self, model, input_ids, attention_mask, logits_to_keep, batch_size=None, compute_entropy=False, "
+        "compute_aux_loss=False, pixel_values=None, image_grid_thw=None, num_images=None, pixel_attention_mask=None, "
+        "spatial_shapes=None, num_tiles=None, image_sizes=None, token_type_ids=None, mm_token_type_ids=None, "
+        "image_position_ids=None) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]",
+        "the old log-probabilities recorded while sampling (no second forward); scoring with padding cut, each "
+        "prompt's forward shared by its rows, the LM head over completion positions only (grpo_forward)",
+    ),
+    "_compute_loss": (
+        "(self, model, inputs)",
+        "rows whose advantage is exactly 0 skip their forward and backward where that changes nothing "
+        "(beta 0, loss_type dapo, one process)",
+    ),
+}
+
+
+class EpochSeededRepeatSampler(RepeatSampler):
+    """TRL's RepeatSampler with an order that is a function of (seed, epoch): Trainer calls ``set_epoch`` before
+    each epoch, resumed or not. Epoch 0's order is TRL's."""
+
+    epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = int(epoch)
+
+    def __iter__(self):
+        if self.shuffle and self.seed is not None:
+            self.generator.manual_seed(self.seed + self.epoch)
+        return super().__iter__()
+
+
+class R1GRPOTrainer(GRPOTrainer):
+    """TRL's GRPOTrainer; without vLLM, completions come from r1lab's decoding loop (:func:`decode_batch`).
+
+    Same sampling distribution as TRL's ``model.generate`` (temperature + top_p), but each group's prompt is encoded
+    once and its KV cache shared by the group's rows, and a row that ended (EOS, or the template's closing tag with
+    ``stop_at_answer``) leaves the batch instead of decoding padding until the longest row ends. When TRL needs the
+    sampling policy's log-probabilities of the completions (a generation batch spread over several optimizer steps),
+    they are the ones recorded while sampling, in float32 without dropout, instead of a second forward pass.
+
+    ``r1lab_loop``: sample with r1lab's loop (the stage decides: text only, temperature + top-p, unsharded weights);
+    ``stop_strings``: end each completion there, closed with EOS (``stop_at_answer``).
+    """
+
+    def __init__(self, *args, r1lab_loop: bool = False, stop_strings: list[str] | None = None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.r1lab_loop = r1lab_loop
+        self.r1lab_stop_strings = list(stop_strings or [])
+        self.r1lab_sampled = None  # (completion ids, their log-probabilities) until TRL asks for old log-probs
+
+    # --- prompt order ----------------------------------------------------------------------------------------
+    def _get_train_sampler(self, dataset=None):
+        sampler = super()._get_train_sampler(dataset)
+        if type(sampler) is not RepeatSampler:  # not the sampler the override was written for: leave it alone
+            return sampler
+        return EpochSeededRepeatSampler(
+            data_source=sampler.data_source,
+            mini_repeat_count=sampler.mini_repeat_count,
+            batch_size=sampler.batch_size,
+            repeat_count=sampler.repeat_count,
+            shuffle=sampler.shuffle,
+            seed=sampler.seed,
+        )
+
+    # --- sampling ----------------------------------------------------------------------------------------------
+    def _generate_single_turn(self, prompt_ids, images, multimodal_fields, num_generations, has_tool_images=False):
+        self.r1lab_sampled = None
+        if not self.r1lab_loop or images is not None or multimodal_fields or has_tool_images:
+            return super()._generate_single_turn(prompt_ids, images, multimodal_fields, num_generations, has_tool_images)
+        completion_ids, logps = self._r1lab_generate(prompt_ids)
+        generate_every = self.args.steps_per_generation * self.num_iterations
+        if self.model.training and self.args.gradient_accumulation_steps % generate_every != 0:
+            self.r1lab_sampled = (completion_ids, logps)
+        return completion_ids, None
+
+    def _r1lab_generate(self, prompt_ids) -> tuple[list[list[int]], list[list[float]] | None]:
+        """Completions of ``prompt_ids`` (one row each) with r1lab's loop → (token ids, their log-probabilities, or
+        None when those are not what TRL's training forward would compute)."""
+        distinct = list(dict.fromkeys(tuple(ids) for ids in prompt_ids))
+        position = {ids: index for index, ids in enumerate(distinct)}
+        eos = self.eos_token_ids[0]
+        pad = self._tokenizer.pad_token_id if self._tokenizer.pad_token_id is not None else eos
+        # Seeded by (seed, step, accumulation step, process): a rerun, or a run resumed from a checkpoint,
+        # samples the same completions at the same step.
+        micro_step = self._step % max(1, getattr(self, "current_gradient_accumulation_steps", 1) or 1)
+        seed = self.args.seed + 1_000_003 * self.state.global_step + 1009 * micro_step + 7919 * self.accelerator.process_index
+        with unwrap_model_for_generation(
+            self.model_wrapped,
+            self.accelerator,
+            gather_deepspeed3_params=self.args.ds3_gather_for_generation,
+            gradient_checkpointing_kwargs=self.args.gradient_checkpointing_kwargs,
+        ) as model:
+            generator = torch.Generator(device=model.device).manual_seed(seed)
+            was_training = model.training
+            model.eval()
+            # Sampled in the weights' own precision, outside the training forward's autocast (bf16 autocast made
+            # decoding slower on the CPU, r1lab bench grpo --precision bf16). Under autocast (or with weights that
+            # are not float32) the recorded log-probabilities are not the training forward's: TRL computes the
+            # old ones itself.
+            exact = logps_match_training_forward(model) and not (self.args.bf16 or self.args.fp16)
+            try:
+                decoded = decode_batch(
+                    model, [list(ids) for ids in distinct], pad, set(self.eos_token_ids),
+                    StopStringWatcher(self._tokenizer, self.r1lab_stop_strings), self.max_completion_length,
+                    self.temperature, self.top_p if self.top_p is not None else 1.0, generator,
+                    [position[tuple(ids)] for ids in prompt_ids], close_with=eos, record_logps=True,
+                )
+            finally:
+                model.train(was_training)
+        return decoded.tokens, (decoded.logps if exact else None)
+
+    # --- scoring -----------------------------------------------------------------------------------------------
+    def _get_per_token_logps_and_entropies(self, model, input_ids, attention_mask, logits_to_keep, batch_size=None,
+                                           compute_entropy=False, **kwargs):
+        sampled, self.r1lab_sampled = self.r1lab_sampled, None
+        # TRL's old-log-probs call: the policy model, no gradient, no entropy (the loss's call has both).
+        if sampled is not None and model is self.model and not compute_entropy and not torch.is_grad_enabled():
+            logps = sampled_logps_tensor(sampled, input_ids, logits_to_keep)
+            if logps is not None:
+                return logps, None, None
+        if not grpo_forward.text_only(kwargs) or input_ids.shape[1] - logits_to_keep < 2:
+            return super()._get_per_token_logps_and_entropies(
+                model, input_ids, attention_mask, logits_to_keep, batch_size=batch_size, compute_entropy=compute_entropy, **kwargs
+            )
+        if grpo_forward.can_share_prompts(self, model):
+            with self.accelerator.autocast():
+                logps, entropies = grpo_forward.prompt_shared_logps(
+                    model, input_ids, attention_mask, logits_to_keep, batch_size, compute_entropy
+                )
+            return logps, entropies, None
+        compact = grpo_forward.can_score_compactly(self, model)
+
+        def score(ids, mask, kept):
+            if compact:
+                with self.accelerator.autocast():
+                    return grpo_forward.compact_head_chunk(model, ids, mask, kept, compute_entropy, self.temperature,
+                                                           self.args.cast_lm_head_to_fp32)
+            logps, entropies, _ = super(R1GRPOTrainer, self)._get_per_token_logps_and_entropies(
+                model, ids, mask, kept, compute_entropy=compute_entropy, **kwargs
+            )
+            return logps, entropies
+
+        logps, entropies = grpo_forward.score_trimmed(score, input_ids, attention_mask, logits_to_keep, batch_size, compute_entropy)
+        return logps, entropies, None
+
+    # --- loss --------------------------------------------------------------------------------------------------
+    def _compute_loss(self, model, inputs):
+        keep = self._rows_to_train(inputs)
+        if keep is not None:
+            self._metrics["train"]["zero_advantage_rows_skipped"].append(1.0 - keep.float().mean().item())
+        if keep is None or keep.all():
+            return super()._compute_loss(model, inputs)
+        if not keep.any():
+            # No row left: a loss of 0 that still gives every trainable weight a (zero) gradient, so the
+            # optimizer steps exactly as it would after the full forward and backward.
+            return sum(parameter.reshape(-1)[:1].sum() * 0.0 for parameter in model.parameters() if parameter.requires_grad)
+        rows = keep.shape[0]
+        sliced = {
+            key: value[keep] if torch.is_tensor(value) and value.dim() > 0 and value.shape[0] == rows else value
+            for key, value in inputs.items()
+        }
+        return super()._compute_loss(model, sliced)
+
+    def _rows_to_train(self, inputs):
+        """Which rows have a non-zero advantage (a bool tensor), or None when the skip is off or not exact for
+        these settings."""
+        advantages = inputs.get("advantages")
+        exact = (
+            getattr(self.args, "skip_zero_advantage_rows", False)
+            and self.model.training
+            and self.beta == 0.0
+            and self.loss_type == "dapo"
+            and self.top_entropy_quantile == 1.0
+            and not self.aux_loss_enabled
+            and self.accelerator.num_processes == 1
+            and advantages is not None
+            and advantages.dim() == 1
+            and not any(key.startswith(("pixel", "image")) for key in inputs)
+        )
+        if not exact:
+            return None
+        return advantages != 0
+
+
+def logps_match_training_forward(model) -> bool:
+    """Whether log-probabilities recorded while sampling (eval mode) equal TRL's training-mode forward up to float32
+    rounding: float32 weights and no dropout."""
+    if any(parameter.dtype != torch.float32 for parameter in model.parameters()):
+        return False
+    if any(isinstance(module, torch.nn.Dropout) and module.p > 0 for module in model.modules()):
+        return False
+    config = getattr(model, "config", None)
+    return not any(getattr(config, name, 0) or 0 for name in ("attention_dropout", "hidden_dropout", "dropout"))
+
+
+def sampled_logps_tensor(sampled, input_ids, logits_to_keep: int):
+    """The recorded log-probabilities as TRL's (B, logits_to_keep) tensor (0 on padding), or None when TRL's batch
+    is not the sampled completions in order (then TRL's own forward computes them)."""
+    completion_ids, logps = sampled
+    if logps is None or len(completion_ids) != input_ids.shape[0]:
+        return None
+    completions = input_ids[:, -logits_to_keep:].tolist() if logits_to_keep else [[] for _ in completion_ids]
+    out = torch.zeros((len(completion_ids), logits_to_keep), dtype=torch.float32)
+    for row, (ids, values) in enumerate(zip(completion_ids, logps)):
+        if len(ids) > logits_to_keep or completions[row][: len(ids)] != ids or len(values) != len(ids):
+            return None
+        out[row, : len(ids)] = torch.tensor(values, dtype=torch.float32)
+    return out.to(input_ids.device)

@@ -1,0 +1,129 @@
+"""The fields every training stage adds to its TRL config, checked before anything loads; LoRA."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+from r1lab.distributed import cpu_processes_fallback, sharded_launch
+from r1lab.errors import UserError
+
+logger = logging.getLogger("r1lab")
+
+
+@dataclass
+class TrainingStageSettings:
+    """The fields every r1lab training stage adds to its TRL config (mixed in before TRL's class)."""
+
+    model: str = "embedded"
+    model_dtype: str = "auto"  # auto: bfloat16 on a GPU when bf16 is set, else float32
+    # The model's attention kernel: auto = eager for GRPO in bf16 on a CPU with prompt + completion <= 1024 tokens
+    # (PyTorch's CPU flash attention is slower in bf16 there: r1lab bench grpo --precision bf16), else the model's
+    # default (sdpa); or any transformers attn_implementation (eager, sdpa, flash_attention_2, ...).
+    attn_implementation: str = "auto"
+    template: str = "xml"
+    overwrite: bool = False
+    # Continue from the last complete checkpoint-N in output_dir (same data order, RNG, optimizer); without
+    # one, start from the beginning. resume_from_checkpoint names a checkpoint instead.
+    resume: bool = False
+    # EvalConfig settings for an eval of the trained model at the end, e.g. {limit: 100, k: 4}; {}: none.
+    final_eval: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self):
+        check_training_ranges(self)
+        bf16_fallback(self)
+        cpu_processes_fallback(self)
+        super().__post_init__()
+
+
+# Settings every value of which must be at least this (on the configs that have them): checked when the config
+# is built, before TRL sees them (some would otherwise fail deep inside training, after the model loaded).
+_AT_LEAST = {
+    "per_device_train_batch_size": 1,
+    "gradient_accumulation_steps": 1,
+    "max_completion_length": 1,
+    "max_prompt_length": 1,
+    "num_iterations": 1,
+    "learning_rate": 0,
+    "weight_decay": 0,
+    "max_grad_norm": 0,
+    "warmup_steps": 0,
+    "beta": 0,
+    "epsilon": 0,
+    "seed": 0,
+}
+
+
+def check_training_ranges(config) -> None:
+    """Values no training run can use, refused with the field's name before anything loads."""
+    for name, lowest in _AT_LEAST.items():
+        value = getattr(config, name, None)
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and value < lowest:
+            raise UserError(f"{name} must be at least {lowest}, got {value}")
+    if getattr(config, "max_steps", -1) == 0:
+        raise UserError("max_steps 0 trains nothing (max_steps -1: train num_train_epochs epochs)")
+    if getattr(config, "max_steps", -1) < 0 and getattr(config, "num_train_epochs", 1) <= 0:
+        raise UserError(f"num_train_epochs must be above 0 when max_steps is -1, got {config.num_train_epochs}")
+    strategy = getattr(config, "save_strategy", None)
+    if str(getattr(strategy, "value", strategy)) == "steps" and getattr(config, "save_steps", 1) <= 0:
+        raise UserError(f"save_steps must be above 0 with save_strategy steps, got {config.save_steps}")
+    temperature = getattr(config, "temperature", None)
+    if isinstance(temperature, (int, float)) and temperature <= 0:
+        raise UserError(f"temperature must be above 0 (GRPO samples its completions), got {temperature}")
+    top_p = getattr(config, "top_p", None)
+    if isinstance(top_p, (int, float)) and not 0 < top_p <= 1:
+        raise UserError(f"top_p must be in (0, 1], got {top_p}")
+
+
+def bf16_fallback(config) -> None:
+    """bf16 recipes (GPU-sized) run on a CPU-only machine in float32 instead of failing.
+
+    TRL's default (``bf16: null``) means bf16 unless fp16; without a GPU that becomes float32 silently,
+    an explicit ``bf16: true`` with a warning.
+    """
+    import torch
+
+    if torch.cuda.is_available() or getattr(config, "use_cpu", False):
+        return
+    if config.bf16:
+        logger.warning("r1lab: no GPU found: bf16 is off, training in float32 on the CPU")
+    config.bf16 = False
+
+
+@dataclass
+class LoraSettings:
+    """LoRA fields (``use_peft``), shared by sft and grpo; the adapter is merged into the weights on save."""
+
+    use_peft: bool = False  # LoRA; the adapter is merged into the weights on save
+    lora_r: int = 16
+    lora_alpha: int = 32
+    lora_dropout: float = 0.05
+    lora_target_modules: list[str] | None = None  # None: every linear layer but the output head
+
+
+def peft_config(config):
+    """A peft LoraConfig from the lora_* fields, or None without use_peft."""
+    if not config.use_peft:
+        return None
+    if config.lora_r < 1 or config.lora_alpha <= 0 or not 0 <= config.lora_dropout < 1:
+        raise UserError(
+            f"LoRA needs lora_r >= 1, lora_alpha > 0 and 0 <= lora_dropout < 1 "
+            f"(got {config.lora_r}, {config.lora_alpha}, {config.lora_dropout})"
+        )
+    if sharded_launch(config):
+        raise UserError(
+            "use_peft merges the adapter into the weights on save, which needs the full weights in one process: "
+            "with LoRA use DDP (configs/accelerate/multi_gpu.yaml) or ZeRO-2 (zero2.yaml), not ZeRO-3 or FSDP"
+        )
+    try:
+        from peft import LoraConfig
+    except ImportError:
+        raise UserError("use_peft needs the peft package: pip install peft") from None
+    return LoraConfig(
+        r=config.lora_r,
+        lora_alpha=config.lora_alpha,
+        lora_dropout=config.lora_dropout,
+        target_modules=config.lora_target_modules or "all-linear",
+        task_type="CAUSAL_LM",
+    )

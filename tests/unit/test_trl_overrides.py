@@ -1,0 +1,34 @@
+"""R1GRPOTrainer overrides private GRPOTrainer methods: each is listed with the TRL signature it was written
+against, and a TRL upgrade that changes one fails here, naming the method, before it fails in training."""
+
+from __future__ import annotations
+
+import inspect
+from importlib import metadata
+
+import pytest
+from trl import GRPOTrainer
+
+from r1lab.training.grpo_trainer import TRL_OVERRIDES, TRL_VERSION, R1GRPOTrainer
+
+
+@pytest.mark.parametrize("name", sorted(TRL_OVERRIDES))
+def test_trl_signature_of_each_overridden_method_is_unchanged(name):
+    expected, reason = TRL_OVERRIDES[name]
+    assert reason, f"{name}: say why it is overridden"
+    assert hasattr(GRPOTrainer, name), f"TRL's GRPOTrainer no longer has {name}, which R1GRPOTrainer overrides"
+    actual = str(inspect.signature(getattr(GRPOTrainer, name)))
+    assert actual == expected, f"TRL changed GRPOTrainer.{name}, which R1GRPOTrainer overrides:\n  was {expected}\n  now {actual}"
+
+
+def test_every_overridden_private_method_is_listed():
+    overridden = {
+        name for name, value in vars(R1GRPOTrainer).items()
+        if callable(value) and name.startswith("_") and not name.startswith("__") and hasattr(GRPOTrainer, name)
+    }
+    assert overridden == set(TRL_OVERRIDES), f"list each TRL method R1GRPOTrainer overrides: {sorted(overridden ^ set(TRL_OVERRIDES))}"
+
+
+def test_installed_trl_is_the_pinned_minor_version():
+    installed = ".".join(metadata.version("trl").split(".")[:2])
+    assert installed == TRL_VERSION, f"TRL {installed} installed; R1GRPOTrainer's overrides were written for {TRL_VERSION}"
