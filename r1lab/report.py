@@ -339,6 +339,8 @@ def training_panels(records: list[dict[str, Any]]) -> list[tuple[str, list[str],
         ("reward and accuracy", ["reward"] + components + ["accuracy", "mean_token_accuracy"], []),
         ("completion length", ["completions/mean_length"] + (p90 or ["completions/max_length"]), []),
         ("zero-std groups and clipped completions", ["frac_reward_zero_std", "completions/clipped_ratio"], []),
+        ("dynamic sampling: groups per step", ["dynamic_sampling/effective_groups", "dynamic_sampling/groups_sampled",
+                                               "dynamic_sampling/groups_dropped"], ["dynamic_sampling/rounds"]),
         ("loss and KL", ["loss"], ["kl"]),
     ]
     kept = []

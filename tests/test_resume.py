@@ -117,10 +117,15 @@ def assert_same_records(resumed: list[dict], reference: list[dict]) -> None:
                 assert got[key] == value, (want["step"], key)
 
 
-def test_grpo_killed_mid_run_and_resumed_matches_an_uninterrupted_run(tiny_model_dir, tmp_path, caplog):
+@pytest.mark.parametrize("extra", [
+    [],
+    # dynamic sampling: question 1's groups are flat (dropped, more prompts drawn); the extra draws must repeat
+    ["--dynamic_sampling", "true", "--rewards", "xml.soft_format,reward_helpers.varies_on_even_questions"],
+], ids=["plain", "dynamic-sampling"])
+def test_grpo_killed_mid_run_and_resumed_matches_an_uninterrupted_run(tiny_model_dir, tmp_path, caplog, extra):
     caplog.set_level(logging.INFO, logger="r1lab")
     killed = tmp_path / "killed"
-    run = [*GRPO_RUN, "--model", tiny_model_dir]
+    run = [*GRPO_RUN, "--model", tiny_model_dir, *extra]
     run_and_kill([*run, "--output_dir", str(killed)], killed, after_checkpoint=2, log_path=tmp_path / "killed.log")
     first_checkpoint = (killed / "checkpoint-1" / "trainer_state.json").read_bytes()
 
@@ -140,6 +145,8 @@ def test_grpo_killed_mid_run_and_resumed_matches_an_uninterrupted_run(tiny_model
     marker, reference_marker = (json.loads((d / "r1lab_stage.json").read_text()) for d in (killed, reference))
     assert math.isclose(marker["figures"]["train_loss"], reference_marker["figures"]["train_loss"], rel_tol=1e-4, abs_tol=1e-9)
     assert marker["figures"]["reward"] == pytest.approx(reference_marker["figures"]["reward"])
+    if "--dynamic_sampling" in extra:  # flat groups were dropped and re-drawn, the same way in both runs
+        assert any(record.get("dynamic_sampling/groups_dropped", 0) > 0 for record in json_lines(killed / "metrics.jsonl"))
 
 
 def test_sft_killed_mid_run_and_resumed_from_an_earlier_checkpoint_matches(tiny_model_dir, tmp_path, caplog):

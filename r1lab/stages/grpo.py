@@ -16,7 +16,7 @@ from typing import Any
 from datasets import Dataset
 from trl import GRPOConfig
 
-from r1lab.distributed import sharded_launch
+from r1lab.distributed import launched_processes, sharded_launch
 from r1lab.errors import UserError
 from r1lab.models import load_model, load_tokenizer, model_config_dict, resolve_model
 from r1lab.rewards import build_rewards
@@ -59,6 +59,12 @@ class R1GRPOConfig(TrainingStageSettings, LoraSettings, GRPOConfig, TaskSpec):
     # TRL's log-probabilities, entropies and gradients to float rounding, for less compute. Single process, text
     # only, no gradient checkpointing; otherwise TRL's forward.
     share_prompt_forward: bool = True
+    # DAPO's dynamic sampling: a group whose completions all get the same reward has advantage 0 and teaches nothing.
+    # On, such groups are dropped and more prompts sampled (a generation batch's worth per round) until the step
+    # has its configured number of groups with reward variance, for at most max_resample_rounds more rounds; then
+    # the step trains on what it found, flat groups filling the rest (logged). One process; any generation path.
+    dynamic_sampling: bool = False
+    max_resample_rounds: int = 3
 
 
 @dataclass
@@ -113,6 +119,13 @@ def _check_generation_settings(config: R1GRPOConfig, template) -> list[str]:
     """The stop strings for ``stop_at_answer`` (none without it); bad combinations as one clear error."""
     if config.generation_loop not in GENERATION_LOOPS:
         raise UserError(f"generation_loop must be one of {', '.join(GENERATION_LOOPS)}, got {config.generation_loop!r}")
+    if config.max_resample_rounds < 0:
+        raise UserError(f"max_resample_rounds must be at least 0, got {config.max_resample_rounds}")
+    if config.dynamic_sampling and launched_processes() > 1:
+        raise UserError(
+            f"dynamic_sampling runs in one process (groups are re-drawn and joined locally); launched with "
+            f"{launched_processes()} processes: drop dynamic_sampling or run one process"
+        )
     if not config.stop_at_answer:
         return []
     if not template.stop_string:

@@ -11,13 +11,17 @@ why (:data:`TRL_OVERRIDES`, the signature each was written against). TRL is pinn
 
 from __future__ import annotations
 
+import logging
+
 import torch
 from trl import GRPOTrainer
 from trl.models import unwrap_model_for_generation
-from trl.trainer.utils import RepeatSampler
+from trl.trainer.utils import RepeatSampler, nanstd
 
 from r1lab.generation import StopStringWatcher, decode_batch
 from r1lab.training import grpo_forward
+
+logger = logging.getLogger("r1lab")
 
 # The TRL version the overrides were written against (pyproject pins trl to its minor version).
 TRL_VERSION = "1.16"
@@ -40,6 +44,15 @@ TRL_OVERRIDES = {
         "image_position_ids=None) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]",
         "the old log-probabilities recorded while sampling (no second forward); scoring with padding cut, each "
         "prompt's forward shared by its rows, the LM head over completion positions only (grpo_forward)",
+    ),
+    "_generate_and_score_completions": (
+        "(self, inputs: list[dict[str, torch.Tensor | typing.Any]]) -> dict[str, torch.Tensor | typing.Any]",
+        "dynamic sampling (DAPO): groups whose rewards are all equal are dropped and more prompts sampled until the "
+        "step has its configured number of groups with reward variance; the groups kept are joined into one batch",
+    ),
+    "_calculate_rewards": (
+        "(self, inputs, prompts, completions, completion_ids_list)",
+        "keeps the batch's rewards per function, which dynamic sampling reads to find the groups without variance",
     ),
     "_compute_loss": (
         "(self, model, inputs)",
@@ -82,6 +95,8 @@ class R1GRPOTrainer(GRPOTrainer):
         self.r1lab_loop = r1lab_loop
         self.r1lab_stop_strings = list(stop_strings or [])
         self.r1lab_sampled = None  # (completion ids, their log-probabilities) until TRL asks for old log-probs
+        self.r1lab_sampling_round = 0  # dynamic sampling: which extra round of the step is being sampled
+        self.r1lab_rewards_per_func = None  # the last scored batch's rewards (rows x reward functions)
 
     # --- prompt order ----------------------------------------------------------------------------------------
     def _get_train_sampler(self, dataset=None):
@@ -119,6 +134,7 @@ class R1GRPOTrainer(GRPOTrainer):
         # samples the same completions at the same step.
         micro_step = self._step % max(1, getattr(self, "current_gradient_accumulation_steps", 1) or 1)
         seed = self.args.seed + 1_000_003 * self.state.global_step + 1009 * micro_step + 7919 * self.accelerator.process_index
+        seed += 104_729 * self.r1lab_sampling_round  # dynamic sampling's extra rounds of the same step
         with unwrap_model_for_generation(
             self.model_wrapped,
             self.accelerator,
@@ -143,6 +159,54 @@ class R1GRPOTrainer(GRPOTrainer):
             finally:
                 model.train(was_training)
         return decoded.tokens, (decoded.logps if exact else None)
+
+    # --- dynamic sampling (DAPO) ---------------------------------------------------------------------------
+    def _calculate_rewards(self, inputs, prompts, completions, completion_ids_list):
+        rewards_per_func = super()._calculate_rewards(inputs, prompts, completions, completion_ids_list)
+        self.r1lab_rewards_per_func = rewards_per_func
+        return rewards_per_func
+
+    def _generate_and_score_completions(self, inputs):
+        if not (getattr(self.args, "dynamic_sampling", False) and self.model.training):
+            return super()._generate_and_score_completions(inputs)
+        size = self.num_generations
+        wanted = len(inputs) // size
+        rounds, batch, sampled = 0, inputs, []  # sampled: (output, group index, has variance)
+        while True:
+            self.r1lab_sampling_round = rounds
+            output = super()._generate_and_score_completions(batch)
+            flat = flat_groups(self.r1lab_rewards_per_func, self.reward_weights, size).tolist()
+            sampled += [(output, group, not is_flat) for group, is_flat in enumerate(flat)]
+            if sum(varied for _, _, varied in sampled) >= wanted or rounds == self.args.max_resample_rounds:
+                break
+            rounds += 1
+            batch = self._resampled_prompts(wanted, rounds)
+        self.r1lab_sampling_round = 0
+        chosen = [entry for entry in sampled if entry[2]][:wanted]
+        effective = len(chosen)
+        if effective < wanted:  # the rounds ran out: fill with flat groups (advantage 0: they teach nothing)
+            chosen += [entry for entry in sampled if not entry[2]][: wanted - effective]
+            logger.warning(
+                "r1lab: dynamic sampling found %d of %d groups with reward variance in %d rounds (max_resample_rounds=%d); "
+                "step %d trains on them, the rest of the batch are flat groups that teach nothing",
+                effective, wanted, rounds + 1, self.args.max_resample_rounds + 1, self.state.global_step,
+            )
+        metrics = self._metrics["train"]
+        metrics["dynamic_sampling/groups_sampled"].append(float(len(sampled)))
+        metrics["dynamic_sampling/groups_dropped"].append(float(sum(not varied for _, _, varied in sampled)))
+        metrics["dynamic_sampling/rounds"].append(float(rounds + 1))
+        metrics["dynamic_sampling/effective_groups"].append(float(effective))
+        return join_groups([(output, group) for output, group, _ in chosen], size, self._tokenizer.pad_token_id)
+
+    def _resampled_prompts(self, count: int, round_number: int) -> list[dict]:
+        """``count`` prompts of the training set, each repeated num_generations times, drawn from (seed, step,
+        round): a resumed run draws what the uninterrupted run drew."""
+        generator = torch.Generator().manual_seed(self.args.seed + 1_000_003 * self.state.global_step + 104_729 * round_number)
+        dataset = self.train_dataset
+        picks = torch.randperm(len(dataset), generator=generator)[:count].tolist()
+        while len(picks) < count:  # a training set smaller than a batch
+            picks += torch.randperm(len(dataset), generator=generator)[: count - len(picks)].tolist()
+        return [dataset[index] for index in picks for _ in range(self.num_generations)]
 
     # --- scoring -----------------------------------------------------------------------------------------------
     def _get_per_token_logps_and_entropies(self, model, input_ids, attention_mask, logits_to_keep, batch_size=None,
@@ -241,3 +305,57 @@ def sampled_logps_tensor(sampled, input_ids, logits_to_keep: int):
             return None
         out[row, : len(ids)] = torch.tensor(values, dtype=torch.float32)
     return out.to(input_ids.device)
+
+
+def flat_groups(rewards_per_func, weights, group_size: int):
+    """Which groups' weighted total rewards all equal each other (a bool tensor, one per group): TRL's
+    ``frac_reward_zero_std`` test (the group's reward std is 0), on which GRPO's advantages are 0. Rows every reward
+    function left unscored (NaN) are left out, as TRL leaves them out of the group baseline; a group with fewer than
+    two scored rows is flat."""
+    weighted = rewards_per_func * weights.to(rewards_per_func.device).unsqueeze(0)
+    totals = weighted.nansum(dim=1)
+    totals[torch.isnan(rewards_per_func).all(dim=1)] = float("nan")
+    grouped = totals.view(-1, group_size)
+    scored = (~torch.isnan(grouped)).sum(dim=1)
+    spread = nanstd(grouped, dim=1)
+    return (scored < 2) | torch.isclose(torch.nan_to_num(spread, nan=0.0), torch.zeros_like(spread))
+
+
+# How each per-row tensor of TRL's scored generation batch is padded when groups of several batches are joined:
+# prompts on the left, completions on the right, as TRL pads them.
+_LEFT_PADDING = {"prompt_ids": "pad", "prompt_mask": 0}
+_RIGHT_PADDING = {
+    "completion_ids": "pad", "completion_mask": 0, "old_per_token_logps": 0.0, "sampling_per_token_logps": 0.0,
+    "ref_per_token_logps": 0.0, "importance_sampling_ratio": 1.0, "tool_mask": 1,
+}
+
+
+def join_groups(picked: list, group_size: int, pad_token_id: int) -> dict:
+    """One scored generation batch from groups of several (``picked``: (TRL's output dict, group index) pairs): each
+    per-row tensor cut to the group's rows and padded to a common width; the token count TRL's loss divides by
+    (``num_items_in_batch``) recounted over the joined rows (one process)."""
+    first = picked[0][0]
+    unknown = [key for key in first if key not in _LEFT_PADDING and key not in _RIGHT_PADDING
+               and key not in ("advantages", "num_items_in_batch")]
+    if unknown:
+        raise ValueError(f"dynamic sampling cannot join generation batches holding {', '.join(sorted(unknown))}")
+    joined = {}
+    for key, value in first.items():
+        if key == "num_items_in_batch" or value is None:
+            continue
+        parts = [output[key][group * group_size : (group + 1) * group_size] for output, group in picked]
+        if key == "advantages":
+            joined[key] = torch.cat(parts)
+            continue
+        left = key in _LEFT_PADDING
+        fill = (_LEFT_PADDING if left else _RIGHT_PADDING)[key]
+        fill = pad_token_id if fill == "pad" else fill
+        width = max(part.shape[1] for part in parts)
+        padded = []
+        for part in parts:
+            extra = part.new_full((part.shape[0], width - part.shape[1]), fill)
+            padded.append(torch.cat([extra, part] if left else [part, extra], dim=1))
+        joined[key] = torch.cat(padded)
+    loss_mask = joined["completion_mask"] * joined["tool_mask"] if "tool_mask" in joined else joined["completion_mask"]
+    joined["num_items_in_batch"] = loss_mask.sum()
+    return joined

@@ -61,6 +61,11 @@ def check_training_ranges(config) -> None:
         value = getattr(config, name, None)
         if isinstance(value, (int, float)) and not isinstance(value, bool) and value < lowest:
             raise UserError(f"{name} must be at least {lowest}, got {value}")
+    generations = getattr(config, "num_generations", None)
+    if isinstance(generations, int) and not isinstance(generations, bool) and generations < 2:
+        raise UserError(
+            f"num_generations must be at least 2 (GRPO compares at least 2 generations of each prompt), got {generations}"
+        )
     if getattr(config, "max_steps", -1) == 0:
         raise UserError("max_steps 0 trains nothing (max_steps -1: train num_train_epochs epochs)")
     if getattr(config, "max_steps", -1) < 0 and getattr(config, "num_train_epochs", 1) <= 0:
