@@ -7,6 +7,7 @@ import json
 import os
 from typing import Any
 
+from r1lab import hub
 from r1lab.errors import UserError
 
 DATA_SUFFIXES = (".jsonl", ".json", ".parquet")
@@ -77,6 +78,8 @@ def looks_local(dataset: str) -> bool:
 
 
 def read_hub_rows(dataset_id: str, config_name: str | None, split: str) -> list[dict[str, Any]]:
+    if not hub.offline_mode():  # offline, datasets reads its cache without the network
+        hub.require_hub(f"dataset {dataset_id!r}")
     try:
         import datasets
 
