@@ -1,12 +1,12 @@
 """Tasks by name: ``gsm8k``, ``math``, ``jsonl`` (any question/answer file), ``gym:<reasoning-gym name>`` and
-``mix`` (a reasoning task plus general prompts, R1 stage 4)."""
+``mix`` (a reasoning task plus general prompts, R1 stage 4) and ``code`` (programs run against tests)."""
 
 from __future__ import annotations
 
 from r1lab.errors import UserError
 from r1lab.tasks.base import Task, TaskSpec, Verdict
 
-TASK_NAMES = ("gsm8k", "math", "jsonl", "gym:<name>", "mix")
+TASK_NAMES = ("gsm8k", "math", "jsonl", "gym:<name>", "mix", "code")
 
 __all__ = ["Task", "TaskSpec", "Verdict", "TASK_NAMES", "get_task"]
 
@@ -29,6 +29,10 @@ def get_task(spec: TaskSpec) -> Task:
         from r1lab.tasks.mix import MixTask
 
         return MixTask(spec)
+    if spec.task == "code":  # programs run against tests in a sandbox (r1lab.code)
+        from r1lab.tasks.code import CodeTask
+
+        return CodeTask(spec)
     if spec.task not in by_name:
         raise UserError(f"unknown task {spec.task!r}; choose one of: {', '.join(TASK_NAMES)}")
     if spec.task == "gsm8k" and spec.task_options:
