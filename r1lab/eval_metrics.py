@@ -67,12 +67,27 @@ def score_question(samples: Sequence[dict[str, Any]]) -> dict[str, Any]:
     return {
         "pass_at_1": sum(correct) / len(correct),
         "pass_at_k": any(correct),
+        "correct_samples": sum(correct),
         "vote": {
             "answer": None if winner is None else samples[winner]["extracted"],
             "votes": votes,
             "correct": winner is not None and correct[winner],
         },
     }
+
+
+def pass_at_k_estimate(n: int, c: int, k: int) -> float:
+    """Chen et al. (2021)'s unbiased pass@k from ``n`` samples of which ``c`` are correct: 1 - C(n-c, k) / C(n, k)."""
+    if not 0 <= c <= n or not 1 <= k <= n:
+        raise ValueError(f"pass@k needs 0 <= c <= n and 1 <= k <= n, got n={n}, c={c}, k={k}")
+    if n - c < k:
+        return 1.0
+    return 1.0 - math.comb(n - c, k) / math.comb(n, k)
+
+
+def pass_at_k_values(n: int) -> list[int]:
+    """The k reported for n samples: 1, n and the usual 2, 5, 10, 20, 50, 100 below n."""
+    return sorted({1, n, *(k for k in (2, 5, 10, 20, 50, 100) if k < n)})
 
 
 def percentile(values: Sequence[float], fraction: float) -> float | None:
@@ -119,6 +134,11 @@ def aggregate(records: Sequence[dict[str, Any]]) -> dict[str, Any]:
         "cons_at_k": _mean([float(score["vote"]["correct"]) for score in scores]),
         "pass_at_k": _mean([float(score["pass_at_k"]) for score in scores]),
     }
+    if all(len(record["samples"]) == summary["k"] for record in records):  # unbiased pass@k for k <= n samples
+        summary["pass_at"] = {
+            str(k): _mean([pass_at_k_estimate(summary["k"], score["correct_samples"], k) for score in scores])
+            for k in pass_at_k_values(summary["k"])
+        }
     summary.update(_completion_stats(sampled))
     greedy_stats = _completion_stats(greedy, prefix="greedy_")
     summary.update(greedy_stats if has_greedy else {key: None for key in greedy_stats})

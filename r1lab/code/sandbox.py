@@ -18,7 +18,9 @@ What is and is not isolated, per mode: docs/reliability.md.
 
 from __future__ import annotations
 
+import ast
 import json
+import marshal
 import os
 import queue
 import secrets
@@ -190,11 +192,15 @@ class LocalSandbox:
         python: str | None = None,
         uid_base: int = DEFAULT_UID_BASE,
         namespaces: bool = True,
+        site_packages: bool = False,
     ):
         self.limits = (limits or SandboxLimits()).check()
         self.workers = workers or max(1, len(os.sched_getaffinity(0)))
         self.python = python or sys.executable
         self.namespaces = namespaces
+        # Programs see the standard library only (``python -I -S``: a third of the start-up time, nothing of the
+        # environment's packages); ``site_packages`` adds the interpreter's site-packages (numpy, ...).
+        self.python_flags = ["-I"] if site_packages else ["-I", "-S"]
         self.root = os.getuid() == 0
         # Two uids per worker (a judged run uses a judge and a candidate), each used by one program at a time.
         self.free_uids: queue.Queue[int | None] = queue.Queue()
@@ -254,7 +260,7 @@ class LocalSandbox:
         status_read, status_write = os.pipe()
         settings = {
             "workdir": workdir,
-            "argv": [self.python, "-I", *script_argv],
+            "argv": [self.python, *self.python_flags, *script_argv],
             "env": minimal_env(workdir),
             "uid": uid,
             "limits": {
@@ -272,7 +278,7 @@ class LocalSandbox:
         }
         try:
             popen = subprocess.Popen(
-                [self.python, "-I", "-S", RUNNER, json.dumps(settings)],
+                [self.python, "-I", "-S", RUNNER, marshal.dumps(settings).hex()],
                 stdin=subprocess.PIPE if stdin_data is not None else subprocess.DEVNULL,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE,
@@ -352,9 +358,10 @@ class LocalSandbox:
 
     def _record_isolation(self, process: _Process) -> dict[str, Any]:
         try:
-            status = json.loads(bytes(process.status).decode() or "{}")
-        except ValueError:
+            status = ast.literal_eval(bytes(process.status).decode() or "{}")
+        except (ValueError, SyntaxError):
             status = {}
+        status = status if isinstance(status, dict) else {}
         with self.lock:
             if self.isolation_status is None and status:
                 self.isolation_status = status
@@ -364,11 +371,11 @@ class LocalSandbox:
         if self.root and not pid_namespace:  # no namespace took its processes with it: end every one of its uid
             for uid in uids:
                 if uid is not None:
-                    subprocess.run([self.python, "-I", "-S", RUNNER, json.dumps({"kill_uid": uid})], env={}, check=False)
+                    subprocess.run([self.python, "-I", "-S", RUNNER, marshal.dumps({"kill_uid": uid}).hex()], env={}, check=False)
         shutil.rmtree(workdir, ignore_errors=True)
 
     def run_program(self, source: str, stdin: str = "", files: dict[str, str] | None = None) -> ProgramResult:
-        """Run ``source`` as ``python -I solution.py`` with ``stdin``; stdout and stderr come back (capped)."""
+        """Run ``source`` as ``python -I -S solution.py`` with ``stdin``; stdout and stderr come back (capped)."""
         uid = self.free_uids.get()
         started = time.monotonic()
         workdir = self._workdir(uid, {**(files or {}), "solution.py": source})

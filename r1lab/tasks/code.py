@@ -11,7 +11,8 @@
 
 ``task_options``: ``layout`` (auto | humaneval | mbpp | stdio | tests), ``max_tests`` (first N tests of each
 problem), ``limits`` (:class:`~r1lab.code.sandbox.SandboxLimits` fields), ``workers`` (parallel programs; the
-machine's cores by default), ``sandbox`` (``local``, or ``{url: http://host:2000/api/v2/execute}`` for a
+machine's cores by default), ``site_packages`` (programs may import the interpreter's packages, e.g. numpy;
+default false: the standard library only), ``sandbox`` (``local``, or ``{url: http://host:2000/api/v2/execute}`` for a
 Piston-compatible service), ``hub_config``.
 
 The answer is the last ```python block of the template's answer part; it is correct when every test passes.
@@ -36,7 +37,7 @@ from r1lab.tasks.files import looks_local, read_hub_rows, read_local_rows
 from r1lab.templates import Template
 
 BUILTIN_DATASETS = ("humaneval", "simple")
-OPTIONS = ("layout", "max_tests", "limits", "workers", "sandbox", "hub_config")
+OPTIONS = ("layout", "max_tests", "limits", "workers", "sandbox", "site_packages", "hub_config")
 
 
 @dataclass(frozen=True)
@@ -68,8 +69,11 @@ def build_sandbox(options: dict[str, Any]):
     if workers is not None and (not isinstance(workers, int) or isinstance(workers, bool) or workers < 1):
         raise UserError(f"task_options.workers must be a positive integer, got {workers!r}")
     where = options.get("sandbox", "local")
+    site_packages = options.get("site_packages", False)
+    if not isinstance(site_packages, bool):
+        raise UserError(f"task_options.site_packages must be true or false, got {site_packages!r}")
     if where == "local":
-        return LocalSandbox(parsed, workers=workers)
+        return LocalSandbox(parsed, workers=workers, site_packages=site_packages)
     if isinstance(where, dict) and isinstance(where.get("url"), str):
         from r1lab.code.remote import PistonSandbox
 
