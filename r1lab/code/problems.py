@@ -28,7 +28,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from r1lab.code._testcode import CHECK, has_check_function
+from r1lab.code._testcode import CHECK, count_tests, has_check_function
 from r1lab.errors import UserError
 
 LAYOUTS = ("auto", "humaneval", "mbpp", "stdio", "tests")
@@ -64,8 +64,6 @@ class CodeProblem:
 
     @property
     def test_count(self) -> int:
-        from r1lab.code._testcode import count_tests
-
         if self.kind == "stdio":
             return len(self.cases)
         return len(self.statements) if self.statements else count_tests(self.test_code, self.style == "check")

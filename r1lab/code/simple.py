@@ -10,6 +10,8 @@ from __future__ import annotations
 import random
 from typing import Any, Callable
 
+from r1lab.errors import UserError
+
 # (entry point, signature, docstring with {c}, body with {c}, draw of the constant, arguments for the tests)
 FAMILIES: tuple[tuple[str, str, str, str, Callable[[random.Random], Any], tuple[tuple, ...]], ...] = (
     ("add_constant", "x: int", "Return x plus {c}.", "return x + {c}", lambda r: r.randint(1, 99), ((0,), (5,), (-3,), (100,))),
@@ -51,8 +53,6 @@ def _row(index: int, family: tuple, constant: Any, split: str) -> dict[str, Any]
 
 def simple_rows(split: str, seed: int = 42, size: int | None = None) -> list[dict[str, Any]]:
     """``size`` problems (train 60, test 20 by default) cycling through the families, constants seeded per split."""
-    from r1lab.errors import UserError
-
     if split not in ("train", "test"):
         raise UserError(f"dataset simple has train and test splits, not {split!r}")
     count = size or (60 if split == "train" else 20)

