@@ -89,7 +89,8 @@ def main():
     if style == "list":
         judge.total = len(spec["statements"])
     else:
-        code, judge.total = _testcode.instrument(spec["test_code"], call_check=style == "check")
+        tree, judge.total = _testcode.instrument(spec["test_code"], call_check=style == "check")
+        code = compile(tree, "<tests>", "exec")
     judge.emit({"total": max(1, judge.total)})
     try:
         hello = judge.receive()

@@ -28,7 +28,8 @@ def main():
 
     style = spec["style"]
     if style != "list":
-        code, total = testcode["instrument"](spec["test_code"], style == "check")
+        tree, total = testcode["instrument"](spec["test_code"], style == "check")
+        code = compile(tree, "<tests>", "exec")
     else:
         total = len(spec["statements"])
     emit({"total": max(1, total)})

@@ -50,8 +50,9 @@ def has_check_function(tree):
 
 
 def instrument(source, call_check):
-    """(code object, number of tests). ``call_check``: the code defines ``check(candidate)``, which the judge
-    calls; its body holds the tests. Otherwise the module's own top-level statements are the tests."""
+    """(instrumented syntax tree, number of tests); the judge compiles the tree. ``call_check``: the code defines
+    ``check(candidate)``, which the judge calls; its body holds the tests. Otherwise the module's own top-level
+    statements are the tests."""
     tree = ast.parse(source)
     count = 0
     if call_check:
@@ -61,7 +62,7 @@ def instrument(source, call_check):
     else:
         tree.body, count = _wrap_body(tree.body, 0)
     ast.fix_missing_locations(tree)
-    return compile(tree, "<tests>", "exec"), count
+    return tree, count
 
 
 def count_tests(source, call_check):
