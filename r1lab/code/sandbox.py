@@ -47,18 +47,21 @@ CANDIDATE_FILES = ("_candidate.py", "_wire.py")
 JUDGE_FILES = ("_judge.py", "_wire.py", "_testcode.py")
 # Directories hidden behind an empty tmpfs in the sandbox's mount namespace (the user's home is added).
 MASKED_DIRECTORIES = ("/tmp", "/var/tmp", "/dev/shm", "/run")
-DEFAULT_UID_BASE = 61000  # root only: the sandbox's uids are DEFAULT_UID_BASE + slot, unused by anyone else
+# Root only: each LocalSandbox takes a block of uids of its own, DEFAULT_UID_BASE + block x (pid mod 65536): two r1lab
+# processes on one machine never share one (nor a process count, nor a signal), and no login user has them.
+DEFAULT_UID_BASE = 61000
 GRACE_SECONDS = 0.5  # after the program exits, how long its pipes may stay open before the group is killed
 
 
 @dataclass(frozen=True)
 class SandboxLimits:
-    """Per program. Memory is address space (RLIMIT_AS); processes count threads too (RLIMIT_NPROC)."""
+    """Per program. Memory is address space (RLIMIT_AS) per process; processes count threads too (RLIMIT_NPROC).
+    Without a cgroup, one program may hold up to processes x memory_bytes (4 GiB by default)."""
 
     cpu_seconds: int = 5
     wall_seconds: float = 10.0
-    memory_bytes: int = 1 << 30
-    processes: int = 16
+    memory_bytes: int = 512 << 20
+    processes: int = 8
     file_bytes: int = 16 << 20  # largest file it may write; also the size of its private tmpfs
     open_files: int = 64
     output_bytes: int = 1 << 20  # stdout (and stderr) kept; more ends the program
@@ -190,7 +193,7 @@ class LocalSandbox:
         limits: SandboxLimits | None = None,
         workers: int | None = None,
         python: str | None = None,
-        uid_base: int = DEFAULT_UID_BASE,
+        uid_base: int | None = None,
         namespaces: bool = True,
         site_packages: bool = False,
     ):
@@ -203,9 +206,12 @@ class LocalSandbox:
         self.python_flags = ["-I"] if site_packages else ["-I", "-S"]
         self.root = os.getuid() == 0
         # Two uids per worker (a judged run uses a judge and a candidate), each used by one program at a time.
+        block = max(64, 2 * self.workers)
+        base = uid_base if uid_base is not None else DEFAULT_UID_BASE + block * (os.getpid() % 65536)
+        self.uids = [base + slot for slot in range(2 * self.workers)] if self.root else []
         self.free_uids: queue.Queue[int | None] = queue.Queue()
         for slot in range(2 * self.workers):
-            self.free_uids.put(uid_base + slot if self.root else None)
+            self.free_uids.put(self.uids[slot] if self.root else None)
         needed = interpreter_paths(self.python)
         hidden = untraversable_ancestors(needed) if self.root else []
         home = os.path.expanduser("~")
@@ -215,6 +221,7 @@ class LocalSandbox:
         self.pool = ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="r1lab-sandbox")
         self.isolation_status: dict[str, Any] | None = None
         self.lock = threading.Lock()
+        self.pair_lock = threading.Lock()
 
     # -- the pool -------------------------------------------------------------------------------------------
 
@@ -403,7 +410,8 @@ class LocalSandbox:
         entry point) in two sandboxes joined by pipes; the verdicts are the judge's token-carrying lines."""
         expected = len(spec["statements"]) if spec["style"] == "list" else _testcode.count_tests(spec["test_code"], spec["style"] == "check")
         token = secrets.token_hex(16)
-        candidate_uid, judge_uid = self.free_uids.get(), self.free_uids.get()
+        with self.pair_lock:  # both at once: callers each holding one uid and waiting for a second would deadlock
+            candidate_uid, judge_uid = self.free_uids.get(), self.free_uids.get()
         started = time.monotonic()
         candidate_dir = self._workdir(candidate_uid, {**_read_files(CANDIDATE_FILES), "preamble.py": preamble, "solution.py": source})
         judge_dir = self._workdir(judge_uid, {**_read_files(JUDGE_FILES), "tests.json": json.dumps({**spec, "preamble": preamble})})
