@@ -187,3 +187,61 @@ def test_partial_results_survive_a_timeout(sandbox):
     program = "import time\ndef ident(x):\n    if x == 3:\n        time.sleep(60)\n    return x\n"
     report = run_tests(CodeProblem("assert", test_code=tests, entry_point="ident"), program, sandbox)
     assert (report.passed, report.total, report.status) == (2, 3, "timeout")
+
+
+UNPRIVILEGED_SCRIPT = r'''
+import json, os, sys
+sys.path.insert(0, sys.argv[1])
+from r1lab.code.judging import run_tests
+from r1lab.code.problems import CodeProblem
+from r1lab.code.sandbox import LocalSandbox, SandboxLimits
+owned, port = sys.argv[2], int(sys.argv[3])
+add = CodeProblem("assert", test_code="def check(candidate):\n    assert candidate(1, 2) == 3\n", entry_point="add")
+with LocalSandbox(SandboxLimits(cpu_seconds=1, wall_seconds=3.0, processes=8), workers=2, python=sys.executable) as box:
+    out = {"isolation": box.isolation(), "uid": os.getuid()}
+    out["correct"] = run_tests(add, "def add(a, b):\n    return a + b\n", box).all_passed
+    out["eq"] = run_tests(add, "class Y:\n    def __eq__(s, o):\n        return True\ndef add(a, b):\n    return Y()\n", box).passed
+    probe = ("import os, socket\nresults = {}\ntry:\n    open(%r + '/escaped', 'w').write('x'); results['write'] = True\n"
+             "except OSError:\n    results['write'] = False\ntry:\n    socket.create_connection(('127.0.0.1', %d), timeout=1); results['net'] = True\n"
+             "except OSError:\n    results['net'] = False\ntry:\n    os.kill(%d, 0); results['signal'] = True\nexcept OSError:\n    results['signal'] = False\n"
+             "results['secret'] = False\nfor p in os.listdir('/proc'):\n    try:\n"
+             "        results['secret'] |= 'R1LAB_SANDBOX_TEST_SECRET' in open(f'/proc/{p}/environ', errors='replace').read()\n"
+             "    except OSError:\n        pass\nprint(repr(results))\n") % (owned, port, os.getpid())
+    probed = box.run_program(probe)
+    out["probe"] = probed.stdout.strip() or probed.stderr.strip()[-300:]
+    forks = ("import os, time\nn = 0\nfor _ in range(40):\n    try:\n        pid = os.fork()\n    except OSError:\n        break\n"
+             "    if pid == 0:\n        time.sleep(1)\n        os._exit(0)\n    n += 1\nprint(n)\n")
+    out["forks"] = box.run_program(forks).stdout.strip()
+print(json.dumps(out))
+'''
+
+
+@pytest.mark.skipif(os.getuid() != 0 or not os.path.exists("/usr/bin/setpriv") or not os.path.exists("/usr/bin/python3"),
+                    reason="needs root (to become another user), setpriv and a world-readable /usr/bin/python3")
+def test_an_unprivileged_user_gets_the_same_guarantees(listener, monkeypatch):
+    """r1lab run as an ordinary user (uid 65534, the system Python): user + PID + network + mount namespaces; a file
+    the user owns outside the work directory stays unwritten (every mount is read-only inside)."""
+    import json
+    import shutil
+    import subprocess
+
+    port, accepted = listener
+    owned = os.path.join(REPO_ROOT, f".sandbox-test-{os.getpid()}")
+    os.mkdir(owned)
+    os.chown(owned, 65534, 65534)
+    monkeypatch.setenv(SECRET_NAME, SECRET_VALUE)
+    try:
+        done = subprocess.run(["/usr/bin/setpriv", "--reuid", "65534", "--regid", "65534", "--clear-groups",
+                               "/usr/bin/python3", "-c", UNPRIVILEGED_SCRIPT, REPO_ROOT, owned, str(port)],
+                              capture_output=True, text=True, timeout=120)
+        assert done.returncode == 0, done.stderr[-2000:]
+        out = json.loads(done.stdout.strip().splitlines()[-1])
+        assert not os.listdir(owned)
+    finally:
+        shutil.rmtree(owned)
+    if not out["isolation"].get("pid_namespace"):
+        pytest.skip(f"no unprivileged user namespaces here: {out['isolation']}")
+    assert out["uid"] == 65534 and out["correct"] and out["eq"] == 0
+    assert out["isolation"]["network"].startswith("cut") and out["isolation"]["read_only"] == "every mount"
+    assert out["probe"] == repr({"write": False, "net": False, "signal": False, "secret": False})
+    assert 0 < int(out["forks"]) < 8 and not accepted

@@ -7,11 +7,14 @@ from __future__ import annotations
 import json
 import os
 import re
+from types import SimpleNamespace
 
 import pytest
 
 from r1lab.cli import main as cli_main
+from r1lab.filters import filter_settings
 from r1lab.rewards import build_rewards
+from r1lab.stages.rejection import RejectionSamplingConfig, judge
 from r1lab.tasks import TaskSpec, get_task
 from r1lab.templates import get_template
 from test_bad_inputs import assert_one_error_line, snapshot
@@ -166,3 +169,14 @@ def test_grpo_on_code_with_the_embedded_model(tmp_path):
     assert code == 0
     records = [json.loads(line) for line in (output_dir / "metrics.jsonl").read_text().splitlines()]
     assert len([record for record in records if "rewards/accuracy/mean" in record]) == 2
+
+
+def test_rejection_sampling_keeps_only_programs_that_pass():
+    task = get_task(TaskSpec(task="code", dataset="simple", split="test", limit=2))
+    rows = task.load()
+    good = answer(rows[0]["answer"]).replace("The function follows.", "The function adds the constant to x and returns it.")
+    wrong = good.replace("return x +", "return x -")
+    outputs = [[SimpleNamespace(text=good, truncated=False, tokens=40), SimpleNamespace(text=wrong, truncated=False, tokens=40)],
+               [SimpleNamespace(text=good, truncated=False, tokens=40)]]  # the first problem's program on the second
+    samples, stats = judge(rows, outputs, task, XML, filter_settings({}), RejectionSamplingConfig(task="code", max_per_question=None))
+    assert len(samples) == 1 and stats["removed"]["checker"] == 2

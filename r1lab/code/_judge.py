@@ -10,6 +10,7 @@ A candidate that has gone (exited, crashed, killed) fails every test from then o
 """
 
 import builtins
+import ctypes
 import json
 import os
 import sys
@@ -78,7 +79,13 @@ class Judge:
         self.emit({"test": index, "passed": passed, "error": reason})
 
 
+PR_SET_DUMPABLE = 4
+
+
 def main():
+    # Not dumpable: a program under the same uid (r1lab run as a user without namespaces) cannot open this
+    # process's /proc entries (its memory, where the token is; its stdout).
+    ctypes.CDLL(None).prctl(PR_SET_DUMPABLE, 0, 0, 0, 0)
     token = sys.stdin.readline().strip()
     requests = os.fdopen(int(sys.argv[1]), "w", encoding="utf-8")
     replies = os.fdopen(int(sys.argv[2]), "r", encoding="utf-8")

@@ -6,9 +6,9 @@ reports what it applied on ``status_fd`` (one line, a Python literal), then star
 
 - resource limits (CPU time, address space, processes, file size, open files, no core files);
 - new mount, PID, network, IPC and UTS namespaces (plus a user namespace when not root) where permitted: no
-  network (not even loopback), a fresh /proc that shows only the sandbox's processes, tmpfs over the
-  world-writable and private directories (``mask``) with only the interpreter and the work directory bound
-  back (read-only, but the work directory);
+  network (not even loopback), a fresh /proc that shows only the sandbox's processes, every mount read-only,
+  tmpfs over the world-writable and private directories (``mask``) with only the interpreter bound back
+  (read-only), and the work directory a private tmpfs;
 - as root, a dedicated unprivileged uid/gid for the program (no supplementary groups), so that it can neither
   signal nor read r1lab's processes and files, and so that RLIMIT_NPROC applies (root is exempt from it);
 - no new privileges, parent-death signal, a minimal environment, only fds 0-2 and ``keep_fds`` left open.
@@ -36,6 +36,10 @@ MS_NOSUID = 2
 MS_NODEV = 4
 MS_NOEXEC = 8
 MS_REMOUNT = 32
+MS_NOATIME = 1024
+MS_NODIRATIME = 2048
+MS_RELATIME = 1 << 21
+MS_STRICTATIME = 1 << 24
 MS_BIND = 4096
 MS_REC = 16384
 MS_PRIVATE = 1 << 18
@@ -113,10 +117,46 @@ def enter_namespaces(root, status):
     return bool(flags & CLONE_NEWPID)
 
 
+# Per-mount options that a remount must keep (in a user namespace the kernel refuses to drop locked ones).
+KEPT_OPTIONS = {"nosuid": MS_NOSUID, "nodev": MS_NODEV, "noexec": MS_NOEXEC, "noatime": MS_NOATIME,
+                "nodiratime": MS_NODIRATIME, "relatime": MS_RELATIME, "strictatime": MS_STRICTATIME}
+
+
+def unescape(field):
+    """mountinfo's octal escapes (a space is \\040)."""
+    out, index = [], 0
+    while index < len(field):
+        if field[index] == "\\" and field[index + 1 : index + 4].isdigit():
+            out.append(chr(int(field[index + 1 : index + 4], 8)))
+            index += 4
+        else:
+            out.append(field[index])
+            index += 1
+    return "".join(out)
+
+
+def remount_read_only(status):
+    """Every mount read-only in this mount namespace (the tmpfs mounted after stay writable): the program writes
+    only to its work directory, whatever its uid may write on the machine."""
+    with open("/proc/self/mountinfo", encoding="utf-8", errors="replace") as handle:
+        mounts = [(unescape(parts[4]), parts[5]) for parts in (line.split() for line in handle) if len(parts) > 5]
+    failed = []
+    for point, options in mounts:
+        flags = MS_REMOUNT | MS_BIND | MS_RDONLY
+        for option in options.split(","):
+            flags |= KEPT_OPTIONS.get(option, 0)
+        try:
+            mount(None, point, None, flags)
+        except OSError:
+            failed.append(point)
+    status["read_only"] = "every mount" if not failed else f"every mount but {', '.join(failed[:5])}"
+
+
 def build_mounts(settings, status):
     """In the new mount namespace: masks (tmpfs) with the needed paths bound back (read-only), the work directory
     as a private tmpfs of bounded size holding a copy of r1lab's files, and a fresh /proc."""
     mount(None, "/", None, MS_REC | MS_PRIVATE)
+    remount_read_only(status)
     sources = {}
     for _, restores in settings["mask"]:
         for path in restores:
