@@ -352,11 +352,14 @@ class LocalSandbox:
         return outcome
 
     def _kill(self, process: _Process) -> None:
+        """Kill the run's process group. Once a runner with a PID namespace has exited, everything it started is
+        gone, and its pid (so its group id) may be reused: the group is then left alone."""
         popen = process.popen
-        try:
-            os.killpg(popen.pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass
+        if popen.poll() is None or not parse_status(process.status).get("pid_namespace"):
+            try:
+                os.killpg(popen.pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
         popen.wait()
         for stream in (popen.stdin, popen.stdout, popen.stderr):
             if stream is not None and not stream.closed:
@@ -364,11 +367,7 @@ class LocalSandbox:
         os.close(process.status_read)
 
     def _record_isolation(self, process: _Process) -> dict[str, Any]:
-        try:
-            status = ast.literal_eval(bytes(process.status).decode() or "{}")
-        except (ValueError, SyntaxError):
-            status = {}
-        status = status if isinstance(status, dict) else {}
+        status = parse_status(process.status)
         with self.lock:
             if self.isolation_status is None and status:
                 self.isolation_status = status
@@ -444,6 +443,15 @@ class LocalSandbox:
             detail = f"{detail}; judge: {stderr[-1] if stderr else 'no output'}"
         return JudgedResult(passed, status, detail, round(time.monotonic() - started, 3),
                             candidate.stdout.decode("utf-8", errors="replace")[:2000])
+
+
+def parse_status(raw: bytes | bytearray) -> dict[str, Any]:
+    """The runner's status line (a Python literal of plain values) → dict; {} when missing or garbled."""
+    try:
+        status = ast.literal_eval(bytes(raw).decode("utf-8", errors="replace").strip() or "{}")
+    except (ValueError, SyntaxError, MemoryError, RecursionError):
+        return {}
+    return status if isinstance(status, dict) else {}
 
 
 def read_verdicts(output: str, token: str, expected: int) -> tuple[list[bool], str, str]:
