@@ -1,4 +1,5 @@
-"""Evaluation arithmetic, pure: pass@1 averaged over k samples, cons@k (majority vote), and the summary.
+"""Evaluation arithmetic, pure: pass@1 averaged over k samples, cons@k (majority vote), the unbiased pass@k
+estimator of Chen et al. (2021) for every reported k up to the number of samples, and the summary.
 
 Correctness is never decided here: every ``correct`` flag comes from the task's ``check``. This module
 only counts, and groups answers for the vote.
@@ -67,7 +68,6 @@ def score_question(samples: Sequence[dict[str, Any]]) -> dict[str, Any]:
     return {
         "pass_at_1": sum(correct) / len(correct),
         "pass_at_k": any(correct),
-        "correct_samples": sum(correct),
         "vote": {
             "answer": None if winner is None else samples[winner]["extracted"],
             "votes": votes,
@@ -83,6 +83,11 @@ def pass_at_k_estimate(n: int, c: int, k: int) -> float:
     if n - c < k:
         return 1.0
     return 1.0 - math.comb(n - c, k) / math.comb(n, k)
+
+
+def correct_samples(record: dict[str, Any]) -> int:
+    """How many of a question's sampled completions the task's check found correct."""
+    return sum(bool(sample["correct"]) for sample in record["samples"])
 
 
 def pass_at_k_values(n: int) -> list[int]:
@@ -136,7 +141,7 @@ def aggregate(records: Sequence[dict[str, Any]]) -> dict[str, Any]:
     }
     if all(len(record["samples"]) == summary["k"] for record in records):  # unbiased pass@k for k <= n samples
         summary["pass_at"] = {
-            str(k): _mean([pass_at_k_estimate(summary["k"], score["correct_samples"], k) for score in scores])
+            str(k): _mean([pass_at_k_estimate(summary["k"], correct_samples(record), k) for record in records])
             for k in pass_at_k_values(summary["k"])
         }
     summary.update(_completion_stats(sampled))

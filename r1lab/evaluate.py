@@ -154,7 +154,7 @@ def check_outputs(rows, outputs, task, template) -> list[list[Any]]:
 
 def build_records(rows, greedy_outputs, sampled_outputs, task, template) -> list[dict[str, Any]]:
     """Per-question records for samples.jsonl: question, gold, greedy and sampled completions, the vote."""
-    from r1lab.eval_metrics import score_question
+    from r1lab.eval_metrics import correct_samples, score_question
 
     sampled_verdicts = check_outputs(rows, sampled_outputs, task, template)
     greedy_verdicts = check_outputs(rows, greedy_outputs, task, template) if greedy_outputs is not None else None
@@ -173,7 +173,7 @@ def build_records(rows, greedy_outputs, sampled_outputs, task, template) -> list
                 "greedy": greedy,
                 "samples": samples,
                 "pass_at_1": score["pass_at_1"],
-                "correct_samples": score["correct_samples"],
+                "correct_samples": correct_samples({"samples": samples}),
                 "vote": score["vote"],
             }
         )
