@@ -127,6 +127,7 @@ def test_bad_rows_are_one_line_exit_2_and_nothing_written(case, command, tiny_mo
     ('{sandbox: {url: "ftp://x"}}', "url must start with http"),
     ('{layout: xml}', "unknown code layout 'xml'"),
     ('{colour: red}', "unknown task_options for task 'code': colour"),
+    ('{limits: {memory_bytes: 1000000}}', "code sandbox: a trivial program failed"),  # Python cannot start in 1 MB
 ])
 def test_bad_task_options(options, expected, tiny_model_dir, tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)

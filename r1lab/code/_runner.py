@@ -233,8 +233,10 @@ def run_init(settings, status, status_fd):
     if status.get("mount_namespace"):
         try:
             build_mounts(settings, status)
-        except OSError as error:
+        except OSError as error:  # fail closed: no program runs with less isolation than was set up to apply
             status["mount_error"] = str(error)
+            report(status_fd, status)
+            os._exit(126)
     report(status_fd, status)
     program = os.fork()
     if program == 0:

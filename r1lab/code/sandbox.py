@@ -244,10 +244,8 @@ class LocalSandbox:
         if self.isolation_status is None:
             result = self.run_program("print('ok')")
             if result.stdout.strip() != "ok":
-                raise UserError(
-                    f"code sandbox: a trivial program failed ({result.status}, exit {result.exit_code}): "
-                    f"{(result.stderr.strip().splitlines() or ['no output'])[-1]}"
-                )
+                why = result.isolation.get("mount_error") or (result.stderr.strip().splitlines() or ["no output"])[-1]
+                raise UserError(f"code sandbox: a trivial program failed ({result.status}, exit {result.exit_code}): {why}")
         return dict(self.isolation_status or {})
 
     # -- running --------------------------------------------------------------------------------------------

@@ -23,6 +23,7 @@ option) and a report (tests passed / total, status, detail, seconds) that ``r1la
 from __future__ import annotations
 
 import dataclasses
+import logging
 import os
 import threading
 import weakref
@@ -41,7 +42,8 @@ from r1lab.tasks.base import Task, TaskSpec, Verdict, apply_limit
 from r1lab.tasks.files import looks_local, read_hub_rows, read_local_rows
 from r1lab.templates import Template
 
-BUILTIN_DATASETS = ("humaneval", "simple")
+logger = logging.getLogger("r1lab")
+
 OPTIONS = ("layout", "max_tests", "limits", "workers", "sandbox", "site_packages", "hub_config")
 
 
@@ -157,7 +159,9 @@ class CodeTask(Task):
             if item.get("task_id") is not None:
                 row["id"] = str(item["task_id"])
             rows.append(row)
-        return apply_limit(rows, limit if limit is not None else self.spec.limit, f"{source} [{split}]")
+        rows = apply_limit(rows, limit if limit is not None else self.spec.limit, f"{source} [{split}]")
+        self.start_sandbox()  # probed now: a sandbox that cannot run Python is an error before any model loads
+        return rows
 
     def problem_for(self, row: dict[str, Any]) -> CodeProblem:
         if isinstance(row.get("problem"), CodeProblem):
@@ -171,10 +175,16 @@ class CodeTask(Task):
 
     @property
     def sandbox(self):
+        return self.start_sandbox()
+
+    def start_sandbox(self):
+        """The task's sandbox, started and probed (one trivial program) on first use."""
         with self._sandbox_lock:
             if self._sandbox is None:
-                self._sandbox = build_sandbox(self.sandbox_settings)
-                weakref.finalize(self, self._sandbox.close)
+                sandbox = build_sandbox(self.sandbox_settings)
+                weakref.finalize(self, sandbox.close)
+                logger.info("r1lab: code sandbox %s: %s", sandbox.name, sandbox.isolation())
+                self._sandbox = sandbox
             return self._sandbox
 
     def check(self, completion: str, row: dict[str, Any], template: Template) -> CodeVerdict:
