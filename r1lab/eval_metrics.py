@@ -1,4 +1,5 @@
-"""Evaluation arithmetic, pure: pass@1 averaged over k samples, cons@k (majority vote), and the summary.
+"""Evaluation arithmetic, pure: pass@1 averaged over k samples, cons@k (majority vote), the unbiased pass@k
+estimator of Chen et al. (2021) for every reported k up to the number of samples, and the summary.
 
 Correctness is never decided here: every ``correct`` flag comes from the task's ``check``. This module
 only counts, and groups answers for the vote.
@@ -75,6 +76,25 @@ def score_question(samples: Sequence[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
+def pass_at_k_estimate(n: int, c: int, k: int) -> float:
+    """Chen et al. (2021)'s unbiased pass@k from ``n`` samples of which ``c`` are correct: 1 - C(n-c, k) / C(n, k)."""
+    if not 0 <= c <= n or not 1 <= k <= n:
+        raise ValueError(f"pass@k needs 0 <= c <= n and 1 <= k <= n, got n={n}, c={c}, k={k}")
+    if n - c < k:
+        return 1.0
+    return 1.0 - math.comb(n - c, k) / math.comb(n, k)
+
+
+def correct_samples(record: dict[str, Any]) -> int:
+    """How many of a question's sampled completions the task's check found correct."""
+    return sum(bool(sample["correct"]) for sample in record["samples"])
+
+
+def pass_at_k_values(n: int) -> list[int]:
+    """The k reported for n samples: 1, n and the usual 2, 5, 10, 20, 50, 100 below n."""
+    return sorted({1, n, *(k for k in (2, 5, 10, 20, 50, 100) if k < n)})
+
+
 def percentile(values: Sequence[float], fraction: float) -> float | None:
     """Nearest-rank percentile (``fraction`` in (0, 1]): the smallest value with at least that share at or below it."""
     if not values:
@@ -119,6 +139,11 @@ def aggregate(records: Sequence[dict[str, Any]]) -> dict[str, Any]:
         "cons_at_k": _mean([float(score["vote"]["correct"]) for score in scores]),
         "pass_at_k": _mean([float(score["pass_at_k"]) for score in scores]),
     }
+    if all(len(record["samples"]) == summary["k"] for record in records):  # unbiased pass@k for k <= n samples
+        summary["pass_at"] = {
+            str(k): _mean([pass_at_k_estimate(summary["k"], correct_samples(record), k) for record in records])
+            for k in pass_at_k_values(summary["k"])
+        }
     summary.update(_completion_stats(sampled))
     greedy_stats = _completion_stats(greedy, prefix="greedy_")
     summary.update(greedy_stats if has_greedy else {key: None for key in greedy_stats})

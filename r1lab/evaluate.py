@@ -24,7 +24,7 @@ from typing import Any
 import r1lab
 from r1lab.config import build_config, config_to_dict
 from r1lab.errors import UserError
-from r1lab.eval_metrics import aggregate, score_question
+from r1lab.eval_metrics import aggregate, correct_samples, score_question
 from r1lab.generation import (
     check_settings,
     generate,
@@ -127,10 +127,10 @@ def plan(config: EvalConfig) -> EvalPlan:
     return EvalPlan(config, task, template, rows, prompts, model_path, tokenizer)
 
 
-def checked(completion, row: dict[str, Any], task, template) -> dict[str, Any]:
-    """One completion with the task's verdict on it."""
-    verdict = task.check(completion.text, row, template)
-    return {
+def checked(completion, row: dict[str, Any], task, template, verdict=None) -> dict[str, Any]:
+    """One completion with the task's verdict on it (``verdict``: already computed)."""
+    verdict = verdict if verdict is not None else task.check(completion.text, row, template)
+    record = {
         "completion": completion.text,
         "extracted": verdict.extracted,
         "correct": bool(verdict.correct),
@@ -138,14 +138,34 @@ def checked(completion, row: dict[str, Any], task, template) -> dict[str, Any]:
         "tokens": completion.tokens,
         "truncated": completion.truncated,
     }
+    if getattr(verdict, "report", None):  # task code: tests passed / total, status, detail, seconds
+        record["tests"] = verdict.report
+    return record
+
+
+def check_outputs(rows, outputs, task, template) -> list[list[Any]]:
+    """The task's verdict on every completion, per question; a task with ``check_batch`` checks them all at once."""
+    batch = getattr(task, "check_batch", None)
+    if batch is None:
+        return [[task.check(completion.text, row, template) for completion in completions] for row, completions in zip(rows, outputs)]
+    flat_rows = [row for row, completions in zip(rows, outputs) for _ in completions]
+    flat = batch([completion.text for completions in outputs for completion in completions], flat_rows, template)
+    verdicts, position = [], 0
+    for completions in outputs:
+        verdicts.append(flat[position : position + len(completions)])
+        position += len(completions)
+    return verdicts
 
 
 def build_records(rows, greedy_outputs, sampled_outputs, task, template) -> list[dict[str, Any]]:
     """Per-question records for samples.jsonl: question, gold, greedy and sampled completions, the vote."""
+    sampled_verdicts = check_outputs(rows, sampled_outputs, task, template)
+    greedy_verdicts = check_outputs(rows, greedy_outputs, task, template) if greedy_outputs is not None else None
     records = []
     for index, row in enumerate(rows):
-        samples = [checked(completion, row, task, template) for completion in sampled_outputs[index]]
-        greedy = checked(greedy_outputs[index][0], row, task, template) if greedy_outputs is not None else None
+        samples = [checked(completion, row, task, template, verdict)
+                   for completion, verdict in zip(sampled_outputs[index], sampled_verdicts[index])]
+        greedy = checked(greedy_outputs[index][0], row, task, template, greedy_verdicts[index][0]) if greedy_outputs is not None else None
         score = score_question(samples)
         records.append(
             {
@@ -156,6 +176,7 @@ def build_records(rows, greedy_outputs, sampled_outputs, task, template) -> list
                 "greedy": greedy,
                 "samples": samples,
                 "pass_at_1": score["pass_at_1"],
+                "correct_samples": correct_samples({"samples": samples}),
                 "vote": score["vote"],
             }
         )
@@ -283,6 +304,7 @@ def format_summary(summary: dict[str, Any], output_dir: str | None = None) -> st
         (f"pass@1 (k={k}, T={summary['temperature']}, top-p={summary['top_p']})", _rate(summary["pass_at_1"])),
         (f"cons@{k}", _rate(summary["cons_at_k"])),
         (f"pass@{k}", _rate(summary["pass_at_k"])),
+        *[(f"pass@{at} (unbiased, of {k})", _rate(value)) for at, value in (summary.get("pass_at") or {}).items() if at not in ("1", str(k))],
         ("format rate (greedy / sampled)", f"{_rate(summary.get('greedy_format_rate'))} / {_rate(summary['format_rate'])}"),
         ("mean / p90 tokens", f"{summary['mean_tokens']:.1f} / {summary['p90_tokens']}"),
         ("truncation rate", _rate(summary["truncation_rate"])),
