@@ -56,9 +56,7 @@ def _token_count(row: dict[str, Any], reward: str) -> int:
     return len(token_ids)
 
 
-def _positive(name: str, option: str, value: Any) -> None:
-    if value is None:
-        raise UserError(f"reward {name!r} needs option {option} (a length in tokens, e.g. the run's max_completion_length)")
+def _positive(name: str, option: str, value: int) -> None:
     if value < 1:
         raise UserError(f"reward {name!r} option {option} must be at least 1, got {value}")
 
@@ -102,7 +100,7 @@ def step_markers(text: str) -> int:
 
 @register("cosine")
 def cosine(
-    max_len: int | None = None,
+    max_len: int,
     min_value_wrong: float = -1.0,
     max_value_wrong: float = -0.5,
     min_value_correct: float = 0.5,
@@ -126,12 +124,12 @@ def cosine(
 
 
 @register("soft_overlong")
-def soft_overlong(max_completion_len: int | None = None, soft_punish_cache: int | None = None):
+def soft_overlong(max_completion_len: int, soft_punish_cache: int):
     """DAPO's soft overlong punishment on token counts (module docstring)."""
     _positive("soft_overlong", "max_completion_len", max_completion_len)
-    if soft_punish_cache is None or not 0 <= soft_punish_cache <= max_completion_len:
+    if not 0 <= soft_punish_cache <= max_completion_len:
         raise UserError(
-            f"reward 'soft_overlong' needs option soft_punish_cache between 0 and max_completion_len "
+            f"reward 'soft_overlong' option soft_punish_cache must be between 0 and max_completion_len "
             f"({max_completion_len}), got {soft_punish_cache}"
         )
 

@@ -33,6 +33,8 @@ REWARD_KEYWORDS = ("prompts", "completions", "completion_ids")
 TRL_KEYWORDS = ("prompts", "completions", "completion_ids", "trainer_state", "log_extra", "log_metric")
 # Keys of a recipe entry that are not options of the reward.
 ENTRY_KEYS = ("name", "weight")
+# Options a factory may take that the run fills in (build_rewards' context).
+RUN_CONTEXT = ("task", "template")
 _SIMPLE_TYPES = (bool, int, float, str)
 
 
@@ -112,9 +114,10 @@ def _type_hints(target: Any) -> dict[str, Any]:
         return {}
 
 
-def _checked_options(name: str, factory: Any, options: dict[str, Any]) -> dict[str, Any]:
+def _checked_options(name: str, factory: Any, options: dict[str, Any], filled_later: tuple[str, ...] = ()) -> dict[str, Any]:
     """``options`` checked against the factory's parameters (unknown, missing) and converted to their types, so
-    that ``max_len: many`` is an error now rather than a reward that silently scores 0 on every completion."""
+    that ``max_len: many`` is an error now rather than a reward that silently scores 0 on every completion.
+    ``filled_later``: parameters the run fills in (its task and template), not missing when absent here."""
     parameters = _parameters(factory)
     if parameters is None:
         return options
@@ -129,7 +132,8 @@ def _checked_options(name: str, factory: Any, options: dict[str, Any]) -> dict[s
         raise UserError(
             f"reward {name!r} has no option(s) {', '.join(unknown)} (options: {', '.join(shown) or 'none'})"
         )
-    missing = [key for key, parameter in named.items() if parameter.default is parameter.empty and key not in options]
+    missing = [key for key, parameter in named.items()
+               if parameter.default is parameter.empty and key not in options and key not in filled_later]
     if missing:
         raise UserError(f"reward {name!r} needs option(s) {', '.join(missing)}")
     hints = _type_hints(factory)
@@ -230,7 +234,8 @@ def _parse_entry(entry: Any) -> tuple[str, dict[str, Any], Any]:
 
 def check_reward_names(entries: Any) -> None:
     """Every reward a recipe names exists (registered, or an importable callable) and takes the options it is
-    given; nothing is built, called or loaded (a pipeline's ``--dry_run`` calls this for every GRPO stage)."""
+    given, of the right types; nothing is built, called or loaded (a pipeline checks every GRPO stage with this
+    before its first stage runs). A factory's own checks of its values run when it is built."""
     if not isinstance(entries, list) or not entries:
         raise UserError("rewards is empty: name at least one reward")
     for entry in entries:
@@ -239,17 +244,7 @@ def check_reward_names(entries: Any) -> None:
         if kind == "function":
             _no_options_for_a_function(name, options)
             continue
-        parameters = _parameters(target)
-        if parameters is None or _takes_any_keyword(parameters):
-            continue
-        shown = [key for key in parameters if key not in ("task", "template")]
-        unknown = [key for key in options if key not in parameters]
-        if unknown:
-            raise UserError(f"reward {name!r} has no option(s) {', '.join(unknown)} (options: {', '.join(shown) or 'none'})")
-        missing = [key for key in shown if parameters[key].default is inspect.Parameter.empty and key not in options
-                   and parameters[key].kind is not inspect.Parameter.VAR_POSITIONAL]
-        if missing:
-            raise UserError(f"reward {name!r} needs option(s) {', '.join(missing)}")
+        _checked_options(name, target, options, filled_later=RUN_CONTEXT)
 
 
 def build_rewards(

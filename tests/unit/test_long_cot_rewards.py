@@ -198,12 +198,12 @@ def test_reasoning_steps_option():
 @pytest.mark.parametrize(
     "name, options, message",
     [
-        ("cosine", {}, "needs option max_len"),
+        ("cosine", {}, "needs option(s) max_len"),
         ("cosine", {"max_len": 0}, "max_len must be at least 1"),
         ("cosine", {"max_len": "long"}, "max_len: expected an integer"),
         ("cosine", {"max_len": 10, "max_value": 1}, "has no option(s) max_value"),
-        ("soft_overlong", {"soft_punish_cache": 4}, "needs option max_completion_len"),
-        ("soft_overlong", {"max_completion_len": 96}, "soft_punish_cache between 0 and max_completion_len"),
+        ("soft_overlong", {"soft_punish_cache": 4}, "needs option(s) max_completion_len"),
+        ("soft_overlong", {"max_completion_len": 96}, "needs option(s) soft_punish_cache"),
         ("soft_overlong", {"max_completion_len": 96, "soft_punish_cache": 97}, "between 0 and max_completion_len (96), got 97"),
         ("repetition_penalty", {"max_penalty": 0.5}, "must not be positive"),
         ("repetition_penalty", {"ngram_size": 0}, "ngram_size must be at least 1"),
