@@ -160,6 +160,7 @@ def test_every_documented_reward_is_registered():
     assert set(reward_names()) >= {
         "seed.xmlcount", "seed.soft_format", "seed.strict_format", "seed.int_answer", "seed.correctness",
         "xml.strict_format", "xml.soft_format", "think.format", "accuracy",
+        "cosine", "soft_overlong", "repetition_penalty", "reasoning_steps",
     }
 
 
