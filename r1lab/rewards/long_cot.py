@@ -25,9 +25,11 @@
   answer is"); tokens also catch repeated sub-word or non-spaced (Chinese) text.
 - ``reasoning_steps`` — open-r1's ``reasoning_steps_reward``: credit for explicit step structure, ``min(1,
   markers / steps)`` with ``steps`` = 3, markers being ``Step n:``, a numbered line ``n.``, a ``-`` or ``*`` bullet
-  after a line break, and ``First,`` ``Second,`` ``Next,`` ``Finally,``. open-r1's docstring says numbered items
-  count "at start of line" but its pattern lacks ``re.MULTILINE``, so only an item at the very start of the
-  completion counts; r1lab counts one per line, as the docstring means.
+  after a line break, and ``First,`` ``Second,`` ``Next,`` ``Finally,``. Two corrections, each to what open-r1's
+  docstring says its pattern matches: numbered items count "at start of line" but the pattern lacks
+  ``re.MULTILINE``, so only an item at the very start of the completion counted (r1lab counts one per line); and a
+  bullet is ``-`` or ``*`` followed by a space, where open-r1's bare ``\n-`` also took a line that starts with a
+  negative number (``-15 - 35 = -50``: on the embedded model's chain_sum answers that was every marker it found).
 
 Each scorer is pure and returns its score with the figures behind it (:class:`~r1lab.rewards.base.Scored`), logged
 per batch as ``reward_stats/<name>/<key>``.
@@ -44,8 +46,9 @@ from r1lab.rewards.base import Scored, register
 from r1lab.tasks.base import Task, TaskSpec
 from r1lab.templates import get_template
 
-# open-r1's markers of an explicit step (reasoning_steps_reward), one numbered item per line.
-STEP_MARKERS = re.compile(r"(Step \d+:|^\d+\.|\n-|\n\*|First,|Second,|Next,|Finally,)", re.MULTILINE)
+# open-r1's markers of an explicit step (reasoning_steps_reward): one numbered item per line, and a bullet is a
+# "-" or "*" followed by a space or tab (open-r1's bare "\n-" also counts a line that starts with a negative number).
+STEP_MARKERS = re.compile(r"(Step \d+:|^\d+\.|\n-[ \t]|\n\*[ \t]|First,|Second,|Next,|Finally,)", re.MULTILINE)
 
 
 def _token_count(row: dict[str, Any], reward: str) -> int:

@@ -179,6 +179,8 @@ def test_repetition_penalty_is_trls_formula_over_words_instead_of_tokens():
         ("Plan:\n* add", 1),
         ("first, lowercase does not count; step 1: neither", 0),
         ("Answer 12.5 is not a list item", 0),
+        ("45 - 90 = -45\n-45 - 35 = -80\n-80 + 13 = -67", 0),  # a line starting with a negative number is no bullet
+        ("Plan:\n*emphasis* is no bullet\n-\tbut a tab is", 1),
     ],
 )
 def test_reasoning_steps_hand_computed(text, markers):
