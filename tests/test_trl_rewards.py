@@ -149,3 +149,30 @@ def test_the_long_cot_recipe_uses_the_four_controls_with_lengths_matching_the_ru
     assert entries["cosine"]["options"]["max_len"] == config.max_completion_length
     assert entries["soft_overlong"]["options"]["max_completion_len"] == config.max_completion_length
     assert config.template == "think" and config.beta == 0.0
+
+
+def test_score_samples_scores_an_evals_completions_as_grpo_would(tiny_model_dir, tmp_path, monkeypatch, capsys):
+    """examples/rewards/score_samples.py (behind the measured table in docs/usage.md) on a hand-made eval."""
+    from r1lab.tasks import TaskSpec, get_task
+    from r1lab.templates import get_template
+
+    monkeypatch.syspath_prepend(EXAMPLE)
+    import score_samples
+
+    spec = {"task": "gym:chain_sum", "task_size": 4, "task_seed": 42, "split": "test",
+            "task_options": {"min_terms": 2, "max_terms": 2, "min_digits": 1, "max_digits": 1}}
+    row = get_task(TaskSpec(**spec)).load()[0]
+    xml = get_template("xml")
+    right, wrong = xml.format("Step 1: add.", row["answer"]), xml.format("add", str(int(row["answer"]) + 1))
+    (tmp_path / "summary.json").write_text(json.dumps({"settings": {**spec, "template": "xml", "model": tiny_model_dir}}))
+    output = {"extracted": None, "formatted": True, "truncated": False, "tokens": 20}
+    record = {"index": 0, "task_index": row["task_index"], "question": row["question"], "gold": row["answer"],
+              "greedy": {**output, "completion": right, "correct": True},
+              "samples": [{**output, "completion": wrong, "correct": False}]}
+    (tmp_path / "samples.jsonl").write_text(json.dumps(record) + "\n")
+    means = score_samples.main([str(tmp_path), "--rewards", "[{name: cosine, options: {max_len: 1000}}, reasoning_steps]"])
+    printed = capsys.readouterr().out
+    assert "| 0 | greedy | 20 | yes |" in printed and "| 0 | sample 1 | 20 | no |" in printed
+    assert "| mean of 2 | | 20.0 | 1/2 |" in printed
+    assert abs(means["cosine"]) < 0.01  # about +1 (right, short) and about -1 (wrong, short)
+    assert means["reasoning_steps"] == pytest.approx(1 / 6)  # one "Step 1:" of three, in one completion of two
