@@ -200,7 +200,8 @@ def get_reward(name: str, **options: Any) -> RewardFunction:
     if kind == "registered":
         return RewardFunction(name, built)
     if not callable(built):
-        raise UserError(f"reward {name!r}: the factory returned a {type(built).__name__}, not a reward function")
+        shown = repr(built) if len(repr(built)) <= 60 else repr(built)[:57] + "..."
+        raise UserError(f"reward {name!r}: the factory returned {shown} (type {type(built).__name__}), not a reward function")
     _check_trl_signature(name, built)
     return CallableReward(name, built)
 

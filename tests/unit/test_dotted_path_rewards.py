@@ -204,7 +204,7 @@ def test_bad_entries_are_refused_by_the_dry_check_and_by_the_build(entry, messag
     [
         ({"name": "trl.rewards.get_repetition_penalty_reward", "options": {"max_penalty": 0.5}},
          "reward 'trl.rewards.get_repetition_penalty_reward' rejected its options (max_penalty=0.5): max_penalty 0.5 should not be positive"),
-        ({"name": "unit_reward_helpers.factory_of_a_number"}, "the factory returned a int, not a reward function"),
+        ({"name": "unit_reward_helpers.factory_of_a_number"}, "the factory returned 42 (type int), not a reward function"),
         ({"name": "unit_reward_helpers.factory_of_a_scorer"}, "takes no prompts, completions, completion_ids"),
         ({"name": "unit_reward_helpers.completions_only"}, "takes no prompts, completion_ids, trainer_state, log_extra, log_metric"),
     ],
