@@ -176,3 +176,13 @@ def test_score_samples_scores_an_evals_completions_as_grpo_would(tiny_model_dir,
     assert "| mean of 2 | | 20.0 | 1/2 |" in printed
     assert abs(means["cosine"]) < 0.01  # about +1 (right, short) and about -1 (wrong, short)
     assert means["reasoning_steps"] == pytest.approx(1 / 6)  # one "Step 1:" of three, in one completion of two
+
+
+def test_the_docs_show_the_long_cot_recipes_rewards_as_they_are():
+    from r1lab.config import read_yaml_mapping
+
+    page = open(os.path.join(REPO_ROOT, "docs", "usage.md"), encoding="utf-8").read()
+    after = page.split("`recipes/r1/long_cot_rl.yaml` is a GPU stage-2 recipe", 1)[1]
+    block = after.split("```yaml\n", 1)[1].split("```", 1)[0]
+    recipe = read_yaml_mapping(os.path.join(REPO_ROOT, "recipes", "r1", "long_cot_rl.yaml"))
+    assert yaml.safe_load(block)["rewards"] == recipe["rewards"]
