@@ -238,6 +238,8 @@ def _trl_score(value: Any) -> tuple[float | None, bool]:
     failure: ``(0.0, False)``."""
     if value is None:
         return None, True
+    if isinstance(value, (str, bytes)):  # float("3") would pass; TRL's tensor of the scores would not
+        return 0.0, False
     try:
         number = float(value)
     except (TypeError, ValueError):

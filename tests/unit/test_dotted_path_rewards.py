@@ -77,9 +77,9 @@ def test_the_datas_own_solution_column_wins(helpers_importable):
 
 def test_none_and_nan_are_skipped_as_trl_does_and_inf_or_text_are_counted_failures():
     reward = get_reward("unit_reward_helpers.skips_and_misbehaves")
-    kwargs, logged, _ = batch(count=5, groups=1)
-    assert reward(**kwargs) == [None, None, 0.0, 0.0, 2.0]
-    assert reward.failures == 2 and logged["reward_failures/unit_reward_helpers.skips_and_misbehaves"] == 2.0
+    kwargs, logged, _ = batch(count=6, groups=1)
+    assert reward(**kwargs) == [None, None, 0.0, 0.0, 0.0, 2.0]
+    assert reward.failures == 3 and logged["reward_failures/unit_reward_helpers.skips_and_misbehaves"] == 3.0
 
 
 def test_a_wrong_number_of_scores_fails_the_batch():

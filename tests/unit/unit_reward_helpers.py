@@ -52,8 +52,8 @@ def echo_solution(completions, solution, **kwargs):
 
 
 def skips_and_misbehaves(completions, **kwargs):
-    """None (skip this completion, as TRL allows), NaN (the same), inf and a string (failures), then a number."""
-    return [None, float("nan"), float("inf"), "high", 2][: len(completions)]
+    """None (skip this completion, as TRL allows), NaN (the same), inf and strings (failures), then a number."""
+    return [None, float("nan"), float("inf"), "high", "3", 2][: len(completions)]
 
 
 def one_score_too_few(completions, **kwargs):
