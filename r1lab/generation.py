@@ -24,7 +24,7 @@ from typing import Any, Sequence
 
 from r1lab.errors import UserError
 from r1lab.kv_cache import cache_keyword, forward_accepts, reserve_cache
-from r1lab.models import load_model, resolve_model, torch_dtype
+from r1lab.models import load_model, loadable, resolve_model, torch_dtype
 
 Messages = list[dict[str, str]]
 
@@ -97,7 +97,7 @@ def load_generation_model(name: str, dtype_name: str = "auto", trust_remote_code
     if backend == "vllm" or (backend == "auto" and vllm_available()):
         from vllm import LLM
 
-        return LLM(model=resolved, dtype=dtype_name, seed=seed, trust_remote_code=trust_remote_code)
+        return LLM(model=loadable(resolved), dtype=dtype_name, seed=seed, trust_remote_code=trust_remote_code)
     import torch
 
     model = load_model(name, dtype_name, bf16=True, trust_remote_code=trust_remote_code)

@@ -94,14 +94,20 @@ def resolve_model(name: str) -> str:
     if os.path.exists(path):
         raise UserError(f"{name} is not a model directory")
     if _HUB_ID.match(name) and not name.startswith((".", "/", "~")):
-        return _hub_model(name)
+        return name
     raise UserError(f"model not found: {name} (expected 'embedded', a local model directory or a hub id org/name)")
 
 
+def loadable(resolved: str) -> str:
+    """What ``from_pretrained`` loads for a resolved model (:func:`resolve_model`), checked just before it does: a
+    local directory as it is; a hub id as it is when the hub can be reached, else its cached snapshot (the hub
+    libraries would retry for a minute before reading the cache); one clear line, within seconds, when neither."""
+    if os.path.isdir(resolved):
+        return resolved
+    return _hub_model(resolved)
+
+
 def _hub_model(repo_id: str) -> str:
-    """A hub model for ``from_pretrained``: its cached snapshot when the hub cannot be reached (the hub libraries
-    would retry for a minute before reading the cache), the id when it can; one clear line, within seconds, when
-    neither."""
     if hub.offline_mode():
         return repo_id  # the hub libraries read their cache without the network
     if hub.reachable():
@@ -139,7 +145,7 @@ def fix_padding(tokenizer) -> None:
 
 
 def load_tokenizer(name: str, trust_remote_code: bool = False):
-    resolved = resolve_model(name)
+    resolved = loadable(resolve_model(name))
     try:
         from transformers import AutoTokenizer
 
@@ -204,7 +210,7 @@ def cpu_has_bf16() -> bool:
 
 def load_model(name: str, dtype_name: str = "auto", bf16: bool = False, trust_remote_code: bool = False,
                attn_implementation: str = "auto", max_tokens: int | None = None):
-    resolved = resolve_model(name)
+    resolved = loadable(resolve_model(name))
     dtype = torch_dtype(dtype_name, bf16)
     dtype = cpu_fallback_dtype(dtype, name)
     kernel = attention_kernel(attn_implementation, dtype, bf16, max_tokens)

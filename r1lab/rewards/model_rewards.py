@@ -40,7 +40,13 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 from r1lab.errors import UserError
-from r1lab.models import fix_padding, model_config_dict, resolve_model, torch_dtype
+from r1lab.models import (
+    fix_padding,
+    loadable,
+    model_config_dict,
+    resolve_model,
+    torch_dtype,
+)
 from r1lab.rewards.base import BatchReward, prompt_text, register
 from r1lab.rewards.routing import parse_sources
 from r1lab.templates import Template, get_template
@@ -286,7 +292,7 @@ class ModelReward(BatchReward):
     def model_and_tokenizer(self):
         """Load on first use (UserError when the model cannot be had: the run stops, nothing to score with)."""
         if self.loaded is None:
-            self.path = resolve_model(self.settings.model)
+            self.path = loadable(resolve_model(self.settings.model))
             if not self.configured:  # a hub id: its config is read now
                 from transformers import AutoConfig
 

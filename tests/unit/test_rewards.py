@@ -160,6 +160,7 @@ def test_every_documented_reward_is_registered():
     assert set(reward_names()) >= {
         "seed.xmlcount", "seed.soft_format", "seed.strict_format", "seed.int_answer", "seed.correctness",
         "xml.strict_format", "xml.soft_format", "think.format", "accuracy",
+        "cosine", "soft_overlong", "repetition_penalty", "reasoning_steps",
     }
 
 
@@ -384,7 +385,9 @@ def test_a_raising_scorer_scores_that_completion_zero_and_the_others_normally():
     assert reward.failures == 3
 
 
-def test_a_raising_dotted_path_reward_is_isolated_per_completion(monkeypatch):
+def test_a_raising_dotted_path_reward_fails_its_batch_and_the_next_batch_scores(monkeypatch):
+    """A dotted-path reward is called as TRL calls it, once per batch: when the call raises, that batch scores 0
+    for it (counted per completion in reward_failures/<name>); training, and the next batch, go on."""
     monkeypatch.syspath_prepend(HERE)
     reward = get_reward("unit_reward_helpers.explodes_on_boom")
     logged = {}
@@ -393,8 +396,12 @@ def test_a_raising_dotted_path_reward_is_isolated_per_completion(monkeypatch):
         completions=[conversational("a"), conversational("boom"), conversational("b")],
         log_metric=lambda name, value: logged.__setitem__(name, value),
     )
-    assert scores == [1.0, 0.0, 1.0]
-    assert logged == {"reward_failures/unit_reward_helpers.explodes_on_boom": 1.0}
+    assert scores == [0.0, 0.0, 0.0] and reward.failures == 3
+    assert logged == {"reward_failures/unit_reward_helpers.explodes_on_boom": 3.0}
+    scores = reward(prompts=[prompt_for()] * 2, completions=[conversational("a"), conversational("b")],
+                    log_metric=lambda name, value: logged.__setitem__(name, value))
+    assert scores == [1.0, 1.0] and reward.failures == 3
+    assert logged == {"reward_failures/unit_reward_helpers.explodes_on_boom": 0.0}
 
 
 def test_log_metric_gets_zero_failures_on_a_clean_batch():
@@ -403,15 +410,15 @@ def test_log_metric_gets_zero_failures_on_a_clean_batch():
     assert logged == [("reward_failures/xml.soft_format", 0.0)]
 
 
-def test_trl_bookkeeping_kwargs_do_not_reach_the_row():
+def test_trl_bookkeeping_kwargs_do_not_reach_the_row_but_the_token_ids_do():
     seen = []
     reward = RewardFunction("spy", lambda text, row: seen.append(dict(row)) or 0.0)
     reward(
         prompts=["p"], completions=["c"], answer=["1"], completion_ids=[[1, 2]], trainer_state=object(),
         log_extra=lambda *a: None, log_metric=lambda *a: None,
     )
-    assert seen[0]["answer"] == "1" and seen[0]["prompt"] == "p"
-    assert not {"completion_ids", "trainer_state", "log_extra", "log_metric"} & set(seen[0])
+    assert seen[0]["answer"] == "1" and seen[0]["prompt"] == "p" and seen[0]["completion_ids"] == [1, 2]
+    assert not {"trainer_state", "log_extra", "log_metric"} & set(seen[0])
 
 
 def test_completion_text_reads_strings_messages_and_content_blocks():
