@@ -242,6 +242,7 @@ def main(config: EvalConfig) -> dict[str, Any]:
         "passes": passes,
         "backend": "hf" if is_hf_model(model) else "vllm",
         "device": _device_name(model),
+        "peak_gpu_allocated_mb": _peak_gpu_mb(model),
         "wall_seconds": round(time.time() - started, 1),
         "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
         "command": command_line(config),
@@ -257,6 +258,16 @@ def main(config: EvalConfig) -> dict[str, Any]:
     )
     print(format_summary(summary, config.output_dir))
     return summary
+
+
+def _peak_gpu_mb(model) -> float | None:
+    """Peak GPU memory torch allocated in this process (the HF backend on a GPU), else None."""
+    device = getattr(model, "device", None) if is_hf_model(model) else None
+    if device is None or device.type != "cuda":
+        return None
+    import torch
+
+    return round(torch.cuda.max_memory_allocated(device) / 2**20, 1)
 
 
 def _device_name(model) -> str:
