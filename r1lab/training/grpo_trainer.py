@@ -70,7 +70,7 @@ TRL_PATCHES = {
         "on a CPU vLLM repacks each linear layer's weight for its GEMM kernels and drops the loadable parameter, so "
         "TRL's load_weights fails ('Parameter' object has no attribute 'weight_loader'): the colocated engine of a "
         "CPU run takes TRL's parameters (VLLMGeneration._iter_named_params: PEFT merged) through vLLM's layer-wise "
-        "reload_weights, which repacks them",
+        "reload_weights, which repacks them (and a tied LM head's too, which it leaves stale)",
     ),
 }
 
@@ -95,9 +95,22 @@ def vllm_engine_settings(settings: dict | None):
 
 def reload_colocated_weights(generation) -> None:
     """TRL's colocated weight sync for a CPU engine (TRL_PATCHES): the policy's parameters, named as vLLM expects
-    and with any LoRA adapter merged, reloaded layer by layer, then the prefix cache reset (as TRL does)."""
+    and with any LoRA adapter merged, reloaded layer by layer, then the prefix cache reset (as TRL does).
+
+    vLLM's layer-wise reload repacks a tied weight for one of the layers that share it only (the embedding), so the
+    tied LM head would keep computing logits from the weights it was packed from at start-up: each layer sharing a
+    weight repacks it again."""
     runner = generation.llm.llm_engine.model_executor.driver_worker.model_runner
     runner.reload_weights(weights_iterator=generation._iter_named_params(), is_checkpoint_format=True)
+    sharing: dict[int, list] = {}
+    for module in runner.get_model().modules():
+        weight, method = getattr(module, "weight", None), getattr(module, "quant_method", None)
+        if isinstance(weight, torch.Tensor) and method is not None:
+            sharing.setdefault(id(weight), []).append(module)
+    for modules in sharing.values():
+        if len(modules) > 1:
+            for module in modules:
+                module.quant_method.process_weights_after_loading(module)
     generation.llm.reset_prefix_cache()
 
 
