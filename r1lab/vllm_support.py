@@ -57,7 +57,8 @@ def uses_vllm(backend: str) -> bool:
 
 
 def on_cpu_engine_defaults() -> None:
-    """The CPU engine's KV-cache size, unless the user set one."""
+    """The CPU engine's KV-cache size, unless the user set one (vLLM's own default thread binding is kept: unpinned
+    threads were not reliably faster on the project's shared 2-core CPU, see benchmarks/README.md)."""
     os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", CPU_KV_CACHE_GIB)
 
 

@@ -140,7 +140,7 @@ def test_a_resumed_vllm_grpo_run_samples_from_the_checkpoint(copy_dataset, tmp_p
 
 def test_eval_rejection_sampling_and_cold_start_generate_with_vllm(tmp_path):
     started = time.monotonic()
-    common = [*CHAIN_SUM, "--model", "embedded", "--max_new_tokens", "24", "--progress", "false"]
+    common = [*CHAIN_SUM, "--task_size", "12", "--model", "embedded", "--max_new_tokens", "24", "--progress", "false"]
     run(["-m", "r1lab", "eval", *common, "--limit", "6", "--k", "2", "--temperature", "0.6",
          "--backend", "vllm", "--output_dir", str(tmp_path / "eval-vllm")], tmp_path / "eval-vllm.log")
     run(["-m", "r1lab", "eval", *common, "--limit", "6", "--k", "2", "--temperature", "0.6",
