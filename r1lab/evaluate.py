@@ -36,6 +36,7 @@ from r1lab.models import load_tokenizer, model_config_dict, resolve_model
 from r1lab.outputs import check_output_dir, json_bytes, jsonl_bytes, write_files_atomic
 from r1lab.tasks import TaskSpec, get_task
 from r1lab.templates import get_template
+from r1lab.vllm_support import check_backend
 
 logger = logging.getLogger("r1lab")
 
@@ -76,7 +77,7 @@ class EvalConfig(TaskSpec):
     model_dtype: str = "auto"
     trust_remote_code: bool = False
     overwrite: bool = False
-    backend: str = "auto"  # auto: vLLM when installed and a GPU is visible, else HF generate
+    backend: str = "auto"  # auto: vLLM where installed and a GPU is visible, else r1lab's decoding loop (hf) | hf | vllm
     progress: bool = True  # progress bars with ETA on stderr
 
 
@@ -98,8 +99,7 @@ def check_eval_settings(config: EvalConfig) -> None:
     if config.k < 1:
         raise UserError(f"k must be at least 1, got {config.k}")
     check_settings(config.k, config.temperature, config.top_p, config.max_new_tokens, config.batch_size)
-    if config.backend not in ("auto", "hf", "vllm"):
-        raise UserError(f"unknown backend {config.backend!r}; choose auto, hf or vllm")
+    check_backend(config.backend)
 
 
 def plan(config: EvalConfig) -> EvalPlan:
@@ -263,6 +263,7 @@ def main(config: EvalConfig) -> dict[str, Any]:
         "passes": passes,
         "backend": "hf" if is_hf_model(model) else "vllm",
         "device": _device_name(model),
+        "peak_gpu_allocated_mb": _peak_gpu_mb(model),
         "wall_seconds": round(time.time() - started, 1),
         "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
         "command": command_line(config),
@@ -278,6 +279,16 @@ def main(config: EvalConfig) -> dict[str, Any]:
     )
     print(format_summary(summary, config.output_dir))
     return summary
+
+
+def _peak_gpu_mb(model) -> float | None:
+    """Peak GPU memory torch allocated in this process (the HF backend on a GPU), else None."""
+    device = getattr(model, "device", None) if is_hf_model(model) else None
+    if device is None or device.type != "cuda":
+        return None
+    import torch
+
+    return round(torch.cuda.max_memory_allocated(device) / 2**20, 1)
 
 
 def _device_name(model) -> str:

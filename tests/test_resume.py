@@ -59,14 +59,15 @@ SFT_RUN = [
 ]
 
 
-def run_and_kill(argv: list[str], output_dir, after_checkpoint: int, log_path, timeout: float = 300) -> None:
-    """``python -m r1lab <argv>``, SIGKILLed as soon as checkpoint-<after_checkpoint> is complete (its
-    trainer_state.json, written last, is whole)."""
+def run_and_kill(argv: list[str], output_dir, after_checkpoint: int, log_path, timeout: float = 300,
+                 program: tuple[str, ...] = ("-m", "r1lab")) -> None:
+    """``python -m r1lab <argv>`` (or ``python <program> <argv>``), SIGKILLed as soon as checkpoint-<after_checkpoint>
+    is complete (its trainer_state.json, written last, is whole)."""
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [TESTS_DIR, env.get("PYTHONPATH")]))
     ready = output_dir / f"checkpoint-{after_checkpoint}" / "trainer_state.json"
     with open(log_path, "w") as log:
-        process = subprocess.Popen([sys.executable, "-m", "r1lab", *argv], stdout=log, stderr=subprocess.STDOUT, env=env)
+        process = subprocess.Popen([sys.executable, *program, *argv], stdout=log, stderr=subprocess.STDOUT, env=env)
         try:
             deadline = time.monotonic() + timeout
             while not is_complete_checkpoint(str(ready.parent)):

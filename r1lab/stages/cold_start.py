@@ -39,6 +39,7 @@ from r1lab.tasks import TaskSpec, get_task
 from r1lab.tasks.files import read_jsonl, require_columns
 from r1lab.tasks.gym import GymTask
 from r1lab.templates import get_template
+from r1lab.vllm_support import check_backend
 
 logger = logging.getLogger("r1lab")
 
@@ -67,7 +68,7 @@ class ColdStartDataConfig(TaskSpec):
     model: str = "embedded"
     model_dtype: str = "auto"
     trust_remote_code: bool = False
-    generation_backend: str = "auto"  # auto (vLLM on a GPU when installed) | hf | vllm
+    generation_backend: str = "auto"  # auto (vLLM on a GPU when installed, else r1lab's loop) | hf | vllm
     fewshot_examples: int = 2  # solved examples shown before each question
     num_samples: int = 4  # completions sampled per question
     temperature: float = 0.7
@@ -306,6 +307,7 @@ def validate(config: ColdStartDataConfig):
         if config.completions_template:
             get_template(config.completions_template)
     if config.source == "fewshot":
+        check_backend(config.generation_backend, "generation_backend")
         if config.fewshot_examples < 0:
             raise UserError(f"fewshot_examples must be >= 0, got {config.fewshot_examples}")
         check_settings(config.num_samples, config.temperature, config.top_p, config.max_new_tokens, config.batch_size)

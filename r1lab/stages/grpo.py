@@ -26,6 +26,7 @@ from r1lab.training.callbacks import CompletionsFileCallback
 from r1lab.training.grpo_trainer import R1GRPOTrainer
 from r1lab.training.settings import LoraSettings, TrainingStageSettings, peft_config
 from r1lab.training.stage import check_training_outputs, run_training_stage
+from r1lab.vllm_support import check_grpo_vllm, engine_kwargs
 
 logger = logging.getLogger("r1lab")
 
@@ -99,6 +100,7 @@ def plan(config: R1GRPOConfig) -> GRPOPlan:
         raise UserError(
             f"max_prompt_length + max_completion_length = {budget} exceeds the model's context of {context} tokens"
         )
+    check_grpo_vllm(config, budget)
     tokenizer = load_tokenizer(config.model, config.trust_remote_code)
     for row in rows:
         row["prompt"] = task.prompt(row["question"], template)
@@ -187,6 +189,7 @@ def main(config: R1GRPOConfig) -> dict[str, Any]:
         trainer = R1GRPOTrainer(
             r1lab_loop=_r1lab_loop_applies(config),
             stop_strings=prepared.stop_strings,
+            vllm_engine=engine_kwargs(str(model.dtype).removeprefix("torch.")) if config.use_vllm else None,
             model=model,
             processing_class=prepared.tokenizer,
             reward_funcs=prepared.reward_functions,

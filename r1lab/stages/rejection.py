@@ -52,6 +52,7 @@ from r1lab.stages.cold_start import (
 from r1lab.tasks import TaskSpec, get_task
 from r1lab.tasks.files import read_jsonl
 from r1lab.templates import get_template
+from r1lab.vllm_support import check_backend
 
 logger = logging.getLogger("r1lab")
 
@@ -65,7 +66,7 @@ class RejectionSamplingConfig(TaskSpec):
     model: str = "embedded"  # R1: the stage-2 RL checkpoint; distillation: the teacher
     model_dtype: str = "auto"
     trust_remote_code: bool = False
-    generation_backend: str = "auto"  # auto (vLLM on a GPU when installed) | hf | vllm
+    generation_backend: str = "auto"  # auto (vLLM on a GPU when installed, else r1lab's loop) | hf | vllm
     template: str = "xml"
     num_samples: int = 4  # completions sampled per question
     temperature: float = 0.6
@@ -109,8 +110,7 @@ def validate(config: RejectionSamplingConfig):
     check_settings(config.num_samples, config.temperature, config.top_p, config.max_new_tokens, config.batch_size)
     if config.max_per_question is not None and config.max_per_question < 1:
         raise UserError(f"max_per_question must be at least 1 (or null), got {config.max_per_question}")
-    if config.generation_backend not in ("auto", "hf", "vllm"):
-        raise UserError(f"unknown generation_backend {config.generation_backend!r}; choose auto, hf or vllm")
+    check_backend(config.generation_backend, "generation_backend")
     if config.task == "mix":
         raise UserError("rejection sampling keeps answers a checker verifies: give a reasoning task, and general data as general_file")
     general = read_general(config)

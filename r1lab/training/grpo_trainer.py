@@ -11,6 +11,9 @@ why (:data:`TRL_OVERRIDES`, the signature each was written against). TRL is pinn
 
 from __future__ import annotations
 
+import contextlib
+import functools
+import importlib
 import logging
 
 import torch
@@ -35,7 +38,8 @@ TRL_OVERRIDES = {
     "_generate_single_turn": (
         "(self, prompt_ids, images, multimodal_fields, num_generations, has_tool_images=False)",
         "text-only sampling without vLLM through r1lab's decoding loop (a group's prompt read once, finished rows "
-        "leave the batch, stop_at_answer) instead of model.generate; the sampled log-probabilities are kept",
+        "leave the batch, stop_at_answer) instead of model.generate; the sampled log-probabilities are kept. "
+        "With vLLM, TRL's call, and a completion that stopped at stop_at_answer's string is closed with EOS",
     ),
     "_get_per_token_logps_and_entropies": (
         "(self, model, input_ids, attention_mask, logits_to_keep, batch_size=None, compute_entropy=False, "
@@ -60,6 +64,66 @@ TRL_OVERRIDES = {
         "(beta 0, loss_type dapo, one process)",
     ),
 }
+
+
+# What R1GRPOTrainer replaces in TRL's vLLM backend beyond GRPOTrainer's methods: (where, the TRL source it was written
+# against, why). tests/unit/test_trl_overrides.py checks that TRL's source still reads so.
+TRL_PATCHES = {
+    "trl.generation.vllm_generation.LLM": (
+        "VLLMGeneration._init_vllm",
+        "self.llm = LLM(",
+        "TRL builds its colocated engine with fixed settings: r1lab adds its own (vllm_support.engine_kwargs: the "
+        "trained weights' dtype; on a CPU eager execution, no minutes of torch.compile at start-up, and the KV-cache "
+        "size), for the duration of TRL's __init__",
+    ),
+    "trl.generation.vllm_generation.VLLMGeneration.sync_weights": (
+        "VLLMGeneration.sync_weights",
+        "model_runner.model.load_weights([(name, param)])",
+        "on a CPU vLLM repacks each linear layer's weight for its GEMM kernels and drops the loadable parameter, so "
+        "TRL's load_weights fails ('Parameter' object has no attribute 'weight_loader'): the colocated engine of a "
+        "CPU run takes TRL's parameters (VLLMGeneration._iter_named_params: PEFT merged) through vLLM's layer-wise "
+        "reload_weights, which repacks them (and a tied LM head's too, which it leaves stale)",
+    ),
+}
+
+
+@contextlib.contextmanager
+def vllm_engine_settings(settings: dict | None):
+    """TRL's colocated ``vllm.LLM`` built with ``settings`` added (TRL_PATCHES), inside the block."""
+    if not settings:
+        yield
+        return
+    module = importlib.import_module("trl.generation.vllm_generation")
+    original = getattr(module, "LLM", None)
+    if original is None:  # vLLM is not installed: TRL raises its own error, and r1lab's plan refused earlier
+        yield
+        return
+    module.LLM = functools.partial(original, **settings)
+    try:
+        yield
+    finally:
+        module.LLM = original
+
+
+def reload_colocated_weights(generation) -> None:
+    """TRL's colocated weight sync for a CPU engine (TRL_PATCHES): the policy's parameters, named as vLLM expects
+    and with any LoRA adapter merged, reloaded layer by layer, then the prefix cache reset (as TRL does).
+
+    vLLM's layer-wise reload repacks a tied weight for one of the layers that share it only (the embedding), so the
+    tied LM head would keep computing logits from the weights it was packed from at start-up: each layer sharing a
+    weight repacks it again."""
+    runner = generation.llm.llm_engine.model_executor.driver_worker.model_runner
+    runner.reload_weights(weights_iterator=generation._iter_named_params(), is_checkpoint_format=True)
+    sharing: dict[int, list] = {}
+    for module in runner.get_model().modules():
+        weight, method = getattr(module, "weight", None), getattr(module, "quant_method", None)
+        if isinstance(weight, torch.Tensor) and method is not None:
+            sharing.setdefault(id(weight), []).append(module)
+    for modules in sharing.values():
+        if len(modules) > 1:
+            for module in modules:
+                module.quant_method.process_weights_after_loading(module)
+    generation.llm.reset_prefix_cache()
 
 
 class EpochSeededRepeatSampler(RepeatSampler):
@@ -87,11 +151,16 @@ class R1GRPOTrainer(GRPOTrainer):
     they are the ones recorded while sampling, in float32 without dropout, instead of a second forward pass.
 
     ``r1lab_loop``: sample with r1lab's loop (the stage decides: text only, temperature + top-p, unsharded weights);
-    ``stop_strings``: end each completion there, closed with EOS (``stop_at_answer``).
+    ``stop_strings``: end each completion there, closed with EOS (``stop_at_answer``; with vLLM, vLLM stops there and
+    the EOS is added here); ``vllm_engine``: settings added to TRL's colocated ``vllm.LLM`` (``use_vllm``).
     """
 
-    def __init__(self, *args, r1lab_loop: bool = False, stop_strings: list[str] | None = None, **kwargs):
-        super().__init__(*args, **kwargs)
+    def __init__(self, *args, r1lab_loop: bool = False, stop_strings: list[str] | None = None,
+                 vllm_engine: dict | None = None, **kwargs):
+        with vllm_engine_settings(vllm_engine):
+            super().__init__(*args, **kwargs)
+        if self.use_vllm and self.vllm_mode == "colocate" and not torch.cuda.is_available():
+            self.vllm_generation.sync_weights = functools.partial(reload_colocated_weights, self.vllm_generation)
         self.r1lab_loop = r1lab_loop
         self.r1lab_stop_strings = list(stop_strings or [])
         self.r1lab_sampled = None  # (completion ids, their log-probabilities) until TRL asks for old log-probs
@@ -115,6 +184,11 @@ class R1GRPOTrainer(GRPOTrainer):
     # --- sampling ----------------------------------------------------------------------------------------------
     def _generate_single_turn(self, prompt_ids, images, multimodal_fields, num_generations, has_tool_images=False):
         self.r1lab_sampled = None
+        if self.use_vllm:
+            completion_ids, logprobs = super()._generate_single_turn(
+                prompt_ids, images, multimodal_fields, num_generations, has_tool_images
+            )
+            return self._close_stopped_with_eos(completion_ids, logprobs)
         if not self.r1lab_loop or images is not None or multimodal_fields or has_tool_images:
             return super()._generate_single_turn(prompt_ids, images, multimodal_fields, num_generations, has_tool_images)
         completion_ids, logps = self._r1lab_generate(prompt_ids)
@@ -122,6 +196,27 @@ class R1GRPOTrainer(GRPOTrainer):
         if self.model.training and self.args.gradient_accumulation_steps % generate_every != 0:
             self.r1lab_sampled = (completion_ids, logps)
         return completion_ids, None
+
+    def _close_stopped_with_eos(self, completion_ids, logprobs):
+        """vLLM's completions that ended at a stop string (``stop_at_answer``) get EOS, as r1lab's loop gives them: the
+        policy learns to end there. The EOS was not sampled: its sampling log-probability is None, which TRL's
+        importance-sampling correction leaves uncorrected (ratio 1)."""
+        if not self.r1lab_stop_strings:
+            return completion_ids, logprobs
+        watcher = StopStringWatcher(self._tokenizer, self.r1lab_stop_strings)
+        eos = self.eos_token_ids[0]
+        closed, closed_logprobs = [], []
+        for row, ids in enumerate(completion_ids):
+            ids = list(ids)
+            row_logprobs = list(logprobs[row]) if logprobs is not None else None
+            ended = ids and ids[-1] in self.eos_token_ids
+            if not ended and len(ids) < self.max_completion_length and watcher.stopped([ids])[0]:
+                ids.append(eos)
+                if row_logprobs is not None:
+                    row_logprobs.append(None)
+            closed.append(ids)
+            closed_logprobs.append(row_logprobs)
+        return closed, (closed_logprobs if logprobs is not None else None)
 
     def _r1lab_generate(self, prompt_ids) -> tuple[list[list[int]], list[list[float]] | None]:
         """Completions of ``prompt_ids`` (one row each) with r1lab's loop → (token ids, their log-probabilities, or
