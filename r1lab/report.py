@@ -2,8 +2,10 @@
 
 The page (``report.html`` by default, in the run or stage directory) embeds every plot as base64 and needs
 nothing else to open, offline; the same plots are written as PNG files beside it. It shows, per training
-stage: reward components, total reward and accuracy; completion length (mean and p90, or max); the fraction
-of zero-variance groups and of clipped completions; KL and loss; and, when the stage logged its completions
+stage: reward components, total reward and accuracy; completion length (mean and p90, or max); held-out
+accuracy during training (a stage's ``heldout_eval``: ``heldout/*`` in its metrics, its start in
+``heldout.jsonl``); the fraction of zero-variance groups and of clipped completions; KL and loss; and, when
+the stage logged its completions
 (``completions.jsonl``), the reflection-word rate over steps with the first completions that use such a
 word and a few completions early / middle / late in training. Eval stages form one table in pipeline order
 (one row per ``summary.json``), with the reflection-word rate of their ``samples.jsonl``, and a significance
@@ -34,6 +36,7 @@ METRICS_FILE = "metrics.jsonl"
 COMPLETIONS_FILE = "completions.jsonl"  # written by the GRPO stage: {"step", "completion", "reward", ...} per line
 SUMMARY_FILE = "summary.json"
 SAMPLES_FILE = "samples.jsonl"
+HELDOUT_FILE = "heldout.jsonl"  # a training stage's held-out eval during training (heldout_eval)
 FINAL_EVAL_DIR = "eval"  # a training stage's ``final_eval`` lands in output_dir/eval
 EVAL_DIR_KEY = "_eval_dir"  # set on an eval row's summary when its samples.jsonl is there (for the significance table)
 
@@ -336,6 +339,7 @@ def training_panels(records: list[dict[str, Any]]) -> list[tuple[str, list[str],
     panels = [
         ("reward and accuracy", ["reward"] + components + ["accuracy", "mean_token_accuracy"], []),
         ("completion length", ["completions/mean_length"] + (p90 or ["completions/max_length"]), []),
+        ("held-out accuracy", ["heldout/greedy_accuracy"] + (["heldout/pass_at_1"] if _sampled_heldout(records) else []), []),
         ("zero-std groups and clipped completions", ["frac_reward_zero_std", "completions/clipped_ratio"], []),
         ("loss and KL", ["loss"], ["kl"]),
     ]
@@ -347,6 +351,27 @@ def training_panels(records: list[dict[str, Any]]) -> list[tuple[str, list[str],
         if left:
             kept.append((title, left, right))
     return kept
+
+
+def _sampled_heldout(records: list[dict[str, Any]]) -> bool:
+    """Whether a held-out eval's pass@1 differs from its greedy accuracy (sampled, not greedy copies)."""
+    return any(
+        _number(record.get("heldout/pass_at_1")) not in (None, _number(record.get("heldout/greedy_accuracy"))) for record in records
+    )
+
+
+def with_heldout_start(records: list[dict[str, Any]], stage_dir: str) -> list[dict[str, Any]]:
+    """The metrics records with the held-out eval before the first step (``heldout.jsonl``'s step 0) put first,
+    so that the held-out curve starts where training started; the later points are in the metrics already."""
+    path = os.path.join(stage_dir, HELDOUT_FILE)
+    if not os.path.isfile(path):
+        return records
+    start = [
+        {"step": 0, **{f"heldout/{key}": value for key, value in record.items() if key not in ("step", "questions", "k", "seconds")}}
+        for record in _json_lines(path)
+        if record.get("step") == 0
+    ]
+    return start[:1] + records
 
 
 def _figure(panels: int, width: float = 6.0, height: float = 3.6):
@@ -532,6 +557,8 @@ def _collect(config: ReportConfig, words: tuple[str, ...]):
         records = read_metrics(metrics_path) if os.path.isfile(metrics_path) else []
         if os.path.isfile(metrics_path) and not records:
             notes.append(f"{name}: {METRICS_FILE} holds no step records")
+        if records:
+            records = with_heldout_start(records, stage["dir"])
         completions_path = os.path.join(stage["dir"], COMPLETIONS_FILE)
         completions = None
         if os.path.isfile(completions_path):

@@ -46,6 +46,9 @@ class R1GRPOConfig(TrainingStageSettings, LoraSettings, GRPOConfig, TaskSpec):
     # TRL's log-probabilities, entropies and gradients to float rounding, for less compute. Single process, text
     # only, no gradient checkpointing; otherwise TRL's forward.
     share_prompt_forward: bool = True
+    # The learning curve on held-out questions: EvalConfig settings plus `every` (optimizer steps), e.g.
+    # {every: 10, limit: 100}: greedy accuracy at the start and every 10 steps → heldout.jsonl, heldout/* in metrics.
+    heldout_eval: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -66,12 +69,14 @@ def plan(config: R1GRPOConfig) -> GRPOPlan:
     from r1lab.models import load_tokenizer, model_config_dict, resolve_model
     from r1lab.outputs import check_output_dir
     from r1lab.stages.common import check_final_eval, resolve_resume
+    from r1lab.stages.heldout import heldout_settings
     from r1lab.rewards import build_rewards
     from r1lab.tasks import get_task
     from r1lab.templates import get_template
 
     check_output_dir(config.output_dir, config.overwrite, resuming=bool(resolve_resume(config)))
     check_final_eval(config)
+    heldout_settings(config)
     peft_config(config)
     template = get_template(config.template)
     stop_strings = _check_generation_settings(config, template)
@@ -407,6 +412,7 @@ def main(config: R1GRPOConfig) -> dict[str, Any]:
         run_final_eval,
         write_stage_marker,
     )
+    from r1lab.stages.heldout import heldout_callback
 
     started = time.time()
     prepared = plan(config)
@@ -422,6 +428,7 @@ def main(config: R1GRPOConfig) -> dict[str, Any]:
                        config.max_prompt_length + config.max_completion_length if config.max_prompt_length else None)
     metrics = MetricsFileCallback(config.output_dir)
     completions_log = CompletionsFileCallback(config.output_dir)
+    heldout = heldout_callback(config, prepared.tokenizer)  # before metrics: it adds heldout/* to the logged line
     config.reward_weights = prepared.reward_weights
     _vllm_stop_kwargs(config, prepared.stop_strings)
     trainer = trainer_class(GRPOTrainer)(
@@ -432,7 +439,7 @@ def main(config: R1GRPOConfig) -> dict[str, Any]:
         reward_funcs=prepared.reward_functions,
         args=config,
         train_dataset=dataset,
-        callbacks=[metrics, completions_log],
+        callbacks=[callback for callback in (heldout, metrics, completions_log) if callback is not None],
         peft_config=peft_config(config),
     )
     completions_log.trainer = trainer
