@@ -3,6 +3,9 @@
     r1lab eval --model runs/x/grpo --task gsm8k --k 8 --limit 200
     r1lab eval --compare runs/a/summary.json runs/b/summary.json
 
+``--compare`` also pairs the two evals question by question (:mod:`r1lab.significance`): greedy answers that
+became right / wrong with an exact sign-test p-value, and a paired bootstrap interval for pass@1.
+
 Writes ``samples.jsonl`` (one line per question: the greedy completion and the k sampled ones, each
 with its extracted answer, correctness, token count and truncation flag, plus the vote) and, last,
 ``summary.json`` (headline metrics, speed, every setting and the library versions). Correctness comes
@@ -34,6 +37,7 @@ from r1lab.generation import (
 )
 from r1lab.models import load_tokenizer, model_config_dict, resolve_model
 from r1lab.outputs import check_output_dir, json_bytes, jsonl_bytes, write_files_atomic
+from r1lab.significance import compare_evals, format_significance
 from r1lab.tasks import TaskSpec, get_task
 from r1lab.templates import get_template
 from r1lab.vllm_support import check_backend
@@ -414,5 +418,18 @@ def compare_command(arguments: list[str]) -> int:
     if len(arguments) != 3 or arguments[0] != "--compare" or any(item.startswith("--") for item in arguments[1:]):
         raise UserError("usage: r1lab eval --compare A/summary.json B/summary.json (nothing else)")
     before, after = load_summary(arguments[1]), load_summary(arguments[2])
+    significance = comparison_significance(arguments[1], arguments[2])  # refuses different questions before printing
     print(format_comparison(arguments[1], arguments[2], before, after))
+    print("\n" + "\n".join(significance))
     return 0
+
+
+def comparison_significance(path_a: str, path_b: str) -> list[str]:
+    """The paired significance lines of B against A from the ``samples.jsonl`` beside each summary
+    (:mod:`r1lab.significance`); UserError when the evals' question sets differ."""
+    folders = [path if os.path.isdir(path) else os.path.dirname(path) or "." for path in (path_a, path_b)]
+    missing = [os.path.join(folder, SAMPLES_FILE) for folder in folders if not os.path.isfile(os.path.join(folder, SAMPLES_FILE))]
+    if missing:
+        return [f"significance: not computed, no {' or '.join(missing)} (the per-question results it pairs)"]
+    result = compare_evals(*folders)
+    return [f"significance (B against A, paired over the same {result.questions} questions):", *format_significance(result)]

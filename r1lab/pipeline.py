@@ -33,6 +33,7 @@ from r1lab.outputs import (
     write_json_atomic,
 )
 from r1lab.rewards import check_reward_names
+from r1lab.significance import format_transitions, transitions
 from r1lab.tasks import get_task
 from r1lab.templates import get_template
 
@@ -304,6 +305,16 @@ def print_eval_table(manifest: dict[str, Any]) -> None:
         figures = stage["figures"]
         cells = [figures.get(key) for key, _ in columns]
         print(f"{stage['name']:<{width}}" + "".join(f"{'-' if v is None else f'{v:.3f}':>19}" for v in cells))
+    print_significance(rows)
+
+
+def print_significance(rows: list[dict[str, Any]]) -> None:
+    """Each eval against the nearest earlier eval on the same questions: became right / wrong, the greedy sign
+    test and a bootstrap interval for pass@1 (r1lab.significance)."""
+    found = transitions([(stage["name"], stage.get("output") or "") for stage in rows])
+    if found:
+        print("\nsignificance (B against A on the same questions; B - A):")
+        print("\n".join(format_transitions(found)))
 
 
 def dry_run(plans: list[StagePlan]) -> dict[str, Any]:

@@ -2,11 +2,14 @@
 
 The page (``report.html`` by default, in the run or stage directory) embeds every plot as base64 and needs
 nothing else to open, offline; the same plots are written as PNG files beside it. It shows, per training
-stage: reward components, total reward and accuracy; completion length (mean and p90, or max); the fraction
-of zero-variance groups and of clipped completions; KL and loss; and, when the stage logged its completions
+stage: reward components, total reward and accuracy; completion length (mean and p90, or max); held-out
+accuracy during training (a stage's ``heldout_eval``: ``heldout/*`` in its metrics, its start in
+``heldout.jsonl``); the fraction of zero-variance groups and of clipped completions; KL and loss; and, when
+the stage logged its completions
 (``completions.jsonl``), the reflection-word rate over steps with the first completions that use such a
 word and a few completions early / middle / late in training. Eval stages form one table in pipeline order
-(one row per ``summary.json``), with the reflection-word rate of their ``samples.jsonl``.
+(one row per ``summary.json``), with the reflection-word rate of their ``samples.jsonl``, and a significance
+table: each eval against the nearest earlier eval on the same questions (:mod:`r1lab.significance`).
 
 Everything is read leniently (missing keys, a cut last line, non-numeric values, failed stages): what
 is there is reported. A path that is not a directory, or holds nothing to report, is a UserError.
@@ -33,11 +36,19 @@ from r1lab.outputs import (
     write_bytes_atomic,
     write_text_atomic,
 )
+from r1lab.significance import (
+    BOOTSTRAP_RESAMPLES,
+    BOOTSTRAP_SEED,
+    format_p,
+    transitions,
+)
 
 REPORT_FILE = "report.html"
 SUMMARY_FILE = "summary.json"
 SAMPLES_FILE = "samples.jsonl"
+HELDOUT_FILE = "heldout.jsonl"  # a training stage's held-out eval during training (heldout_eval)
 FINAL_EVAL_DIR = "eval"  # a training stage's ``final_eval`` lands in output_dir/eval
+EVAL_DIR_KEY = "_eval_dir"  # set on an eval row's summary when its samples.jsonl is there (for the significance table)
 
 # Words and phrases that mark a model re-examining its own reasoning (R1's "aha moment").
 DEFAULT_REFLECTION_WORDS = ("wait", "let me check", "re-check", "recheck", "double-check", "verify", "等等", "重新", "检查")
@@ -338,6 +349,7 @@ def training_panels(records: list[dict[str, Any]]) -> list[tuple[str, list[str],
     panels = [
         ("reward and accuracy", ["reward"] + components + ["accuracy", "mean_token_accuracy"], []),
         ("completion length", ["completions/mean_length"] + (p90 or ["completions/max_length"]), []),
+        ("held-out accuracy", ["heldout/greedy_accuracy"] + (["heldout/pass_at_1"] if _sampled_heldout(records) else []), []),
         ("zero-std groups and clipped completions", ["frac_reward_zero_std", "completions/clipped_ratio"], []),
         ("dynamic sampling: groups per step", ["dynamic_sampling/effective_groups", "dynamic_sampling/groups_sampled",
                                                "dynamic_sampling/groups_dropped"], ["dynamic_sampling/rounds"]),
@@ -351,6 +363,27 @@ def training_panels(records: list[dict[str, Any]]) -> list[tuple[str, list[str],
         if left:
             kept.append((title, left, right))
     return kept
+
+
+def _sampled_heldout(records: list[dict[str, Any]]) -> bool:
+    """Whether a held-out eval's pass@1 differs from its greedy accuracy (sampled, not greedy copies)."""
+    return any(
+        _number(record.get("heldout/pass_at_1")) not in (None, _number(record.get("heldout/greedy_accuracy"))) for record in records
+    )
+
+
+def with_heldout_start(records: list[dict[str, Any]], stage_dir: str) -> list[dict[str, Any]]:
+    """The metrics records with the held-out eval before the first step (``heldout.jsonl``'s step 0) put first,
+    so that the held-out curve starts where training started; the later points are in the metrics already."""
+    path = os.path.join(stage_dir, HELDOUT_FILE)
+    if not os.path.isfile(path):
+        return records
+    start = [
+        {"step": 0, **{f"heldout/{key}": value for key, value in record.items() if key not in ("step", "questions", "k", "seconds")}}
+        for record in _json_lines(path)
+        if record.get("step") == 0
+    ]
+    return start[:1] + records
 
 
 def _figure(panels: int, width: float = 6.0, height: float = 3.6):
@@ -453,6 +486,36 @@ def _eval_table(rows: list[tuple[str, str, str, dict[str, Any]]]) -> str:
     return f'<h2>evaluations</h2><div class="wide">{table}</div>'
 
 
+def _significance_table(rows: list[tuple[str, str, str, dict[str, Any]]]) -> str:
+    """Each eval against the nearest earlier eval on the same questions (r1lab.significance); '' when fewer than two."""
+    evals = [(name, summary[EVAL_DIR_KEY]) for name, _, _, summary in rows if summary.get(EVAL_DIR_KEY)]
+    found = transitions(evals)
+    if not found:
+        return ""
+    header = "".join(
+        f"<th>{h}</th>"
+        for h in ("A", "B", "questions", "became right", "became wrong", "greedy B − A", "sign test p", "pass@1 B − A", "95% interval")
+    )
+    body = []
+    for item in found:
+        cells = [html.escape(item.before), html.escape(item.after)]
+        result = item.result
+        if result is None:
+            note = html.escape(f"not compared: {item.note}")
+            body.append(f'<tr><td>{cells[0]}</td><td>{cells[1]}</td><td colspan="7">{note}</td></tr>')
+            continue
+        greedy = [] if result.greedy_p is None else [str(result.became_right), str(result.became_wrong), f"{result.greedy_delta:+.3f}", format_p(result.greedy_p)]
+        sampled = [] if result.pass_delta is None else [f"{result.pass_delta:+.3f}", f"[{result.pass_low:+.3f}, {result.pass_high:+.3f}]"]
+        cells += [str(result.questions)] + (greedy or ["–"] * 4) + (sampled or ["–"] * 2)
+        body.append("<tr>" + "".join(f"<td>{cell}</td>" for cell in cells) + "</tr>")
+    caption = (
+        "each eval against the nearest earlier eval on the same questions: greedy answers that became right / wrong "
+        "with an exact two-sided sign test (McNemar); pass@1 over the k samples with a paired bootstrap 95% interval "
+        f"({BOOTSTRAP_RESAMPLES} resamples of the questions, seed {BOOTSTRAP_SEED})"
+    )
+    return f'<h3>significance</h3><div class="wide"><table><caption>{caption}</caption><tr>{header}</tr>{"".join(body)}</table></div>'
+
+
 def _stage_table(stages: list[dict[str, Any]]) -> str:
     rows = []
     for number, stage in enumerate(stages, start=1):
@@ -504,6 +567,8 @@ def _collect(config: ReportConfig, words: tuple[str, ...]):
         records = read_metrics(metrics_path) if os.path.isfile(metrics_path) else []
         if os.path.isfile(metrics_path) and not records:
             notes.append(f"{name}: {METRICS_FILE} holds no step records")
+        if records:
+            records = with_heldout_start(records, stage["dir"])
         completions_path = os.path.join(stage["dir"], COMPLETIONS_FILE)
         completions = None
         if os.path.isfile(completions_path):
@@ -522,7 +587,7 @@ def _collect(config: ReportConfig, words: tuple[str, ...]):
                 continue
             samples_path = os.path.join(folder, SAMPLES_FILE)
             if os.path.isfile(samples_path):
-                summary = {**summary, "reflection_rate": eval_reflection_rate(samples_path, words)}
+                summary = {**summary, "reflection_rate": eval_reflection_rate(samples_path, words), EVAL_DIR_KEY: folder}
             eval_rows.append((label, model if folder == stage["dir"] else name, stage["status"], summary))
     return stages, manifest, notes, training, eval_rows
 
@@ -583,6 +648,7 @@ def build_report(config: ReportConfig) -> str:
         parts.append(_stage_table(stages))
     if eval_rows:
         parts.append(_eval_table(eval_rows))
+        parts.append(_significance_table(eval_rows))
     for stage, records, completions in training:
         parts.extend(_training_section(stage, records, completions, out_dir, config, words))
     page = (

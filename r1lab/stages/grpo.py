@@ -24,6 +24,7 @@ from r1lab.tasks import TaskSpec, get_task
 from r1lab.templates import get_template
 from r1lab.training.callbacks import CompletionsFileCallback
 from r1lab.training.grpo_trainer import R1GRPOTrainer
+from r1lab.training.heldout import heldout_callback, heldout_settings
 from r1lab.training.settings import LoraSettings, TrainingStageSettings, peft_config
 from r1lab.training.stage import check_training_outputs, run_training_stage
 from r1lab.vllm_support import check_grpo_vllm, engine_kwargs
@@ -66,6 +67,9 @@ class R1GRPOConfig(TrainingStageSettings, LoraSettings, GRPOConfig, TaskSpec):
     # the step trains on what it found, flat groups filling the rest (logged). One process; any generation path.
     dynamic_sampling: bool = False
     max_resample_rounds: int = 3
+    # The learning curve on held-out questions: EvalConfig settings plus `every` (optimizer steps), e.g.
+    # {every: 10, limit: 100}: greedy accuracy at the start and every 10 steps → heldout.jsonl, heldout/* in metrics.
+    heldout_eval: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -85,6 +89,7 @@ class GRPOPlan:
 def plan(config: R1GRPOConfig) -> GRPOPlan:
     """Check every setting, load the rows, build the rewards and the tokenizer; raises UserError, loads no model."""
     check_training_outputs(config)
+    heldout_settings(config)
     template = get_template(config.template)
     stop_strings = _check_generation_settings(config, template)
     task = get_task(config)
@@ -181,6 +186,7 @@ def main(config: R1GRPOConfig) -> dict[str, Any]:
     config.reward_weights = prepared.reward_weights
     _vllm_stop_kwargs(config, prepared.stop_strings)
     completions_log = CompletionsFileCallback(config.output_dir)
+    heldout = heldout_callback(config, prepared.tokenizer)  # before the metrics callback: it adds heldout/* to the line
 
     def build_trainer(callbacks: list) -> R1GRPOTrainer:
         longest = config.max_prompt_length + config.max_completion_length if config.max_prompt_length else None
@@ -195,7 +201,7 @@ def main(config: R1GRPOConfig) -> dict[str, Any]:
             reward_funcs=prepared.reward_functions,
             args=config,
             train_dataset=dataset,
-            callbacks=[*callbacks, completions_log],
+            callbacks=[*([heldout] if heldout else []), *callbacks, completions_log],
             peft_config=peft_config(config),
         )
         completions_log.trainer = trainer
