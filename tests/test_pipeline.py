@@ -136,7 +136,7 @@ def test_quickstart_shaped_pipeline_data_sft_grpo_eval_report(tiny_model_dir, tm
     assert f"report: {run_dir / 'report.html'}" in printed
 
 
-@pytest.mark.parametrize("name", ["quickstart", "r1-zero", "r1"])
+@pytest.mark.parametrize("name", ["quickstart", "r1-zero", "r1", "cpu-rl"])
 def test_shipped_pipelines_build_every_stage_config(name, tmp_path, capsys):
     """--dry_run builds each stage's config as the run would (keys, types, inputs) and runs nothing."""
     import os
