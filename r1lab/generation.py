@@ -187,20 +187,49 @@ def _left_padded(batch_ids: list[list[int]], pad_id: int, device):
     return input_ids.to(device), attention.to(device)
 
 
+# Top-p looks for the nucleus among this many most likely tokens first; a row whose nucleus is wider (a flat
+# distribution) is sorted in full. Sorting a whole vocabulary per row cost more than the model's step.
+NUCLEUS_CANDIDATES = 64
+
+
+def draw_from_weights(weights, uniforms):
+    """Index of one entry per row of non-negative ``weights``, drawn in proportion to them by inverting their
+    cumulative sum at ``uniforms`` (one number in [0, 1) per row). Exact, and far cheaper than
+    ``torch.multinomial`` over a whole vocabulary; an entry of weight 0 is never drawn."""
+    import torch
+
+    cumulative = weights.cumsum(dim=-1)
+    targets = uniforms[:, None] * cumulative[:, -1:]
+    return torch.searchsorted(cumulative, targets, right=True).squeeze(-1).clamp(max=weights.shape[-1] - 1)
+
+
+def nucleus(sorted_probabilities, top_p: float):
+    """``sorted_probabilities`` (descending) with every token outside the nucleus set to 0: R1's top-p keeps the
+    smallest set of most likely tokens whose probability reaches ``top_p``."""
+    mass_before = sorted_probabilities.cumsum(dim=-1) - sorted_probabilities
+    return sorted_probabilities.masked_fill(mass_before >= top_p, 0)
+
+
 def sample_next(logits, temperature: float, top_p: float, generator):
     """Next token ids from last-position logits: argmax when ``temperature == 0``, else temperature +
-    top-p (the smallest set of tokens whose probability reaches ``top_p``; no top-k, as R1 samples)."""
+    top-p (:func:`nucleus`; no top-k, as R1 samples), one uniform draw per row from ``generator``."""
     import torch
 
     if temperature <= 0:
         return logits.argmax(dim=-1)
     probabilities = torch.softmax(logits.float() / temperature, dim=-1)
-    if top_p < 1:
-        sorted_probabilities, order = probabilities.sort(dim=-1, descending=True)
-        mass_before = sorted_probabilities.cumsum(dim=-1) - sorted_probabilities
-        sorted_probabilities[mass_before >= top_p] = 0
-        probabilities = torch.zeros_like(probabilities).scatter_(-1, order, sorted_probabilities)
-    return torch.multinomial(probabilities, 1, generator=generator).squeeze(-1)
+    uniforms = torch.rand(probabilities.shape[0], generator=generator, device=probabilities.device)
+    if top_p >= 1:
+        return draw_from_weights(probabilities, uniforms)
+    candidates = min(NUCLEUS_CANDIDATES, probabilities.shape[-1])
+    top, order = probabilities.topk(candidates, dim=-1)
+    chosen = order.gather(-1, draw_from_weights(nucleus(top, top_p), uniforms)[:, None]).squeeze(-1)
+    wide = (top.sum(dim=-1) < top_p).nonzero().squeeze(-1)  # the nucleus reaches past the candidates
+    if len(wide):
+        ranked, full_order = probabilities[wide].sort(dim=-1, descending=True)
+        picked = draw_from_weights(nucleus(ranked, top_p), uniforms[wide])
+        chosen[wide] = full_order.gather(-1, picked[:, None]).squeeze(-1)
+    return chosen
 
 
 # Drop finished rows from the batch (and their KV cache) once this share of it has finished: copying the

@@ -177,6 +177,38 @@ def test_top_p_keeps_the_smallest_set_reaching_p():
     assert everything == {0, 1, 2, 3}
 
 
+@pytest.mark.parametrize("candidates", [2, 64])  # 2: the second row's nucleus is wider, so it is sorted in full
+def test_sampling_draws_each_token_with_its_nucleus_probability(monkeypatch, candidates):
+    import torch
+
+    from r1lab import generation
+
+    monkeypatch.setattr(generation, "NUCLEUS_CANDIDATES", candidates)
+    probabilities = torch.tensor([[0.05, 0.6, 0.25, 0.1, 0.0], [0.22, 0.18, 0.2, 0.19, 0.21]])
+    generator = torch.Generator().manual_seed(0)
+    draws = 20000
+    # top_p 0.8: row 0 keeps 0.6 + 0.25 (0.6 < 0.8 <= 0.85); row 1 keeps all but its least likely token (0.82)
+    nuclei = {0.8: torch.tensor([[0, 0.6, 0.25, 0, 0], [0.22, 0, 0.2, 0.19, 0.21]]), 1.0: probabilities}
+    for top_p, kept in nuclei.items():
+        counts = torch.zeros_like(probabilities)
+        for _ in range(draws // 100):
+            chosen = torch.stack([generation.sample_next(probabilities.log(), 1.0, top_p, generator) for _ in range(100)])
+            counts += torch.nn.functional.one_hot(chosen, probabilities.shape[1]).sum(dim=0)
+        expected = kept / kept.sum(dim=-1, keepdim=True)
+        assert torch.equal(counts > 0, expected > 0), top_p  # nothing outside the nucleus, everything inside it
+        assert torch.allclose(counts / draws, expected, atol=0.015), (top_p, counts / draws, expected)
+
+
+def test_draw_from_weights_never_draws_a_zero_weight():
+    import torch
+
+    from r1lab.generation import draw_from_weights
+
+    weights = torch.tensor([[0.0, 1.0, 0.0, 3.0, 0.0]]).repeat(5, 1)
+    uniforms = torch.tensor([0.0, 0.2499, 0.25, 0.9999, 1 - 1e-7])
+    assert draw_from_weights(weights, uniforms).tolist() == [1, 1, 3, 3, 3]
+
+
 # --- vLLM: dispatch and conversion with a stand-in engine (no GPU here) ---
 
 
