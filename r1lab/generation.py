@@ -195,7 +195,9 @@ NUCLEUS_CANDIDATES = 64
 def draw_from_weights(weights, uniforms):
     """Index of one entry per row of non-negative ``weights``, drawn in proportion to them by inverting their
     cumulative sum at ``uniforms`` (one number in [0, 1) per row). Exact, and far cheaper than
-    ``torch.multinomial`` over a whole vocabulary; an entry of weight 0 is never drawn."""
+    ``torch.multinomial`` over a whole vocabulary; an entry of weight 0 is never drawn. Unlike multinomial's
+    exponential race, a draw can move to a neighbouring entry when the weights change by float rounding, most
+    often over a nearly flat distribution (a randomly initialised model's)."""
     import torch
 
     cumulative = weights.cumsum(dim=-1)
