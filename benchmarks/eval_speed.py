@@ -11,19 +11,9 @@ the generated ones (EOS / stop token included, padding excluded), counted the sa
 from __future__ import annotations
 
 import argparse
-import os
-import sys
 import time
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-DATASETS = (os.path.join(REPO, "..", "shared", "data", "gsm8k"), os.path.join(REPO, "tests", "fixtures", "gsm8k"))
-
-
-def default_dataset() -> str:
-    for folder in DATASETS:
-        if os.path.isfile(os.path.join(folder, "test.jsonl")):
-            return os.path.normpath(folder)
-    sys.exit(f"no GSM8K test.jsonl in {' or '.join(DATASETS)}; pass --dataset")
+from _prompts import load_or_exit, test_prompts
 
 
 def plain_loop(model, tokenizer, prompts, max_new_tokens: int, stop: str) -> tuple[list[str], int]:
@@ -88,18 +78,11 @@ def main() -> None:
     import torch
 
     from r1lab.generation import generate
-    from r1lab.models import load_model, load_tokenizer
-    from r1lab.tasks import TaskSpec, get_task
-    from r1lab.templates import get_template
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    template = get_template("xml")
-    task = get_task(TaskSpec(task="gsm8k", dataset=args.dataset or default_dataset(), split="test"))
-    rows = task.load(limit=args.limit)
-    prompts = [task.prompt(row["question"], template) for row in rows]
-    tokenizer = load_tokenizer(args.model)
-    model = load_model(args.model).eval()
+    _, _, prompts, template = test_prompts("gsm8k", args.limit, args.dataset)
+    model, tokenizer = load_or_exit(args.model)
     stop = template.stop_string
     print(f"model {args.model}, {len(prompts)} GSM8K test prompts, max_new_tokens {args.max_new_tokens}, stop {stop!r}, "
           f"batch {args.batch_size}, torch threads {torch.get_num_threads()}", flush=True)

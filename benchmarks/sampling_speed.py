@@ -14,6 +14,8 @@ from __future__ import annotations
 import argparse
 import time
 
+from _prompts import load_or_exit, test_prompts
+
 
 def sort_then_multinomial(logits, temperature: float, top_p: float, generator):
     """The sampler before 2026-11-30: sorts the whole vocabulary whenever top_p < 1."""
@@ -42,17 +44,9 @@ def main() -> None:
     args = parser.parse_args()
 
     from r1lab import generation
-    from r1lab.models import load_model, load_tokenizer
-    from r1lab.tasks import TaskSpec, get_task
-    from r1lab.templates import get_template
 
-    template = get_template("xml")
-    options = {"min_terms": 2, "max_terms": 3, "min_digits": 1, "max_digits": 2}
-    task = get_task(TaskSpec(task="gym:chain_sum", split="test", task_seed=42, task_options=options))
-    rows = task.load(limit=args.limit)
-    prompts = [task.prompt(row["question"], template) for row in rows]
-    tokenizer = load_tokenizer(args.model)
-    model = load_model(args.model).eval()
+    task, rows, prompts, template = test_prompts("chain_sum", args.limit)
+    model, tokenizer = load_or_exit(args.model)
     settings = dict(n=args.k, temperature=args.temperature, top_p=args.top_p, max_new_tokens=args.max_new_tokens,
                     batch_size=args.batch_size, stop_strings=template.stop_string, progress=False)
     print(f"model {args.model}: {len(prompts)} chain_sum test prompts x {args.k} samples, T {args.temperature}, "

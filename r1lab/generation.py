@@ -5,7 +5,8 @@
 
 - **HF** (``model`` is a ``torch.nn.Module``): r1lab's own decoding loop over the model's forward with the
   KV cache, in batches with left padding; prompts are sorted by length so a batch holds prompts of
-  similar length. Each row stops on its own at EOS or at a stop string, and finished rows leave the batch
+  similar length; the tokens all of a batch's prompts begin with (a system prompt) are read once, not row by row.
+  Each row stops on its own at EOS or at a stop string, and finished rows leave the batch
   (their KV cache rows are dropped), so a batch does not keep computing padding until its longest row ends
   as ``model.generate`` does. Sampling is temperature + top-p from a generator seeded per batch: the same
   prompts, settings and seed give the same completions.
@@ -234,6 +235,50 @@ def sample_next(logits, temperature: float, top_p: float, generator):
     return chosen
 
 
+# Prompts that begin alike (a system prompt, a template's instructions) have that prefix read once when at least
+# this many tokens are common to all of a batch's prompts: only the rest of each prompt is read row by row.
+SHARED_PREFIX_MIN_TOKENS = 8
+
+
+def shared_prefix_length(prompts_ids: Sequence[Sequence[int]]) -> int:
+    """How many leading tokens all ``prompts_ids`` share, leaving each prompt at least one token of its own (the
+    last prompt position gives the first new token's logits); 0 for a single prompt or below
+    :data:`SHARED_PREFIX_MIN_TOKENS`."""
+    if len(prompts_ids) < 2:
+        return 0
+    length = min(len(ids) for ids in prompts_ids) - 1
+    first = prompts_ids[0]
+    for ids in prompts_ids[1:]:
+        length = next((position for position in range(length) if ids[position] != first[position]), length)
+    return length if length >= SHARED_PREFIX_MIN_TOKENS else 0
+
+
+def _read_prompts(model, prompts_ids, pad_id, cache_name: str, extra: dict):
+    """The prompts' forward pass, which fills the KV cache: (output, attention mask, position ids of the last
+    forward's inputs). Prompts are left-padded; their :func:`shared_prefix_length` tokens are read once and that
+    part of the cache copied to every row, then the rest of each prompt, left-padded after the prefix."""
+    import torch
+
+    device = model.device
+    prefix = shared_prefix_length(prompts_ids)
+    if not prefix:
+        input_ids, attention = _left_padded(prompts_ids, pad_id, device)
+        positions = (attention.cumsum(dim=-1) - 1).clamp(min=0)
+        output = model(input_ids=input_ids, attention_mask=attention, position_ids=positions, use_cache=True, **extra)
+        return output, attention, positions
+    head = torch.tensor([prompts_ids[0][:prefix]], dtype=torch.long, device=device)
+    read = model(input_ids=head, use_cache=True, **extra)
+    cache = getattr(read, "cache", None) or getattr(read, "past_key_values", None)
+    cache.reorder_cache(torch.zeros(len(prompts_ids), dtype=torch.long, device=device))
+    input_ids, rest = _left_padded([ids[prefix:] for ids in prompts_ids], pad_id, device)
+    attention = torch.cat([rest.new_ones((len(prompts_ids), prefix)), rest], dim=1)
+    positions = (prefix + rest.cumsum(dim=-1) - 1).clamp(min=prefix)
+    output = model(
+        input_ids=input_ids, attention_mask=attention, position_ids=positions, use_cache=True, **{cache_name: cache}, **extra
+    )
+    return output, attention, positions
+
+
 # Drop finished rows from the batch (and their KV cache) once this share of it has finished: copying the
 # cache costs about one decoding step, so compacting on every single finished row would not pay.
 COMPACT_WHEN_FINISHED = 0.25
@@ -254,7 +299,7 @@ def decode_batch(model, prompts_ids, pad_id, eos_ids, watcher, max_new_tokens, t
 
     ``prompts_ids`` are distinct prompts (token ids); row ``i`` continues prompt ``row_prompts[i]`` (default: one row
     per prompt). Each prompt is read once and its KV cache copied to its rows, so k samples of a question cost one
-    prompt pass, not k. A row ends at an EOS token (kept) or at a stop string: without ``close_with`` it ends as soon
+    prompt pass, not k; the tokens all the prompts begin with are read once for the batch (:func:`_read_prompts`). A row ends at an EOS token (kept) or at a stop string: without ``close_with`` it ends as soon
     as its text holds one (``stopped_at`` = its token count then); with ``close_with`` (an EOS id) it gets that token
     as its next one and ends, as a model that stops there would have written it (GRPO's ``stop_at_answer``). Rows
     that ended are dropped from the batch and the KV cache in groups. With ``record_logps`` each token's
@@ -265,8 +310,6 @@ def decode_batch(model, prompts_ids, pad_id, eos_ids, watcher, max_new_tokens, t
 
     device = model.device
     row_prompts = list(range(len(prompts_ids))) if row_prompts is None else list(row_prompts)
-    input_ids, attention = _left_padded(prompts_ids, pad_id, device)
-    positions = (attention.cumsum(dim=-1) - 1).clamp(min=0)
     cache_name = cache_keyword(model)
     extra = {"logits_to_keep": 1} if forward_accepts(model, "logits_to_keep") else {}
     tokens: list[list[int]] = [[] for _ in row_prompts]
@@ -274,7 +317,7 @@ def decode_batch(model, prompts_ids, pad_id, eos_ids, watcher, max_new_tokens, t
     stopped_at: list[int | None] = [None] * len(row_prompts)
     ended, closing = [False] * len(row_prompts), [False] * len(row_prompts)
     with torch.inference_mode():
-        output = model(input_ids=input_ids, attention_mask=attention, position_ids=positions, use_cache=True, **extra)
+        output, attention, positions = _read_prompts(model, prompts_ids, pad_id, cache_name, extra)
         cache = getattr(output, "cache", None) or getattr(output, "past_key_values", None)
         logits = output.logits[:, -1, :]
         if row_prompts != list(range(len(prompts_ids))):

@@ -147,3 +147,16 @@ def test_grpo_sampling_stops_at_a_stop_string_and_closes_with_eos(tiny_model_dir
         model, [prompt], [0], tokenizer.pad_token_id, {eos}, eos, StopAfterThree(), 3, 1.0, 1.0, torch.Generator().manual_seed(0)
     )
     assert len(capped[0]) <= 3  # a row that reaches the cap gets no EOS beyond it
+
+
+@pytest.mark.parametrize("script", ["prefix_speed.py", "sampling_speed.py", "eval_speed.py"])
+def test_generation_benchmarks_name_a_bad_model_in_one_line(script, tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    path = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "benchmarks", script)
+    done = subprocess.run([sys.executable, path, "--model", str(tmp_path / "missing")], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines() == [f"error: model not found: {tmp_path / 'missing'} "
+                                                "(expected 'embedded', a local model directory or a hub id org/name)"]

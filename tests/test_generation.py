@@ -382,3 +382,39 @@ def test_samples_of_one_prompt_share_its_prompt_pass(embedded_model):
                        progress=False)
     for once, three in zip(greedy, sampled):
         assert [completion.text for completion in three] == [once[0].text] * 3
+
+
+def test_shared_prefix_length():
+    from r1lab.generation import SHARED_PREFIX_MIN_TOKENS as least
+    from r1lab.generation import shared_prefix_length
+
+    common = list(range(100, 100 + least))
+    assert shared_prefix_length([common + [1, 2], common + [1, 3, 4]]) == least + 1
+    assert shared_prefix_length([common + [1], common + [1, 3]]) == least  # each prompt keeps a token of its own
+    assert shared_prefix_length([common + [1], common + [1]]) == least
+    assert shared_prefix_length([common[:-1] + [1], common[:-1] + [2]]) == 0  # too short to be worth a pass
+    assert shared_prefix_length([common + [1, 2]]) == 0  # one prompt: nothing to share
+    assert shared_prefix_length([[5] + common, [6] + common]) == 0
+
+
+def test_a_shared_prompt_prefix_is_read_once_and_changes_nothing(embedded_model, monkeypatch):
+    """Prompts under one system prompt: its tokens go through the model once (a forward of batch 1), the rest of
+    each prompt (of different lengths, so padded after the prefix) once per prompt, and the greedy texts are those
+    of reading every prompt whole."""
+    from r1lab import generation
+
+    model, tokenizer = embedded_model
+    system = {"role": "system", "content": "You are a careful assistant. Think step by step, then answer in one line."}
+    prompts = [[system, {"role": "user", "content": question}] for question in QUESTIONS]
+    assert generation.shared_prefix_length(generation.prompt_token_ids(tokenizer, prompts)) >= 20
+    first_batches = []
+    hook = model.register_forward_pre_hook(lambda module, args, kwargs: first_batches.append(kwargs["input_ids"].shape), with_kwargs=True)
+    try:
+        shared = generation.generate(model, tokenizer, prompts, max_new_tokens=16, batch_size=4, progress=False)
+    finally:
+        hook.remove()
+    assert first_batches[0][0] == 1 and first_batches[1][0] == len(prompts)
+    monkeypatch.setattr(generation, "SHARED_PREFIX_MIN_TOKENS", 10**9)
+    whole = generation.generate(model, tokenizer, prompts, max_new_tokens=16, batch_size=4, progress=False)
+    assert shared == whole
+    assert len({completions[0].text for completions in shared}) == len(prompts)

@@ -1,0 +1,46 @@
+"""What the generation benchmarks share: their prompts, and the model loaded or one error line (never a traceback)."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+GSM8K_FOLDERS = (os.path.join(REPO, "..", "shared", "data", "gsm8k"), os.path.join(REPO, "tests", "fixtures", "gsm8k"))
+# The cpu-rl and quickstart evals' questions (recipes/cpu-rl/eval.yaml).
+CHAIN_SUM_OPTIONS = {"min_terms": 2, "max_terms": 3, "min_digits": 1, "max_digits": 2}
+
+
+def default_gsm8k() -> str:
+    for folder in GSM8K_FOLDERS:
+        if os.path.isfile(os.path.join(folder, "test.jsonl")):
+            return os.path.normpath(folder)
+    sys.exit(f"no GSM8K test.jsonl in {' or '.join(GSM8K_FOLDERS)}; pass --dataset")
+
+
+def test_prompts(task_name: str, limit: int, dataset: str | None = None):
+    """(task, rows, chat prompts, template) for the first ``limit`` test questions of ``chain_sum`` (the cpu-rl eval's
+    options) or ``gsm8k`` (``dataset``: a folder with test.jsonl, default ../shared/data/gsm8k), xml template."""
+    from r1lab.tasks import TaskSpec, get_task
+    from r1lab.templates import get_template
+
+    if task_name == "chain_sum":
+        spec = TaskSpec(task="gym:chain_sum", split="test", task_seed=42, task_options=CHAIN_SUM_OPTIONS)
+    else:
+        spec = TaskSpec(task="gsm8k", dataset=dataset or default_gsm8k(), split="test")
+    template = get_template("xml")
+    task = get_task(spec)
+    rows = task.load(limit=limit)
+    return task, rows, [task.prompt(row["question"], template) for row in rows], template
+
+
+def load_or_exit(name: str):
+    """(model in eval mode, tokenizer), or exit 2 with r1lab's one-line error (a bad path, a missing hub model)."""
+    from r1lab.errors import UserError
+    from r1lab.models import load_model, load_tokenizer
+
+    try:
+        return load_model(name).eval(), load_tokenizer(name)
+    except UserError as error:
+        print(f"error: {error}", file=sys.stderr)
+        sys.exit(2)
