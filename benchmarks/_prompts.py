@@ -1,7 +1,9 @@
-"""What the generation benchmarks share: their prompts, and the model loaded or one error line (never a traceback)."""
+"""What the generation benchmarks share: their options, their prompts, and the model loaded or one error line (never
+a traceback)."""
 
 from __future__ import annotations
 
+import argparse
 import os
 import sys
 
@@ -44,3 +46,16 @@ def load_or_exit(name: str):
     except UserError as error:
         print(f"error: {error}", file=sys.stderr)
         sys.exit(2)
+
+
+def sampling_parser(description: str, limit: int) -> argparse.ArgumentParser:
+    """The options of a benchmark that samples k completions per prompt (the cpu-rl eval's settings by default)."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--model", default="embedded")
+    parser.add_argument("--limit", type=int, default=limit)
+    parser.add_argument("--k", type=int, default=4)
+    parser.add_argument("--temperature", type=float, default=0.6)
+    parser.add_argument("--top_p", type=float, default=0.95)
+    parser.add_argument("--max_new_tokens", type=int, default=80)
+    parser.add_argument("--batch_size", type=int, default=64)
+    return parser

@@ -12,10 +12,9 @@ most) and k samples per prompt (each prompt already read once for its k rows). G
 
 from __future__ import annotations
 
-import argparse
 import time
 
-from _prompts import load_or_exit, test_prompts
+from _prompts import load_or_exit, sampling_parser, test_prompts
 
 
 def timed(generation, sharing: bool, *args, **settings):
@@ -31,16 +30,9 @@ def timed(generation, sharing: bool, *args, **settings):
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", default="embedded")
+    parser = sampling_parser(__doc__.splitlines()[0], limit=128)
     parser.add_argument("--task", choices=("chain_sum", "gsm8k"), default="chain_sum")
     parser.add_argument("--dataset", default=None, help="GSM8K folder with test.jsonl (--task gsm8k)")
-    parser.add_argument("--limit", type=int, default=128)
-    parser.add_argument("--k", type=int, default=4)
-    parser.add_argument("--temperature", type=float, default=0.6)
-    parser.add_argument("--top_p", type=float, default=0.95)
-    parser.add_argument("--max_new_tokens", type=int, default=80)
-    parser.add_argument("--batch_size", type=int, default=64)
     args = parser.parse_args()
 
     from r1lab import generation

@@ -11,10 +11,9 @@ the completions differ: their accuracies are printed side by side as a check tha
 
 from __future__ import annotations
 
-import argparse
 import time
 
-from _prompts import load_or_exit, test_prompts
+from _prompts import load_or_exit, sampling_parser, test_prompts
 
 
 def sort_then_multinomial(logits, temperature: float, top_p: float, generator):
@@ -33,14 +32,7 @@ def sort_then_multinomial(logits, temperature: float, top_p: float, generator):
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", default="embedded")
-    parser.add_argument("--limit", type=int, default=64)
-    parser.add_argument("--k", type=int, default=4)
-    parser.add_argument("--temperature", type=float, default=0.6)
-    parser.add_argument("--top_p", type=float, default=0.95)
-    parser.add_argument("--max_new_tokens", type=int, default=80)
-    parser.add_argument("--batch_size", type=int, default=64)
+    parser = sampling_parser(__doc__.splitlines()[0], limit=64)
     args = parser.parse_args()
 
     from r1lab import generation
