@@ -1,5 +1,5 @@
-"""What the generation benchmarks share: their options, their prompts, and the model loaded or one error line (never
-a traceback)."""
+"""What the generation benchmarks share: their options, their prompts, the model, and one error line (never a
+traceback) for bad input."""
 
 from __future__ import annotations
 
@@ -23,9 +23,12 @@ def default_gsm8k() -> str:
 def test_prompts(task_name: str, limit: int, dataset: str | None = None):
     """(task, rows, chat prompts, template) for the first ``limit`` test questions of ``chain_sum`` (the cpu-rl eval's
     options) or ``gsm8k`` (``dataset``: a folder with test.jsonl, default ../shared/data/gsm8k), xml template."""
+    from r1lab.errors import UserError
     from r1lab.tasks import TaskSpec, get_task
     from r1lab.templates import get_template
 
+    if limit < 1:
+        raise UserError(f"--limit must be at least 1, got {limit}")
     if task_name == "chain_sum":
         spec = TaskSpec(task="gym:chain_sum", split="test", task_seed=42, task_options=CHAIN_SUM_OPTIONS)
     else:
@@ -36,13 +39,19 @@ def test_prompts(task_name: str, limit: int, dataset: str | None = None):
     return task, rows, [task.prompt(row["question"], template) for row in rows], template
 
 
-def load_or_exit(name: str):
-    """(model in eval mode, tokenizer), or exit 2 with r1lab's one-line error (a bad path, a missing hub model)."""
-    from r1lab.errors import UserError
+def load(name: str):
+    """(model in eval mode, tokenizer)."""
     from r1lab.models import load_model, load_tokenizer
 
+    return load_model(name).eval(), load_tokenizer(name)
+
+
+def run(main) -> None:
+    """Run a benchmark's ``main``; r1lab's errors (a bad model path, a bad setting) end it with one line and exit 2."""
+    from r1lab.errors import UserError
+
     try:
-        return load_model(name).eval(), load_tokenizer(name)
+        main()
     except UserError as error:
         print(f"error: {error}", file=sys.stderr)
         sys.exit(2)
@@ -59,3 +68,10 @@ def sampling_parser(description: str, limit: int) -> argparse.ArgumentParser:
     parser.add_argument("--max_new_tokens", type=int, default=80)
     parser.add_argument("--batch_size", type=int, default=64)
     return parser
+
+
+def check_sampling(args) -> None:
+    """r1lab's checks of the sampling options, before any model loads (UserError: one line through :func:`run`)."""
+    from r1lab.generation import check_settings
+
+    check_settings(args.k, args.temperature, args.top_p, args.max_new_tokens, args.batch_size)

@@ -13,7 +13,7 @@ from __future__ import annotations
 import argparse
 import time
 
-from _prompts import load_or_exit, test_prompts
+from _prompts import load, run, test_prompts
 
 
 def plain_loop(model, tokenizer, prompts, max_new_tokens: int, stop: str) -> tuple[list[str], int]:
@@ -82,7 +82,7 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     _, _, prompts, template = test_prompts("gsm8k", args.limit, args.dataset)
-    model, tokenizer = load_or_exit(args.model)
+    model, tokenizer = load(args.model)
     stop = template.stop_string
     print(f"model {args.model}, {len(prompts)} GSM8K test prompts, max_new_tokens {args.max_new_tokens}, stop {stop!r}, "
           f"batch {args.batch_size}, torch threads {torch.get_num_threads()}", flush=True)
@@ -115,4 +115,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run(main)

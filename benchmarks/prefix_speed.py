@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import time
 
-from _prompts import load_or_exit, sampling_parser, test_prompts
+from _prompts import check_sampling, load, run, sampling_parser, test_prompts
 
 
 def timed(generation, sharing: bool, *args, **settings):
@@ -34,11 +34,12 @@ def main() -> None:
     parser.add_argument("--task", choices=("chain_sum", "gsm8k"), default="chain_sum")
     parser.add_argument("--dataset", default=None, help="GSM8K folder with test.jsonl (--task gsm8k)")
     args = parser.parse_args()
+    check_sampling(args)
 
     from r1lab import generation
 
     task, rows, prompts, template = test_prompts(args.task, args.limit, args.dataset)
-    model, tokenizer = load_or_exit(args.model)
+    model, tokenizer = load(args.model)
     ids = generation.prompt_token_ids(tokenizer, prompts)
     print(f"model {args.model}: {len(prompts)} {args.task} test prompts of {sum(map(len, ids)) / len(ids):.1f} tokens on "
           f"average, {generation.shared_prefix_length(ids)} shared by all; max_new_tokens {args.max_new_tokens}, "
@@ -63,5 +64,6 @@ def main() -> None:
     same = sum(whole == shared for whole, shared in zip(greedy_texts[False], greedy_texts[True]))
     print(f"greedy texts the same on both sides: {same} of {len(prompts)}")
 
+
 if __name__ == "__main__":
-    main()
+    run(main)

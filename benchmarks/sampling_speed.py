@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import time
 
-from _prompts import load_or_exit, sampling_parser, test_prompts
+from _prompts import check_sampling, load, run, sampling_parser, test_prompts
 
 
 def sort_then_multinomial(logits, temperature: float, top_p: float, generator):
@@ -34,11 +34,12 @@ def sort_then_multinomial(logits, temperature: float, top_p: float, generator):
 def main() -> None:
     parser = sampling_parser(__doc__.splitlines()[0], limit=64)
     args = parser.parse_args()
+    check_sampling(args)
 
     from r1lab import generation
 
     task, rows, prompts, template = test_prompts("chain_sum", args.limit)
-    model, tokenizer = load_or_exit(args.model)
+    model, tokenizer = load(args.model)
     settings = dict(n=args.k, temperature=args.temperature, top_p=args.top_p, max_new_tokens=args.max_new_tokens,
                     batch_size=args.batch_size, stop_strings=template.stop_string, progress=False)
     print(f"model {args.model}: {len(prompts)} chain_sum test prompts x {args.k} samples, T {args.temperature}, "
@@ -65,4 +66,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run(main)

@@ -254,8 +254,8 @@ def shared_prefix_length(prompts_ids: Sequence[Sequence[int]]) -> int:
 
 
 def _read_prompts(model, prompts_ids, pad_id, cache_name: str, extra: dict):
-    """The prompts' forward pass, which fills the KV cache: (output, attention mask, position ids of the last
-    forward's inputs). Prompts are left-padded; their :func:`shared_prefix_length` tokens are read once and that
+    """The prompts' forward pass: (each prompt's last logits, the filled KV cache, attention mask, position ids of the
+    last forward's inputs). Prompts are left-padded; their :func:`shared_prefix_length` tokens are read once and that
     part of the cache copied to every row, then the rest of each prompt, left-padded after the prefix."""
     import torch
 
@@ -265,10 +265,9 @@ def _read_prompts(model, prompts_ids, pad_id, cache_name: str, extra: dict):
         input_ids, attention = _left_padded(prompts_ids, pad_id, device)
         positions = (attention.cumsum(dim=-1) - 1).clamp(min=0)
         output = model(input_ids=input_ids, attention_mask=attention, position_ids=positions, use_cache=True, **extra)
-        return output, attention, positions
+        return output.logits[:, -1, :], _filled_cache(output), attention, positions
     head = torch.tensor([prompts_ids[0][:prefix]], dtype=torch.long, device=device)
-    read = model(input_ids=head, use_cache=True, **extra)
-    cache = getattr(read, "cache", None) or getattr(read, "past_key_values", None)
+    cache = _filled_cache(model(input_ids=head, use_cache=True, **extra))
     cache.reorder_cache(torch.zeros(len(prompts_ids), dtype=torch.long, device=device))
     input_ids, rest = _left_padded([ids[prefix:] for ids in prompts_ids], pad_id, device)
     attention = torch.cat([rest.new_ones((len(prompts_ids), prefix)), rest], dim=1)
@@ -276,7 +275,12 @@ def _read_prompts(model, prompts_ids, pad_id, cache_name: str, extra: dict):
     output = model(
         input_ids=input_ids, attention_mask=attention, position_ids=positions, use_cache=True, **{cache_name: cache}, **extra
     )
-    return output, attention, positions
+    return output.logits[:, -1, :], cache, attention, positions
+
+
+def _filled_cache(output):
+    """The KV cache a forward with ``use_cache=True`` returned (``cache`` in newer transformers)."""
+    return getattr(output, "cache", None) or getattr(output, "past_key_values", None)
 
 
 # Drop finished rows from the batch (and their KV cache) once this share of it has finished: copying the
@@ -299,8 +303,8 @@ def decode_batch(model, prompts_ids, pad_id, eos_ids, watcher, max_new_tokens, t
 
     ``prompts_ids`` are distinct prompts (token ids); row ``i`` continues prompt ``row_prompts[i]`` (default: one row
     per prompt). Each prompt is read once and its KV cache copied to its rows, so k samples of a question cost one
-    prompt pass, not k; the tokens all the prompts begin with are read once for the batch (:func:`_read_prompts`). A row ends at an EOS token (kept) or at a stop string: without ``close_with`` it ends as soon
-    as its text holds one (``stopped_at`` = its token count then); with ``close_with`` (an EOS id) it gets that token
+    prompt pass, not k; the tokens all the prompts begin with are read once for the batch (:func:`_read_prompts`).
+    A row ends at an EOS token (kept) or at a stop string: without ``close_with`` it ends as soon as its text holds one (``stopped_at`` = its token count then); with ``close_with`` (an EOS id) it gets that token
     as its next one and ends, as a model that stops there would have written it (GRPO's ``stop_at_answer``). Rows
     that ended are dropped from the batch and the KV cache in groups. With ``record_logps`` each token's
     log-probability is ``log_softmax(logits / temperature)`` at that token, what TRL's loss computes (top-p shapes
@@ -317,9 +321,7 @@ def decode_batch(model, prompts_ids, pad_id, eos_ids, watcher, max_new_tokens, t
     stopped_at: list[int | None] = [None] * len(row_prompts)
     ended, closing = [False] * len(row_prompts), [False] * len(row_prompts)
     with torch.inference_mode():
-        output, attention, positions = _read_prompts(model, prompts_ids, pad_id, cache_name, extra)
-        cache = getattr(output, "cache", None) or getattr(output, "past_key_values", None)
-        logits = output.logits[:, -1, :]
+        logits, cache, attention, positions = _read_prompts(model, prompts_ids, pad_id, cache_name, extra)
         if row_prompts != list(range(len(prompts_ids))):
             expand = torch.tensor(row_prompts, device=device)
             cache.reorder_cache(expand)

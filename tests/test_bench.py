@@ -149,14 +149,27 @@ def test_grpo_sampling_stops_at_a_stop_string_and_closes_with_eos(tiny_model_dir
     assert len(capped[0]) <= 3  # a row that reaches the cap gets no EOS beyond it
 
 
-@pytest.mark.parametrize("script", ["prefix_speed.py", "sampling_speed.py", "eval_speed.py"])
-def test_generation_benchmarks_name_a_bad_model_in_one_line(script, tmp_path):
+def _run_benchmark(script, *arguments):
     import os
     import subprocess
     import sys
 
     path = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "benchmarks", script)
-    done = subprocess.run([sys.executable, path, "--model", str(tmp_path / "missing")], capture_output=True, text=True, timeout=300)
+    return subprocess.run([sys.executable, path, *arguments], capture_output=True, text=True, timeout=300)
+
+
+@pytest.mark.parametrize("script", ["prefix_speed.py", "sampling_speed.py", "eval_speed.py"])
+def test_generation_benchmarks_name_a_bad_model_in_one_line(script, tmp_path):
+    done = _run_benchmark(script, "--model", str(tmp_path / "missing"))
     assert done.returncode == 2
     assert done.stderr.strip().splitlines() == [f"error: model not found: {tmp_path / 'missing'} "
                                                 "(expected 'embedded', a local model directory or a hub id org/name)"]
+
+
+@pytest.mark.parametrize("arguments, message", [(["--limit", "0"], "--limit must be at least 1, got 0"),
+                                                (["--limit", "2", "--k", "0"], "number of samples must be at least 1")])
+def test_prefix_benchmark_names_a_bad_setting_in_one_line(arguments, message):
+    done = _run_benchmark("prefix_speed.py", *arguments)
+    assert done.returncode == 2
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], done.stderr
