@@ -53,8 +53,19 @@ def test_every_trained_group_has_reward_variance(tiny_model_dir, tmp_path, joine
     assert [record["dynamic_sampling/effective_groups"] for record in records] == [2.0, 2.0, 2.0]
     for record in records:
         dropped, sampled = record["dynamic_sampling/groups_dropped"], record["dynamic_sampling/groups_sampled"]
-        assert sampled == 2 * record["dynamic_sampling/rounds"] and sampled - dropped >= 2
+        extra = record["dynamic_sampling/groups_oversampled"]
+        assert sampled == 2 * record["dynamic_sampling/rounds"] + extra and sampled - dropped >= 2
     assert any(record["dynamic_sampling/groups_dropped"] > 0 for record in records)  # odd questions came up
+    assert records[0]["dynamic_sampling/groups_oversampled"] == 0  # no history yet
+    assert any(record["dynamic_sampling/groups_oversampled"] > 0 for record in records[1:])  # about half the groups vary
+
+
+def test_no_oversampling_when_switched_off(tiny_model_dir, tmp_path, joined_batches):
+    assert _run(tiny_model_dir, tmp_path / "run", "reward_helpers.varies_on_even_questions",
+                ["--max_oversampling", "1"]) == 0
+    records = _records(tmp_path / "run")
+    assert [record["dynamic_sampling/groups_oversampled"] for record in records] == [0.0] * 3
+    assert all(record["dynamic_sampling/groups_sampled"] == 2 * record["dynamic_sampling/rounds"] for record in records)
 
 
 def test_when_the_rounds_run_out_the_step_trains_on_what_it_found(tiny_model_dir, tmp_path, joined_batches, caplog):

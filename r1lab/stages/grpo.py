@@ -67,6 +67,11 @@ class R1GRPOConfig(TrainingStageSettings, LoraSettings, GRPOConfig, TaskSpec):
     # the step trains on what it found, flat groups filling the rest (logged). One process; any generation path.
     dynamic_sampling: bool = False
     max_resample_rounds: int = 3
+    # Dynamic sampling draws more prompts up front so that one generation usually fills the step: from the share of
+    # sampled groups with reward variance over the run's logged steps so far, enough extra prompts that the step
+    # has its groups with variance about 5 times in 6 (DAPO's over-sampling), at most max_oversampling times the
+    # step's prompts in all; 1.0: none, extra rounds only. The first step, with no history, draws no extras.
+    max_oversampling: float = 3.0
     # The learning curve on held-out questions: EvalConfig settings plus `every` (optimizer steps), e.g.
     # {every: 10, limit: 100}: greedy accuracy at the start and every 10 steps → heldout.jsonl, heldout/* in metrics.
     heldout_eval: dict[str, Any] = field(default_factory=dict)
@@ -128,6 +133,8 @@ def _check_generation_settings(config: R1GRPOConfig, template) -> list[str]:
         raise UserError(f"generation_loop must be one of {', '.join(GENERATION_LOOPS)}, got {config.generation_loop!r}")
     if config.max_resample_rounds < 0:
         raise UserError(f"max_resample_rounds must be at least 0, got {config.max_resample_rounds}")
+    if not (isinstance(config.max_oversampling, (int, float)) and 1.0 <= config.max_oversampling <= 100.0):
+        raise UserError(f"max_oversampling must be a number from 1 to 100, got {config.max_oversampling!r}")
     if config.dynamic_sampling and launched_processes() > 1:
         raise UserError(
             f"dynamic_sampling runs in one process (groups are re-drawn and joined locally); launched with "

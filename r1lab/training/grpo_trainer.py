@@ -266,7 +266,10 @@ class R1GRPOTrainer(GRPOTrainer):
             return super()._generate_and_score_completions(inputs)
         size = self.num_generations
         wanted = len(inputs) // size
-        rounds, batch, sampled = 0, inputs, []  # sampled: (output, group index, has variance)
+        drawn = oversampled_prompt_count(wanted, varied_share(self.state.log_history),
+                                         getattr(self.args, "max_oversampling", 1.0))
+        extra = self._resampled_prompts(drawn - wanted, 0) if drawn > wanted else []
+        rounds, batch, sampled = 0, inputs + extra, []  # sampled: (output, group index, has variance)
         while True:
             self.r1lab_sampling_round = rounds
             output = super()._generate_and_score_completions(batch)
@@ -290,12 +293,14 @@ class R1GRPOTrainer(GRPOTrainer):
         metrics["dynamic_sampling/groups_sampled"].append(float(len(sampled)))
         metrics["dynamic_sampling/groups_dropped"].append(float(sum(not varied for _, _, varied in sampled)))
         metrics["dynamic_sampling/rounds"].append(float(rounds + 1))
+        metrics["dynamic_sampling/groups_oversampled"].append(float(drawn - wanted))
         metrics["dynamic_sampling/effective_groups"].append(float(effective))
         return join_groups([(output, group) for output, group, _ in chosen], size, self._tokenizer.pad_token_id)
 
     def _resampled_prompts(self, count: int, round_number: int) -> list[dict]:
         """``count`` prompts of the training set, each repeated num_generations times, drawn from (seed, step,
-        round): a resumed run draws what the uninterrupted run drew."""
+        round; round 0: the first generation's over-sampled extras): a resumed run draws what the uninterrupted run
+        drew."""
         generator = torch.Generator().manual_seed(self.args.seed + 1_000_003 * self.state.global_step + 104_729 * round_number)
         dataset = self.train_dataset
         picks = torch.randperm(len(dataset), generator=generator)[:count].tolist()
@@ -400,6 +405,39 @@ def sampled_logps_tensor(sampled, input_ids, logits_to_keep: int):
             return None
         out[row, : len(ids)] = torch.tensor(values, dtype=torch.float32)
     return out.to(input_ids.device)
+
+
+def varied_share(log_history: list[dict]) -> float | None:
+    """The share of dynamically sampled groups that had reward variance, over the logged steps so far (the
+    trainer state's log history, which a checkpoint keeps: a resumed run over-samples as the uninterrupted one
+    did); None before the first logged step."""
+    sampled = varied = 0.0
+    for record in log_history:
+        groups, dropped = record.get("dynamic_sampling/groups_sampled"), record.get("dynamic_sampling/groups_dropped")
+        if isinstance(groups, (int, float)) and isinstance(dropped, (int, float)):
+            sampled, varied = sampled + groups, varied + groups - dropped
+    return varied / sampled if sampled > 0 else None
+
+
+# How many standard deviations of the binomial count of groups with variance the over-sampled draw keeps above the
+# groups a step wants: one, so that a single generation fills the step about 5 times in 6.
+OVERSAMPLING_MARGIN_SDS = 1.0
+
+
+def oversampled_prompt_count(wanted: int, share: float | None, max_oversampling: float) -> int:
+    """How many prompts a step's first generation draws so that, at a share ``share`` of groups with reward
+    variance, at least ``wanted`` of them vary about 5 times in 6: the least n with n*share - sd(n) >= wanted,
+    at most ``max_oversampling`` * wanted; ``wanted`` itself with no share known yet."""
+    most = max(wanted, int(max_oversampling * wanted))
+    if share is None or share >= 1.0:
+        return wanted
+    count = wanted
+    while count < most:
+        spread = OVERSAMPLING_MARGIN_SDS * (count * share * (1.0 - share)) ** 0.5
+        if count * share - spread >= wanted:
+            break
+        count += 1
+    return count
 
 
 def flat_groups(rewards_per_func, weights, group_size: int):

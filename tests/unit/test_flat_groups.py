@@ -61,3 +61,17 @@ def test_join_groups_refuses_what_it_cannot_pad():
         assert "pixel_values" in str(error)
     else:
         raise AssertionError("joined a batch holding images")
+
+
+def test_oversampled_prompt_count_fills_the_step_about_five_times_in_six():
+    from r1lab.training.grpo_trainer import oversampled_prompt_count, varied_share
+
+    assert oversampled_prompt_count(4, None, 3.0) == 4  # no history: no extras
+    assert oversampled_prompt_count(4, 1.0, 3.0) == 4  # every group varies
+    # share 0.5: n = 12 gives 6 - sqrt(3) = 4.27 >= 4; n = 11 gives 5.5 - 1.66 = 3.84 < 4
+    assert oversampled_prompt_count(4, 0.5, 3.0) == 12
+    assert oversampled_prompt_count(4, 0.5, 2.0) == 8  # capped at max_oversampling x wanted
+    assert oversampled_prompt_count(4, 0.0, 3.0) == 12 and oversampled_prompt_count(4, 0.1, 1.0) == 4
+    history = [{"loss": 1.0}, {"dynamic_sampling/groups_sampled": 8.0, "dynamic_sampling/groups_dropped": 6.0},
+               {"dynamic_sampling/groups_sampled": 4.0, "dynamic_sampling/groups_dropped": 0.0}]
+    assert varied_share(history) == 0.5 and varied_share([{"loss": 1.0}]) is None
