@@ -11,6 +11,8 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
+from r1lab.errors import UserError
+
 CPUINFO = "/proc/cpuinfo"
 # The flags that decide how fast PyTorch's CPU kernels run, in the order they are printed.
 SPEED_FLAGS = ("avx2", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile", "amx_int8")
@@ -75,3 +77,21 @@ def cpu_kind(path: str = CPUINFO) -> CpuKind:
             return parse_cpuinfo(handle.read())
     except OSError:
         return CpuKind("unknown CPU", os.cpu_count() or 1, frozenset(), known=False)
+
+
+# What ``auto`` precision means on a CPU, for every process of a run (tests set fp32 so that the suite computes
+# alike on every kind of CPU; a user can force either): auto (by the CPU's kind), fp32 or bf16.
+CPU_PRECISION_ENV = "R1LAB_CPU_PRECISION"
+CPU_PRECISIONS = ("auto", "fp32", "bf16")
+
+
+def cpu_computes_bf16(kind: CpuKind | None = None) -> bool:
+    """Whether r1lab computes in bf16 on this CPU where a setting leaves the precision to it: where the CPU has
+    bf16 units (a bf16 matmul ran 6x float32's on an AMX CPU here; on AVX2 bf16 is emulated and slower), unless
+    ``R1LAB_CPU_PRECISION`` is fp32 or bf16."""
+    choice = (os.environ.get(CPU_PRECISION_ENV) or "auto").strip().lower()
+    if choice not in CPU_PRECISIONS:
+        raise UserError(f"{CPU_PRECISION_ENV} must be one of {', '.join(CPU_PRECISIONS)}, got {choice!r}")
+    if choice != "auto":
+        return choice == "bf16"
+    return (kind or cpu_kind()).bf16_units

@@ -25,6 +25,7 @@ from r1lab.commands import COMMANDS, load_command, pipeline_commands
 from r1lab.config import build_config, config_to_dict, field_types, read_yaml_mapping
 from r1lab.distributed import is_main_process, wait_for_everyone
 from r1lab.errors import UserError
+from r1lab.hardware import cpu_computes_bf16, cpu_kind
 from r1lab.outputs import (
     check_writable_dir,
     is_finished,
@@ -194,6 +195,7 @@ class Manifest:
             "name": name,
             "run_dir": run_dir,
             "created": _now(),
+            "machine": {"cpu": cpu_kind().as_dict(), "cpu_computes_bf16": cpu_computes_bf16()},
             "stages": [
                 {"name": p.name, "command": p.command, "status": "pending", "output": p.output_dir, "inputs": p.inputs}
                 for p in plans

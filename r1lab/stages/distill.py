@@ -157,8 +157,10 @@ def on_policy(config: R1DistillConfig, started: float) -> dict[str, Any]:
     tokenizer.padding_side = "left"
 
     def build_trainer(callbacks: list) -> DistillationTrainer:
-        student = load_model(config.model, config.model_dtype, config.bf16, config.trust_remote_code, config.attn_implementation)
-        teacher = load_model(config.teacher, config.teacher_dtype, config.bf16, config.trust_remote_code, config.attn_implementation)
+        student = load_model(config.model, config.model_dtype, config.bf16, config.trust_remote_code, config.attn_implementation,
+                             training=True)
+        teacher = load_model(config.teacher, config.teacher_dtype, config.bf16, config.trust_remote_code, config.attn_implementation,
+                             training=True)  # runs under the student's autocast
         return DistillationTrainer(
             model=student, teacher_model=teacher, args=arguments, train_dataset=Dataset.from_list(prompts),
             processing_class=tokenizer, callbacks=callbacks,

@@ -135,7 +135,8 @@ def main(config: R1SFTConfig) -> dict[str, Any]:
         logger.warning("r1lab: dropped %d samples longer than max_length=%d tokens", prepared.dropped_long, config.max_length)
 
     def build(callbacks: list):
-        model = load_model(config.model, config.model_dtype, config.bf16, config.trust_remote_code, config.attn_implementation)
+        model = load_model(config.model, config.model_dtype, config.bf16, config.trust_remote_code, config.attn_implementation,
+                           training=True)
         return build_trainer(prepared, model, callbacks)
 
     def keep_training_data() -> None:

@@ -8,6 +8,7 @@ from typing import Any
 
 from r1lab.distributed import cpu_processes_fallback, sharded_launch
 from r1lab.errors import UserError
+from r1lab.hardware import cpu_computes_bf16, cpu_kind
 
 logger = logging.getLogger("r1lab")
 
@@ -17,10 +18,12 @@ class TrainingStageSettings:
     """The fields every r1lab training stage adds to its TRL config (mixed in before TRL's class)."""
 
     model: str = "embedded"
-    model_dtype: str = "auto"  # auto: bfloat16 on a GPU when bf16 is set, else float32
-    # The model's attention kernel: auto = eager for GRPO in bf16 on a CPU with prompt + completion <= 1024 tokens
-    # (PyTorch's CPU flash attention is slower in bf16 there: r1lab bench grpo --precision bf16), else the model's
-    # default (sdpa); or any transformers attn_implementation (eager, sdpa, flash_attention_2, ...).
+    # auto: bfloat16 on a GPU when bf16 is set, else float32 (on a CPU with bf16 units, training computes in bf16
+    # autocast over the float32 weights: see cpu_precision)
+    model_dtype: str = "auto"
+    # The model's attention kernel: auto = eager for GRPO in bf16 on a CPU that emulates bf16 with prompt + completion
+    # <= 1024 tokens (PyTorch's CPU flash attention is slower there: r1lab bench grpo --precision bf16), else the
+    # model's default (sdpa); or any transformers attn_implementation (eager, sdpa, flash_attention_2, ...).
     attn_implementation: str = "auto"
     template: str = "xml"
     overwrite: bool = False
@@ -32,7 +35,7 @@ class TrainingStageSettings:
 
     def __post_init__(self):
         check_training_ranges(self)
-        bf16_fallback(self)
+        cpu_precision(self)
         cpu_processes_fallback(self)
         super().__post_init__()
 
@@ -81,19 +84,42 @@ def check_training_ranges(config) -> None:
         raise UserError(f"top_p must be in (0, 1], got {top_p}")
 
 
-def bf16_fallback(config) -> None:
-    """bf16 recipes (GPU-sized) run on a CPU-only machine in float32 instead of failing.
+def cpu_precision(config) -> None:
+    """A training stage's precision on a machine whose only device is a CPU, decided before TRL sees the config.
 
-    TRL's default (``bf16: null``) means bf16 unless fp16; without a GPU that becomes float32 silently,
-    an explicit ``bf16: true`` with a warning.
+    Where the CPU computes bf16 natively (:func:`~r1lab.hardware.cpu_computes_bf16`: AMX or AVX512-BF16), ``bf16``
+    unset or true trains in bf16 autocast over float32 weights (``use_cpu``, which HF's Trainer needs for bf16
+    on a CPU): the matmuls in bf16, the weights and AdamW's state in float32, so small updates are not lost. Where
+    it emulates bf16 (AVX2), float32; an explicit ``bf16: true`` there is dropped with a warning, unless
+    ``use_cpu: true`` asks for CPU autocast as such. ``bf16: false`` is float32 anywhere.
     """
     import torch
 
-    if torch.cuda.is_available() or getattr(config, "use_cpu", False):
+    if torch.cuda.is_available():
+        return
+    if config.bf16 is False or getattr(config, "fp16", False):
+        config.bf16 = False
+        return
+    if config.bf16 and getattr(config, "use_cpu", False):
+        return
+    if cpu_computes_bf16():
+        config.bf16, config.use_cpu = True, True
         return
     if config.bf16:
-        logger.warning("r1lab: no GPU found: bf16 is off, training in float32 on the CPU")
+        logger.warning("r1lab: this CPU has no bf16 units (AVX512-BF16/AMX): bf16 is off, training in float32")
     config.bf16 = False
+
+
+def precision_figures(model, config) -> dict[str, Any]:
+    """What a training stage computed in, for its figures and the run's manifest: the CPU's kind, the weights'
+    dtype, whether the forward ran under bf16 autocast."""
+    import torch
+
+    parameter = next(model.parameters(), None)
+    weights = str(parameter.dtype).removeprefix("torch.") if parameter is not None else None
+    device = f"GPU {torch.cuda.get_device_name(0)}" if torch.cuda.is_available() else cpu_kind().describe()
+    autocast = "bf16" if getattr(config, "bf16", False) else ("fp16" if getattr(config, "fp16", False) else None)
+    return {"device": device, "weights": weights, "autocast": autocast}
 
 
 @dataclass

@@ -7,6 +7,7 @@ finish marker that tells the pipeline the stage is done.
 
 from __future__ import annotations
 
+import logging
 import resource
 from typing import Any, Callable
 
@@ -20,7 +21,9 @@ from r1lab.training.checkpoints import (
     resolve_resume,
     save_trained_model,
 )
-from r1lab.training.settings import peft_config
+from r1lab.training.settings import peft_config, precision_figures
+
+logger = logging.getLogger("r1lab")
 
 
 def check_training_outputs(config) -> None:
@@ -40,6 +43,9 @@ def run_training_stage(config, stage: str, build_trainer: Callable[[list], Any],
     peak RSS, ``figures()`` (read after training), the final eval's key figures."""
     metrics = MetricsFileCallback(config.output_dir)
     trainer = build_trainer([metrics])
+    precision = precision_figures(trainer.model, trainer.args)
+    logger.info("r1lab: %s: training %s weights%s", precision["device"], precision["weights"],
+                f" in {precision['autocast']} autocast" if precision["autocast"] else "")
     trainer.train(resume_from_checkpoint=config.resume_from_checkpoint)
     result = finish_training(trainer, tokenizer, config.output_dir, metrics, stage, merge_lora, **(figures() if figures else {}))
     if trainer.is_world_process_zero():
@@ -56,6 +62,7 @@ def finish_training(trainer, tokenizer, output_dir: str, metrics, stage: str, me
     world size and weights fingerprint), with the trained model saved into ``output_dir``."""
     figures = summarize_history(metrics.history)
     figures["peak_rss_mb"] = round(peak_rss_mb(), 1)
+    figures["precision"] = precision_figures(trainer.model, trainer.args)
     figures.update(extra)
     log_trained_weights(trainer, stage, figures)
     save_trained_model(trainer, tokenizer, output_dir, merge_lora=merge_lora)
