@@ -134,34 +134,82 @@ def test_skipping_zero_advantage_rows_inside_a_batch_keeps_the_update(tiny_model
     assert all(0 < share < 1 for share in skipped_shares), skipped_shares
 
 
-def test_bf16_autocast_on_the_cpu_trains_with_trl_old_logps(tiny_model_dir, tmp_path, monkeypatch):
-    """bf16 + use_cpu: the training forward runs under bf16 autocast; r1lab's sampler decodes in float32 outside
-    it, so its log-probabilities are not the training forward's and TRL computes the old ones itself."""
+def _watch_sampling(monkeypatch) -> tuple[list, list]:
+    """(per decode_batch call: (autocast on, the sampler's weight dtypes), per generation: whether its
+    log-probabilities were flagged as the training forward's)."""
     import torch
 
     import r1lab.training.grpo_trainer as grpo_trainer
 
-    autocast_while_sampling, recorded = [], []
+    decodes, exact_flags = [], []
     real_decode, real_generate = grpo_trainer.decode_batch, grpo_trainer.R1GRPOTrainer._r1lab_generate
 
     def watching(model, *args, **kwargs):
-        autocast_while_sampling.append(torch.is_autocast_enabled("cpu"))
+        decodes.append((torch.is_autocast_enabled("cpu"), {parameter.dtype for parameter in model.parameters()}))
         return real_decode(model, *args, **kwargs)
 
     def recording(self, prompt_ids):
-        completion_ids, logps = real_generate(self, prompt_ids)
-        recorded.append(logps)
-        return completion_ids, logps
+        completion_ids, logps, exact = real_generate(self, prompt_ids)
+        exact_flags.append(exact)
+        return completion_ids, logps, exact
 
     monkeypatch.setattr(grpo_trainer, "decode_batch", watching)
     monkeypatch.setattr(grpo_trainer.R1GRPOTrainer, "_r1lab_generate", recording)
+    return decodes, exact_flags
+
+
+def _correction_records(output_dir) -> list[dict]:
+    records = [json.loads(line) for line in (output_dir / "metrics.jsonl").read_text().splitlines()]
+    return [record for record in records if "loss" in record]
+
+
+def test_bf16_autocast_on_the_cpu_corrects_float32_rollouts(tiny_model_dir, tmp_path, monkeypatch):
+    """bf16 + use_cpu: the training forward runs under bf16 autocast; r1lab's sampler decodes in float32 outside
+    it, so its log-probabilities are not the training forward's: TRL computes the old ones and the loss weighs
+    each rollout by truncated importance sampling (logged per step)."""
+    import torch
+
+    decodes, exact_flags = _watch_sampling(monkeypatch)
     output_dir = tmp_path / "bf16"
     code = _grpo_with_half_the_groups_flat(tiny_model_dir, output_dir, skip=True, accumulation=2,
                                            extra=["--bf16", "true", "--use_cpu", "true", "--max_steps", "2"])
-    assert code == 0 and autocast_while_sampling and not any(autocast_while_sampling)
-    assert recorded and all(logps is None for logps in recorded)  # not reused as old log-probabilities
+    assert code == 0 and decodes and not any(autocast for autocast, _ in decodes)
+    assert all(dtypes == {torch.float32} for _, dtypes in decodes)
+    assert exact_flags and not any(exact_flags)  # not reused as old log-probabilities
+    records = _correction_records(output_dir)
+    assert all(record["sampling/importance_sampling_ratio/mean"] > 0 for record in records)
+    assert all(0 <= record["sampling/sampling_logp_difference/mean"] < 0.5 for record in records)
     base, trained = _weights(tiny_model_dir), _weights(str(output_dir))
     assert all(trained[name].dtype == torch.float32 for name in trained)  # float32 weights, bf16 compute
+    assert any(not (trained[name] == base[name]).all() for name in trained), "GRPO changed nothing"
+
+
+def test_a_bf16_copy_samples_for_a_policy_trained_in_bf16_autocast(tiny_model_dir, tmp_path, monkeypatch):
+    """sampling_dtype bfloat16: r1lab's loop decodes from a bf16 copy of the float32 policy, refreshed after each
+    optimizer step (its weights equal the policy's rounded to bf16), and the loss corrects the rollouts."""
+    import torch
+
+    import r1lab.training.grpo_trainer as grpo_trainer
+
+    decodes, exact_flags = _watch_sampling(monkeypatch)
+    copies, real_sampling_model = [], grpo_trainer.R1GRPOTrainer._sampling_model
+
+    def checking(self, policy):
+        sampler = real_sampling_model(self, policy)
+        pairs = list(zip(sampler.parameters(), policy.parameters(), strict=True))
+        copies.append(sampler is not policy and all(torch.equal(mine, theirs.to(torch.bfloat16)) for mine, theirs in pairs))
+        return sampler
+
+    monkeypatch.setattr(grpo_trainer.R1GRPOTrainer, "_sampling_model", checking)
+    output_dir = tmp_path / "copy"
+    code = _grpo_with_half_the_groups_flat(tiny_model_dir, output_dir, skip=True, accumulation=2, extra=[
+        "--bf16", "true", "--use_cpu", "true", "--max_steps", "3", "--sampling_dtype", "bfloat16"])
+    assert code == 0 and len(copies) == 3 and all(copies)  # one generation per step, each from the current weights
+    assert all(dtypes == {torch.bfloat16} for _, dtypes in decodes) and not any(exact_flags)
+    records = _correction_records(output_dir)
+    assert len(records) == 3 and all("sampling/importance_sampling_capped" in record for record in records)
+    base, trained = _weights(tiny_model_dir), _weights(str(output_dir))
+    assert all(trained[name].dtype == torch.float32 for name in trained)
     assert any(not (trained[name] == base[name]).all() for name in trained), "GRPO changed nothing"
 
 

@@ -25,6 +25,7 @@ from r1lab.templates import get_template
 from r1lab.training.callbacks import CompletionsFileCallback
 from r1lab.training.grpo_trainer import R1GRPOTrainer
 from r1lab.training.heldout import heldout_callback, heldout_settings
+from r1lab.training.rollout_correction import MODES as IMPORTANCE_SAMPLING_MODES
 from r1lab.training.settings import LoraSettings, TrainingStageSettings, peft_config
 from r1lab.training.stage import check_training_outputs, run_training_stage
 from r1lab.vllm_support import check_grpo_vllm, engine_kwargs
@@ -48,6 +49,11 @@ class R1GRPOConfig(TrainingStageSettings, LoraSettings, GRPOConfig, TaskSpec):
     # Same distribution (temperature + top_p); with top_k, min_p, repetition_penalty or generation_kwargs set,
     # TRL's generate is used. With use_vllm, TRL's vLLM path is used either way.
     generation_loop: str = "r1lab"
+    # The weights r1lab's loop samples from: float32 = the policy itself; bfloat16 = a bf16 copy of its float32
+    # weights, refreshed after every optimizer step, whose rollouts the loss corrects by TRL's truncated importance
+    # sampling (vllm_importance_sampling_*: docs/grpo.md); auto = bfloat16 where training runs in bf16 autocast on
+    # a CPU with bf16 units (decoding bf16 weights ran 1.8x float32 weights there), else float32.
+    sampling_dtype: str = "auto"
     # End each completion at the template's closing tag (xml: </answer>) instead of running on to EOS or
     # max_completion_length; the completion is closed with EOS, as a model that stops there would have written it.
     stop_at_answer: bool = False
@@ -125,12 +131,18 @@ def plan(config: R1GRPOConfig) -> GRPOPlan:
 
 
 GENERATION_LOOPS = ("r1lab", "trl")
+SAMPLING_DTYPES = ("auto", "float32", "bfloat16")
 
 
 def _check_generation_settings(config: R1GRPOConfig, template) -> list[str]:
     """The stop strings for ``stop_at_answer`` (none without it); bad combinations as one clear error."""
     if config.generation_loop not in GENERATION_LOOPS:
         raise UserError(f"generation_loop must be one of {', '.join(GENERATION_LOOPS)}, got {config.generation_loop!r}")
+    if config.sampling_dtype not in SAMPLING_DTYPES:
+        raise UserError(f"sampling_dtype must be one of {', '.join(SAMPLING_DTYPES)}, got {config.sampling_dtype!r}")
+    if config.vllm_importance_sampling_mode not in IMPORTANCE_SAMPLING_MODES:
+        raise UserError(f"vllm_importance_sampling_mode must be one of {', '.join(IMPORTANCE_SAMPLING_MODES)}, "
+                        f"got {config.vllm_importance_sampling_mode!r}")
     if config.max_resample_rounds < 0:
         raise UserError(f"max_resample_rounds must be at least 0, got {config.max_resample_rounds}")
     if not (isinstance(config.max_oversampling, (int, float)) and 1.0 <= config.max_oversampling <= 100.0):
@@ -198,7 +210,7 @@ def main(config: R1GRPOConfig) -> dict[str, Any]:
     def build_trainer(callbacks: list) -> R1GRPOTrainer:
         longest = config.max_prompt_length + config.max_completion_length if config.max_prompt_length else None
         model = load_model(config.model, config.model_dtype, config.bf16, config.trust_remote_code,
-                           config.attn_implementation, longest)
+                           config.attn_implementation, longest, training=True)
         trainer = R1GRPOTrainer(
             r1lab_loop=_r1lab_loop_applies(config),
             stop_strings=prepared.stop_strings,

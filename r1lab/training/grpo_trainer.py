@@ -12,6 +12,7 @@ why (:data:`TRL_OVERRIDES`, the signature each was written against). TRL is pinn
 from __future__ import annotations
 
 import contextlib
+import copy
 import functools
 import importlib
 import logging
@@ -22,7 +23,14 @@ from trl.models import unwrap_model_for_generation
 from trl.trainer.utils import RepeatSampler, nanstd
 
 from r1lab.generation import StopStringWatcher, decode_batch
+from r1lab.hardware import cpu_computes_bf16
 from r1lab.training import grpo_forward
+from r1lab.training.rollout_correction import (
+    LINEAR_IN_ADVANTAGE,
+    correction_settings,
+    importance_weights,
+    weighted_advantages,
+)
 
 logger = logging.getLogger("r1lab")
 
@@ -52,7 +60,9 @@ TRL_OVERRIDES = {
     "_generate_and_score_completions": (
         "(self, inputs: list[dict[str, torch.Tensor | typing.Any]]) -> dict[str, torch.Tensor | typing.Any]",
         "dynamic sampling (DAPO): groups whose rewards are all equal are dropped and more prompts sampled until the "
-        "step has its configured number of groups with reward variance; the groups kept are joined into one batch",
+        "step has its configured number of groups with reward variance; the groups kept are joined into one batch. "
+        "Rollouts of r1lab's loop in another precision than the training forward: TRL's truncated importance "
+        "sampling weights applied to the advantages (rollout_correction)",
     ),
     "_calculate_rewards": (
         "(self, inputs, prompts, completions, completion_ids_list)",
@@ -166,6 +176,9 @@ class R1GRPOTrainer(GRPOTrainer):
         self.r1lab_sampled = None  # (completion ids, their log-probabilities) until TRL asks for old log-probs
         self.r1lab_sampling_round = 0  # dynamic sampling: which extra round of the step is being sampled
         self.r1lab_rewards_per_func = None  # the last scored batch's rewards (rows x reward functions)
+        self.r1lab_sampler = None  # sampling_dtype bfloat16: the bf16 copy r1lab's loop samples from
+        self.r1lab_sampler_step = None  # the optimizer step whose weights the copy holds
+        self.r1lab_warned_uncorrected = False
 
     # --- prompt order ----------------------------------------------------------------------------------------
     def _get_train_sampler(self, dataset=None):
@@ -191,7 +204,9 @@ class R1GRPOTrainer(GRPOTrainer):
             return self._close_stopped_with_eos(completion_ids, logprobs)
         if not self.r1lab_loop or images is not None or multimodal_fields or has_tool_images:
             return super()._generate_single_turn(prompt_ids, images, multimodal_fields, num_generations, has_tool_images)
-        completion_ids, logps = self._r1lab_generate(prompt_ids)
+        completion_ids, logps, exact = self._r1lab_generate(prompt_ids)
+        if not exact:  # off the training forward's distribution: TRL's batch carries them for the correction
+            return completion_ids, (logps if self._corrects_rollouts() else None)
         generate_every = self.args.steps_per_generation * self.num_iterations
         if self.model.training and self.args.gradient_accumulation_steps % generate_every != 0:
             self.r1lab_sampled = (completion_ids, logps)
@@ -218,9 +233,9 @@ class R1GRPOTrainer(GRPOTrainer):
             closed_logprobs.append(row_logprobs)
         return closed, (closed_logprobs if logprobs is not None else None)
 
-    def _r1lab_generate(self, prompt_ids) -> tuple[list[list[int]], list[list[float]] | None]:
-        """Completions of ``prompt_ids`` (one row each) with r1lab's loop → (token ids, their log-probabilities, or
-        None when those are not what TRL's training forward would compute)."""
+    def _r1lab_generate(self, prompt_ids) -> tuple[list[list[int]], list[list[float]], bool]:
+        """Completions of ``prompt_ids`` (one row each) with r1lab's loop → (token ids, their log-probabilities under
+        the sampler, whether those are what TRL's training forward computes up to float32 rounding)."""
         distinct = list(dict.fromkeys(tuple(ids) for ids in prompt_ids))
         position = {ids: index for index, ids in enumerate(distinct)}
         eos = self.eos_token_ids[0]
@@ -237,12 +252,14 @@ class R1GRPOTrainer(GRPOTrainer):
             gradient_checkpointing_kwargs=self.args.gradient_checkpointing_kwargs,
         ) as model:
             generator = torch.Generator(device=model.device).manual_seed(seed)
-            was_training = model.training
-            model.eval()
-            # Sampled in the weights' own precision, outside the training forward's autocast (bf16 autocast made
+            policy = model
+            was_training = policy.training
+            model = self._sampling_model(policy)
+            policy.eval()
+            # Sampled in the sampler's own precision, outside the training forward's autocast (bf16 autocast made
             # decoding slower on the CPU, r1lab bench grpo --precision bf16). Under autocast (or with weights that
             # are not float32) the recorded log-probabilities are not the training forward's: TRL computes the
-            # old ones itself.
+            # old ones itself, and the loss corrects for the difference (_correct_rollouts).
             exact = logps_match_training_forward(model) and not (self.args.bf16 or self.args.fp16)
             try:
                 decoded = decode_batch(
@@ -252,8 +269,73 @@ class R1GRPOTrainer(GRPOTrainer):
                     [position[tuple(ids)] for ids in prompt_ids], close_with=eos, record_logps=True,
                 )
             finally:
-                model.train(was_training)
-        return decoded.tokens, (decoded.logps if exact else None)
+                policy.train(was_training)
+        return decoded.tokens, decoded.logps, exact
+
+    def _sampling_model(self, policy):
+        """What r1lab's loop samples from: the policy, or with ``sampling_dtype`` bfloat16 (auto: training in bf16
+        autocast on a CPU with bf16 units) a bf16 copy of its float32 weights, refreshed once per optimizer step. A
+        policy with a LoRA adapter, or whose weights are not float32, samples itself."""
+        if not self._samples_from_bf16_copy(policy):
+            return policy
+        with torch.no_grad():
+            if self.r1lab_sampler is None:
+                self.r1lab_sampler = copy.deepcopy(policy).eval()
+                for parameter in self.r1lab_sampler.parameters():
+                    parameter.requires_grad_(False)
+                    parameter.data = parameter.data.to(torch.bfloat16)  # parameters only: buffers keep their dtype
+                self.r1lab_sampler_step = self.state.global_step
+            elif self.r1lab_sampler_step != self.state.global_step:
+                for target, source in zip(self.r1lab_sampler.parameters(), policy.parameters(), strict=True):
+                    target.copy_(source)
+                self.r1lab_sampler_step = self.state.global_step
+        return self.r1lab_sampler
+
+    def _samples_from_bf16_copy(self, policy) -> bool:
+        choice = getattr(self.args, "sampling_dtype", "float32")
+        if choice == "auto":
+            choice = "bfloat16" if self.args.bf16 and not torch.cuda.is_available() and cpu_computes_bf16() else "float32"
+        if choice != "bfloat16" or getattr(policy, "peft_config", None):
+            return False
+        return all(parameter.dtype == torch.float32 for parameter in policy.parameters())
+
+    def _corrects_rollouts(self) -> bool:
+        """Whether r1lab's off-policy rollouts get TRL's importance-sampling correction (its vLLM setting, on by
+        default), for a loss type it applies to exactly (warned once otherwise)."""
+        if not getattr(self.args, "vllm_importance_sampling_correction", False) or not self.model.training:
+            return False
+        if self.loss_type in LINEAR_IN_ADVANTAGE:
+            return True
+        if not self.r1lab_warned_uncorrected:
+            self.r1lab_warned_uncorrected = True
+            logger.warning("r1lab: loss_type %s: rollouts sampled in another precision than training are not "
+                           "corrected by importance sampling (sampling_dtype float32 samples the policy itself)",
+                           self.loss_type)
+        return False
+
+    def _correct_rollouts(self, output: dict) -> dict:
+        """TRL's scored batch with its rollouts' importance weights (rollout_correction) folded into the advantages,
+        when r1lab's loop sampled them off the training forward's distribution; the mismatch logged per step. The
+        training forward's log-probabilities are computed once here (no gradient), as TRL does for vLLM's rollouts."""
+        sampling = output.get("sampling_per_token_logps")
+        if sampling is None or self.use_vllm or not self._corrects_rollouts():
+            return output
+        mask = output["completion_mask"] * output["tool_mask"] if "tool_mask" in output else output["completion_mask"]
+        old = output.get("old_per_token_logps")
+        if old is None:
+            input_ids = torch.cat([output["prompt_ids"], output["completion_ids"]], dim=1)
+            attention_mask = torch.cat([output["prompt_mask"], output["completion_mask"]], dim=1)
+            with torch.no_grad():
+                old, _, _ = self._get_per_token_logps_and_entropies(
+                    self.model, input_ids, attention_mask, output["completion_ids"].shape[1],
+                    batch_size=self.args.per_device_train_batch_size,
+                )
+            output["old_per_token_logps"] = old
+        weights, figures = importance_weights(old, sampling, mask, **correction_settings(self.args))
+        output["advantages"] = weighted_advantages(output["advantages"], weights)
+        for name, value in figures.as_metrics().items():
+            self._metrics["train"][name].append(value)
+        return output
 
     # --- dynamic sampling (DAPO) ---------------------------------------------------------------------------
     def _calculate_rewards(self, inputs, prompts, completions, completion_ids_list):
@@ -263,7 +345,7 @@ class R1GRPOTrainer(GRPOTrainer):
 
     def _generate_and_score_completions(self, inputs):
         if not (getattr(self.args, "dynamic_sampling", False) and self.model.training):
-            return super()._generate_and_score_completions(inputs)
+            return self._correct_rollouts(super()._generate_and_score_completions(inputs))
         size = self.num_generations
         wanted = len(inputs) // size
         drawn = oversampled_prompt_count(wanted, varied_share(self.state.log_history),
@@ -295,7 +377,8 @@ class R1GRPOTrainer(GRPOTrainer):
         metrics["dynamic_sampling/rounds"].append(float(rounds + 1))
         metrics["dynamic_sampling/groups_oversampled"].append(float(drawn - wanted))
         metrics["dynamic_sampling/effective_groups"].append(float(effective))
-        return join_groups([(output, group) for output, group, _ in chosen], size, self._tokenizer.pad_token_id)
+        joined = join_groups([(output, group) for output, group, _ in chosen], size, self._tokenizer.pad_token_id)
+        return self._correct_rollouts(joined)
 
     def _resampled_prompts(self, count: int, round_number: int) -> list[dict]:
         """``count`` prompts of the training set, each repeated num_generations times, drawn from (seed, step,
@@ -373,12 +456,12 @@ class R1GRPOTrainer(GRPOTrainer):
             and not self.aux_loss_enabled
             and self.accelerator.num_processes == 1
             and advantages is not None
-            and advantages.dim() == 1
+            and advantages.dim() in (1, 2)
             and not any(key.startswith(("pixel", "image")) for key in inputs)
         )
         if not exact:
             return None
-        return advantages != 0
+        return advantages != 0 if advantages.dim() == 1 else (advantages != 0).any(dim=1)
 
 
 def logps_match_training_forward(model) -> bool:
