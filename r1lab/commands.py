@@ -26,6 +26,11 @@ class Command:
     config_class: str
     summary: str
     entry: str = "main"  # the function in ``module`` that runs the command
+    # The stage contract: the function in ``module`` that checks a config before anything runs: every setting, the
+    # names it gives (task, template, rewards); no model, no rows, no input or output path (an earlier stage of a
+    # pipeline makes those). A pipeline runs every stage's check before its first stage starts, as --dry_run does;
+    # the stage's own main runs it too.
+    check: str = "check"
     positional: str | None = None  # a config field that may be given as the first bare argument
     # Pipeline: run by every launched process together (accelerate's data parallelism), not by rank 0 alone.
     all_ranks: bool = False
@@ -43,8 +48,10 @@ COMMANDS = {
     "rejection-sampling": Command("r1lab.stages.rejection", "RejectionSamplingConfig", "a model's verified samples + general data as a chat jsonl (R1 stage 3, distillation)"),
     "pipeline": Command("r1lab.pipeline", "PipelineConfig", "run stages in order in one run directory (--resume)", in_pipeline=False),
     "report": Command("r1lab.report", "ReportConfig", "plots + one self-contained HTML page for a run or stage", positional="run_dir", finish_marker=False),
-    "status": Command("r1lab.pipeline", "StatusConfig", "print a pipeline run's stage table", "status_main", "run_dir"),
-    "bench": Command("r1lab.bench", "BenchConfig", "r1lab's GRPO against the seed's script: s/step, tok/s, memory, ratios", positional="target"),
+    "status": Command("r1lab.pipeline", "StatusConfig", "print a pipeline run's stage table", "status_main", positional="run_dir",
+                      in_pipeline=False),
+    "bench": Command("r1lab.bench", "BenchConfig", "r1lab's GRPO against the seed's script: s/step, tok/s, memory, ratios",
+                     positional="target", in_pipeline=False),
 }
 
 

@@ -106,9 +106,17 @@ def check_eval_settings(config: EvalConfig) -> None:
     check_backend(config.backend)
 
 
+def check(config: EvalConfig) -> None:
+    """The stage contract's check (commands.Command.check): the sampling settings, the task and template they name;
+    reads no rows, no model, no output path."""
+    check_eval_settings(config)
+    get_template(config.template)
+    get_task(config)
+
+
 def plan(config: EvalConfig) -> EvalPlan:
     """Check every setting, load the rows and the tokenizer; raises UserError and writes nothing."""
-    check_eval_settings(config)
+    check(config)
     if not config.output_dir:
         raise UserError("output_dir must be set")
     if os.path.exists(os.path.join(config.output_dir, SUMMARY_FILE)) and not config.overwrite:

@@ -33,10 +33,7 @@ from r1lab.outputs import (
     last_checkpoint,
     write_json_atomic,
 )
-from r1lab.rewards import check_reward_names
 from r1lab.significance import format_transitions, transitions
-from r1lab.tasks import get_task
-from r1lab.templates import get_template
 
 MANIFEST = "manifest.json"
 _STAGE_NAME = re.compile(r"^[A-Za-z0-9][\w-]*$")
@@ -143,18 +140,19 @@ def _build_stage_config(plan: StagePlan, outputs: dict[str, str]):
     return module, stage_config
 
 
-def _check_names(plan: StagePlan, stage_config) -> None:
-    """The templates, task and rewards a stage names exist (nothing is loaded: no rows, no model)."""
-    try:
-        for name in ("template", "completions_template"):
-            if isinstance(getattr(stage_config, name, None), str):
-                get_template(getattr(stage_config, name))
-        if isinstance(getattr(stage_config, "task", None), str):
-            get_task(stage_config)
-        if hasattr(stage_config, "rewards"):
-            check_reward_names(stage_config.rewards)
-    except UserError as error:
-        raise UserError(f"stage {plan.name!r}: {error}") from None
+def check_stages(plans: list[StagePlan]) -> None:
+    """Every stage's config built as the run will build it (types, unknown keys, inputs, paths), then its command's
+    check (:attr:`~r1lab.commands.Command.check`), before any stage runs; each problem as one UserError naming the
+    stage. The real run and ``--dry_run`` both call this."""
+    outputs = {plan.name: plan.output_dir for plan in plans}
+    for plan in plans:
+        module, stage_config = _build_stage_config(plan, outputs)
+        try:
+            getattr(module, COMMANDS[plan.command].check)(stage_config)
+        except UserError as error:
+            if str(error).startswith(f"stage {plan.name!r}"):
+                raise
+            raise UserError(f"stage {plan.name!r}: {error}") from None
 
 
 def _check_stage_paths(plan: StagePlan, stage_config) -> None:
@@ -236,9 +234,7 @@ def main(config: PipelineConfig) -> dict[str, Any]:
     if os.path.isfile(manifest.path) and not config.resume:
         raise UserError(f"{run_dir} already holds a run; pass --resume to continue it (or choose another --run_dir)")
     check_writable_dir(run_dir, "run_dir")
-    outputs_so_far = {plan.name: plan.output_dir for plan in plans}
-    for plan in plans:  # every stage's config, before the first one runs: a typo in stage 4 fails now, not hours later
-        _check_names(plan, _build_stage_config(plan, outputs_so_far)[1])
+    check_stages(plans)  # every stage's config, before the first one runs: a typo in stage 4 fails now, not hours later
     manifest.load_previous()
     wait_for_everyone()  # every rank has read the previous manifest before rank 0 rewrites it
     outputs: dict[str, str] = {}
@@ -320,11 +316,10 @@ def print_significance(rows: list[dict[str, Any]]) -> None:
 
 
 def dry_run(plans: list[StagePlan]) -> dict[str, Any]:
-    """Every stage's config built as the run would build it (types, unknown keys, inputs, names of tasks,
-    templates and rewards); nothing runs."""
-    outputs = {plan.name: plan.output_dir for plan in plans}
+    """Every stage's config built and checked exactly as the run checks it before its first stage
+    (:func:`check_stages`); nothing runs."""
+    check_stages(plans)
     for plan in plans:
-        _check_names(plan, _build_stage_config(plan, outputs)[1])
         inputs = ", ".join(f"{field} ← {source}" for field, source in plan.inputs.items())
         print(f"{plan.index + 1:>2}  {plan.name:<20} {plan.command:<20} → {plan.output_dir}" + (f"   ({inputs})" if inputs else ""))
     print(f"r1lab pipeline: dry run: {len(plans)} stage configs valid, nothing run")

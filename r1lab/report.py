@@ -86,6 +86,11 @@ class ReportConfig:
                 raise UserError(f"{name} must be 0 or more, got {getattr(self, name)}")
 
 
+def check(config: ReportConfig) -> None:
+    """The stage contract's check (commands.Command.check): a report's settings are checked when its config is built
+    (``__post_init__``); what it reads is the run itself, checked as it is read."""
+
+
 # ---------------------------------------------------------------------------------------------- reading
 
 

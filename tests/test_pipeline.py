@@ -137,11 +137,15 @@ def test_quickstart_shaped_pipeline_data_sft_grpo_eval_report(tiny_model_dir, tm
 
 
 @pytest.mark.parametrize("name", ["quickstart", "r1-zero", "r1", "cpu-rl"])
-def test_shipped_pipelines_build_every_stage_config(name, tmp_path, capsys):
-    """--dry_run builds each stage's config as the run would (keys, types, inputs) and runs nothing."""
+def test_shipped_pipelines_build_every_stage_config(name, tmp_path, capsys, monkeypatch):
+    """--dry_run builds and checks each stage's config as the run would (keys, types, inputs, each command's check)
+    and runs nothing. The GPU recipes are checked as on a GPU machine with vLLM installed."""
     import os
 
     from conftest import REPO_ROOT
+
+    monkeypatch.setattr("r1lab.vllm_support.vllm_installed", lambda: True)
+    monkeypatch.setattr("r1lab.vllm_support.gpu_visible", lambda: True)
 
     recipe = os.path.join(REPO_ROOT, "recipes", name, "pipeline.yaml")
     run_dir = tmp_path / "run"

@@ -1,6 +1,6 @@
 """A stage: token lengths of a chat dataset's completions (e.g. cold-start data), for choosing
-``max_completion_length``. A config dataclass and a ``main(config)``; ``lengths.json`` and the finish marker,
-written atomically."""
+``max_completion_length``. A config dataclass, a ``check(config)`` and a ``main(config)``; ``lengths.json`` and the
+finish marker, written atomically."""
 
 import os
 import time
@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 from r1lab.chat_samples import read_train_file
 from r1lab.config import config_to_dict
+from r1lab.errors import UserError
 from r1lab.models import load_tokenizer
 from r1lab.outputs import check_output_dir, write_json_atomic, write_stage_marker
 
@@ -20,8 +21,15 @@ class LengthsConfig:
     overwrite: bool = False
 
 
+def check(config: LengthsConfig) -> None:
+    """The stage contract: settings only (no files, no model), run for every stage before a pipeline starts."""
+    if not config.train_file:
+        raise UserError("lengths needs train_file")
+
+
 def main(config: LengthsConfig) -> dict:
     started = time.time()
+    check(config)
     check_output_dir(config.output_dir, config.overwrite)  # bad input: one error line before anything is read
     samples = read_train_file(config.train_file)
     tokenizer = load_tokenizer(config.model)

@@ -291,10 +291,12 @@ def fewshot_candidates(config: ColdStartDataConfig, task, template, stats: dict[
     return candidates
 
 
-def validate(config: ColdStartDataConfig):
-    """Everything that can be checked before data is read or a model is loaded: (template, filter settings)."""
-    template = get_template(config.template)
-    settings = filter_settings(config.filters)
+def check(config: ColdStartDataConfig) -> None:
+    """The stage contract's check (commands.Command.check): the settings, the task and templates they name; reads
+    no rows, no model, no input or output path."""
+    get_template(config.template)
+    filter_settings(config.filters)
+    get_task(config)
     if config.source not in SOURCES:
         raise UserError(f"unknown source {config.source!r}; choose one of: {', '.join(SOURCES)}")
     if config.max_per_question is not None and config.max_per_question < 1:
@@ -302,8 +304,6 @@ def validate(config: ColdStartDataConfig):
     if config.source == "zero":
         if not config.completions_file:
             raise UserError("source zero needs --completions_file PATH.jsonl (fields question, answer, completion)")
-        if not os.path.isfile(config.completions_file):
-            raise UserError(f"completions_file not found: {config.completions_file}")
         if config.completions_template:
             get_template(config.completions_template)
     if config.source == "fewshot":
@@ -311,9 +311,17 @@ def validate(config: ColdStartDataConfig):
         if config.fewshot_examples < 0:
             raise UserError(f"fewshot_examples must be >= 0, got {config.fewshot_examples}")
         check_settings(config.num_samples, config.temperature, config.top_p, config.max_new_tokens, config.batch_size)
+
+
+def validate(config: ColdStartDataConfig):
+    """Everything that can be checked before data is read or a model is loaded: (template, filter settings)."""
+    check(config)
+    if config.source == "zero" and not os.path.isfile(config.completions_file):
+        raise UserError(f"completions_file not found: {config.completions_file}")
+    if config.source == "fewshot":
         resolve_model(config.model)
     check_dataset_output(config.output, config.overwrite)
-    return template, settings
+    return get_template(config.template), filter_settings(config.filters)
 
 
 def main(config: ColdStartDataConfig) -> dict[str, Any]:

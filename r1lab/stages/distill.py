@@ -15,6 +15,7 @@ must share one vocabulary: a mismatch is refused before anything loads.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import os
@@ -80,7 +81,8 @@ def teacher_sampling_config(config: R1DistillConfig, output: str):
 
 
 def check(config: R1DistillConfig) -> None:
-    """Every problem with the settings, before a model loads or a file is written."""
+    """The stage contract's check (commands.Command.check): the student's SFT settings, the method's, and the
+    teacher's sampling settings (named as distill names them); reads no model, no samples, no input or output path."""
     if config.method not in METHODS:
         raise UserError(f"method must be one of {', '.join(METHODS)}, got {config.method!r}")
     if config.method == "sft" and not config.teacher and not config.train_file:
@@ -92,16 +94,32 @@ def check(config: R1DistillConfig) -> None:
             raise UserError("method on_policy trains on the student's own samples of the task: drop train_file")
         if not 0.0 <= config.jsd_beta <= 1.0:
             raise UserError(f"jsd_beta must be between 0 and 1, got {config.jsd_beta}")
+    sft.check(config)
+    if config.teacher and not config.train_file:
+        with _teacher_field_names():
+            rejection.check(teacher_sampling_config(config, os.path.join(config.output_dir or "", TEACHER_SAMPLES)))
+
+
+@contextlib.contextmanager
+def _teacher_field_names():
+    """A rejection-sampling error about the teacher's run, with the field named as distill's config names it."""
+    try:
+        yield
+    except UserError as error:
+        message = str(error)
+        for theirs, ours in TEACHER_FIELDS.items():
+            message = re.sub(rf"\b{theirs}\b", ours, message)
+        raise UserError(message) from None
+
+
+def validate_distill(config: R1DistillConfig) -> None:
+    """Every problem with the settings, the models and the output, before a model loads or a file is written."""
+    check(config)
     check_output_dir(config.output_dir, config.overwrite, resuming=bool(resolve_resume(config)))
     resolve_model(config.model)
     if config.teacher and not config.train_file:
-        try:
+        with _teacher_field_names():
             validate(teacher_sampling_config(config, os.path.join(config.output_dir, TEACHER_SAMPLES)))
-        except UserError as error:
-            message = str(error)
-            for theirs, ours in TEACHER_FIELDS.items():
-                message = re.sub(rf"\b{theirs}\b", ours, message)
-            raise UserError(message) from None
     if config.method == "on_policy":
         check_same_vocabulary(config)
 
@@ -130,7 +148,7 @@ def teacher_traces(config: R1DistillConfig) -> tuple[str, dict[str, Any] | None]
 
 def main(config: R1DistillConfig) -> dict[str, Any]:
     started = time.time()
-    check(config)
+    validate_distill(config)
     if config.method == "on_policy":
         figures = on_policy(config, started)
     else:

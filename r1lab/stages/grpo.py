@@ -27,7 +27,7 @@ from r1lab.training.grpo_trainer import R1GRPOTrainer
 from r1lab.training.heldout import heldout_callback, heldout_settings
 from r1lab.training.rollout_correction import MODES as IMPORTANCE_SAMPLING_MODES
 from r1lab.training.settings import LoraSettings, TrainingStageSettings, peft_config
-from r1lab.training.stage import check_training_outputs, run_training_stage
+from r1lab.training.stage import check_final_eval, check_training_outputs, run_training_stage
 from r1lab.vllm_support import check_grpo_vllm, engine_kwargs
 
 logger = logging.getLogger("r1lab")
@@ -97,10 +97,27 @@ class GRPOPlan:
     stop_strings: list[str] = field(default_factory=list)
 
 
+def check(config: R1GRPOConfig) -> None:
+    """The stage contract's check (commands.Command.check): every setting on its own and in combination, the task,
+    template and rewards it names (rewards built, options and all); reads no rows, no model, no input or output
+    path, so a pipeline runs it for every stage before the first one starts."""
+    heldout_settings(config)
+    check_final_eval(config)
+    peft_config(config)
+    template = get_template(config.template)
+    _check_generation_settings(config, template)
+    build_rewards(config.rewards, {"task": get_task(config), "template": template.name}, config.reward_weights)
+    check_grpo_vllm(config, _token_budget(config))
+
+
+def _token_budget(config) -> int:
+    return (config.max_prompt_length or 0) + config.max_completion_length
+
+
 def plan(config: R1GRPOConfig) -> GRPOPlan:
     """Check every setting, load the rows, build the rewards and the tokenizer; raises UserError, loads no model."""
+    check(config)
     check_training_outputs(config)
-    heldout_settings(config)
     template = get_template(config.template)
     stop_strings = _check_generation_settings(config, template)
     task = get_task(config)
@@ -111,12 +128,11 @@ def plan(config: R1GRPOConfig) -> GRPOPlan:
     model_path = resolve_model(config.model)
     model_config = model_config_dict(model_path) or {}
     context = model_config.get("max_position_embeddings")
-    budget = (config.max_prompt_length or 0) + config.max_completion_length
+    budget = _token_budget(config)
     if context and budget > context:
         raise UserError(
             f"max_prompt_length + max_completion_length = {budget} exceeds the model's context of {context} tokens"
         )
-    check_grpo_vllm(config, budget)
     tokenizer = load_tokenizer(config.model, config.trust_remote_code)
     for row in rows:
         row["prompt"] = task.prompt(row["question"], template)

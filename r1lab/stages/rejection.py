@@ -103,21 +103,28 @@ def read_general(config: RejectionSamplingConfig) -> list[dict[str, Any]]:
     ]
 
 
-def validate(config: RejectionSamplingConfig):
-    """Everything checkable before a model loads → (template, filter settings, general samples)."""
-    template = get_template(config.template)
-    settings = filter_settings(config.filters)
+def check(config: RejectionSamplingConfig) -> None:
+    """The stage contract's check (commands.Command.check): the settings, the task and template they name; reads
+    no rows, no model, no general data, no input or output path."""
+    get_template(config.template)
+    filter_settings(config.filters)
     check_settings(config.num_samples, config.temperature, config.top_p, config.max_new_tokens, config.batch_size)
     if config.max_per_question is not None and config.max_per_question < 1:
         raise UserError(f"max_per_question must be at least 1 (or null), got {config.max_per_question}")
     check_backend(config.generation_backend, "generation_backend")
     if config.task == "mix":
         raise UserError("rejection sampling keeps answers a checker verifies: give a reasoning task, and general data as general_file")
-    general = read_general(config)
+    get_task(config)
     torch_dtype(config.model_dtype)
+
+
+def validate(config: RejectionSamplingConfig):
+    """Everything checkable before a model loads → (template, filter settings, general samples)."""
+    check(config)
+    general = read_general(config)
     resolve_model(config.model)
     check_dataset_output(config.output, config.overwrite)
-    return template, settings, general
+    return get_template(config.template), filter_settings(config.filters), general
 
 
 def judge(rows, outputs, task, template, settings, config, count_tokens=None) -> tuple[list[dict], dict[str, Any]]:

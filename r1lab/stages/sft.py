@@ -29,7 +29,7 @@ from r1lab.stages.cold_start import samples_from_solutions
 from r1lab.tasks import TaskSpec, get_task
 from r1lab.templates import get_template
 from r1lab.training.settings import LoraSettings, TrainingStageSettings, peft_config
-from r1lab.training.stage import check_training_outputs, run_training_stage
+from r1lab.training.stage import check_final_eval, check_training_outputs, run_training_stage
 
 logger = logging.getLogger("r1lab")
 
@@ -60,15 +60,27 @@ def sequence_tokens(tokenizer, sample: dict[str, Any]) -> int:
     return len(ids)
 
 
-def plan(config: R1SFTConfig) -> SFTPlan:
-    """Check every setting, read or build the samples, load the tokenizer; raises UserError, loads no model."""
-    check_training_outputs(config)
-    template = get_template(config.template)
-    settings = filter_settings(config.filters)
+def check(config: R1SFTConfig) -> None:
+    """The stage contract's check (commands.Command.check): the settings, the task and template they name; reads no
+    samples, no model, no input or output path."""
+    check_final_eval(config)
+    peft_config(config)
+    get_template(config.template)
+    filter_settings(config.filters)
+    if not config.train_file:
+        get_task(config)
     if config.packing and config.max_length is None:
         raise UserError("packing needs max_length (the packed sequence length)")
     if config.max_length is not None and config.max_length < 8:
         raise UserError(f"max_length must be at least 8 tokens, got {config.max_length}")
+
+
+def plan(config: R1SFTConfig) -> SFTPlan:
+    """Check every setting, read or build the samples, load the tokenizer; raises UserError, loads no model."""
+    check(config)
+    check_training_outputs(config)
+    template = get_template(config.template)
+    settings = filter_settings(config.filters)
     samples = read_train_file(config.train_file) if config.train_file else None
     if samples is not None and config.filters:
         logger.warning("r1lab: filters apply to samples built from the task's solutions; %s is used as it is", config.train_file)
