@@ -1,18 +1,29 @@
 """``r1lab bench grpo``: r1lab's GRPO against the seed's script (``benchmarks/seed_grpo.py``), in one run.
 
-Each run is a fresh process (``python -m r1lab.bench --worker``), the two sides alternating (seed, r1lab, seed,
-r1lab, …) with the same model, GSM8K prompts, number of optimizer steps, 16 generations per prompt and
+Each run is a fresh process (``python -m r1lab.bench --worker``), the sides alternating (seed, r1lab, seed,
+r1lab, …; under ``--precision auto`` seed fp32, seed bf16, r1lab, …) with the same model, GSM8K prompts, number of optimizer steps, 16 generations per prompt and
 200-token cap, and the same rewards (the seed's five, bit-faithful) and loss (TRL 1.x's defaults, which the
 seed's script gets: beta 0, loss ``dapo``). A step is what the seed's step is: 4 completions of a 16-completion
 group. Inside each worker a probe times every optimizer step and every generation, counts the generated tokens,
-the groups whose rewards vary (the only ones GRPO learns from) and the prompts seen, and reads the peak RSS
-(and peak GPU memory). The parent prints min / median of each figure, the r1lab/seed ratios, and writes them all
-to a JSON file.
+the groups whose rewards vary (the only ones GRPO learns from) and the prompts seen, reads the peak RSS
+(and peak GPU memory), and counts what a roofline needs: the model's parameters and weight bytes, the dtype it
+trained in, the tokens that went through the training forward and backward, the sequential decoding steps.
+
+The parent names the CPU (:func:`r1lab.hardware.cpu_kind`), measures the machine's peak before the runs (matmul
+GFLOP/s in fp32 and bf16, memory GB/s), and gives each run a roofline: 6 x parameters x trained tokens over the peak
+GFLOP/s of the dtype the step trains in, plus weight bytes x decoding steps over the bandwidth (each decoding step
+reads every weight once), per optimizer step; the measured s/step is printed as a multiple of it. It prints min /
+median of each figure, the r1lab/seed ratios, and writes them all to a JSON file.
+
+``--precision auto`` (the default): r1lab runs at its own choice (``model_dtype: auto``), the seed in fp32 and in
+bf16 on a CPU, and r1lab is compared with the seed at its faster precision (median s/step). ``fp32`` / ``bf16``:
+both sides in that precision.
 
     r1lab bench grpo                                  # embedded model on the CPU (Qwen2.5-0.5B-Instruct on a GPU)
     r1lab bench grpo --model M --steps 4 --repeats 3 --dataset ../shared/data/gsm8k
     r1lab bench grpo --r1lab_overrides '{stop_at_answer: false}'   # one lever off
     r1lab bench grpo --precision bf16                 # both sides in bf16 on the CPU (the seed's own setting)
+    r1lab bench grpo --precision fp32                 # both sides in float32
 """
 
 from __future__ import annotations
@@ -33,6 +44,7 @@ from typing import Any
 
 from r1lab.commands import configure_logging, run_command
 from r1lab.errors import UserError
+from r1lab.hardware import CpuKind, cpu_kind
 from r1lab.models import resolve_model
 from r1lab.outputs import write_json_atomic
 from r1lab.tasks import TaskSpec, get_task
@@ -42,7 +54,8 @@ SEED_SCRIPT = os.path.join(REPO, "benchmarks", "seed_grpo.py")
 LOCAL_GSM8K = os.path.normpath(os.path.join(REPO, "..", "shared", "data", "gsm8k"))
 GPU_MODEL = "Qwen/Qwen2.5-0.5B-Instruct"
 SIDES = ("seed", "r1lab")
-PRECISIONS = ("fp32", "bf16")
+PRECISIONS = ("auto", "fp32", "bf16")
+SEED_PRECISIONS_AUTO = ("fp32", "bf16")  # the seed's precisions under --precision auto on a CPU (a GPU: bf16 only)
 SEED_REWARDS = "seed.xmlcount,seed.soft_format,seed.strict_format,seed.int_answer,seed.correctness"
 
 
@@ -59,9 +72,10 @@ class BenchConfig:
     r1lab_overrides: dict[str, Any] = field(default_factory=dict)  # extra `r1lab grpo` fields, e.g. {stop_at_answer: false}
     keep_outputs: bool = False  # keep each run's output directory (trained weights) beside the logs
     sides: list[str] = field(default_factory=lambda: list(SIDES))  # [r1lab] alone: try a setting without rerunning the seed
-    # Both sides' precision on a CPU: fp32, or bf16 (the seed's own setting: on a CPU both sides' weights in
-    # bfloat16, as the seed loads them). On a GPU both sides run bf16 whatever this says.
-    precision: str = "fp32"
+    # auto: r1lab at its own choice (model_dtype auto), the seed in fp32 and in bf16, r1lab compared with the seed's
+    # faster one. fp32 or bf16: both sides in that precision on a CPU (bf16 is the seed's own setting: its weights
+    # in bfloat16). On a GPU both sides run bf16 whatever this says.
+    precision: str = "auto"
 
 
 def _on_gpu() -> bool:
@@ -102,11 +116,12 @@ def check(config: BenchConfig) -> tuple[str, str | None, int]:
 
 
 def r1lab_arguments(model: str, dataset: str | None, limit: int, steps: int, length: int, output_dir: str, overrides: dict,
-                    precision: str = "fp32") -> list[str]:
+                    precision: str = "auto") -> list[str]:
     """The ``r1lab grpo`` command line of r1lab's side: the seed's run (rewards, hyper-parameters, TRL 1.x
     objective) and its layout (one completion per micro-batch, 4 accumulation steps: its memory profile), and r1lab's
     speed settings. ``--r1lab_overrides '{per_device_train_batch_size: 4, gradient_accumulation_steps: 1,
-    gradient_checkpointing: false}'`` trades memory for speed (the 4 rows share their prompt's forward)."""
+    gradient_checkpointing: false}'`` trades memory for speed (the 4 rows share their prompt's forward).
+    ``precision`` on a CPU: auto leaves it to r1lab (``model_dtype: auto``), fp32 and bf16 force it."""
     values: dict[str, Any] = {
         "model": model,
         "task": "gsm8k",
@@ -145,6 +160,9 @@ def r1lab_arguments(model: str, dataset: str | None, limit: int, steps: int, len
     if precision == "bf16" and not _on_gpu():
         # The seed's bf16 on a CPU: its weights loaded in bfloat16 (no float32 master copy), as r1lab's here.
         values.update({"bf16": "true", "use_cpu": "true", "model_dtype": "bfloat16"})
+    if precision == "fp32" and not _on_gpu():
+        # Explicit: r1lab's own auto computes in bf16 on a CPU with bf16 units.
+        values.update({"bf16": "false", "model_dtype": "float32"})
     if _on_gpu():
         values.update({"bf16": "true", "vllm_gpu_memory_utilization": 0.3})
         if importlib.util.find_spec("vllm") is not None:
@@ -160,6 +178,7 @@ def r1lab_arguments(model: str, dataset: str | None, limit: int, steps: int, len
 
 def seed_arguments(model: str, dataset: str | None, limit: int, steps: int, length: int, output_dir: str,
                    precision: str = "fp32") -> list[str]:
+    """The seed script's command line; ``precision`` fp32 or bf16 (``--cpu_bf16``; a GPU runs bf16 anyway)."""
     arguments = ["--model", model, "--limit", str(limit), "--max_steps", str(steps), "--max_completion_length", str(length)]
     arguments += ["--output_dir", output_dir] + (["--cpu_bf16"] if precision == "bf16" else [])
     return arguments + (["--dataset", dataset] if dataset is not None else [])
@@ -193,10 +212,12 @@ def _install_probe(record: dict[str, Any]) -> None:
 
     original_init, original_generate = GRPOTrainer.__init__, GRPOTrainer._generate
     original_score = GRPOTrainer._generate_and_score_completions
+    original_loss = GRPOTrainer._compute_loss
 
     def init(self, *args, **kwargs):
         original_init(self, *args, **kwargs)
         self.add_callback(StepTimer())
+        record.update(model_figures(self.model, self.args.bf16, self.args.fp16))
 
     def generate(self, prompts):
         started = time.perf_counter()
@@ -207,21 +228,65 @@ def _install_probe(record: dict[str, Any]) -> None:
                 "seconds": time.perf_counter() - started,
                 "completions": len(completion_ids),
                 "tokens": sum(len(ids) for ids in completion_ids),
+                # The rows are decoded as one batch: one sequential step per token of the longest.
+                "decoding_steps": max((len(ids) for ids in completion_ids), default=0),
                 "prompts": sorted({hashlib.sha1(str(p[-1]["content"]).encode()).hexdigest()[:10] for p in prompts}),
             }
         )
         gpu_used()
         return result
 
+    def compute_loss(self, model, inputs):
+        # The rows that go through the training forward and backward (r1lab's zero-advantage skip passes fewer, or
+        # none); their prompt and completion tokens, padding left out.
+        if torch.is_grad_enabled():
+            record["trained_tokens"] += int(inputs["prompt_mask"].sum()) + int(inputs["completion_mask"].sum())
+        return original_loss(self, model, inputs)
+
     def score(self, inputs):
         output = original_score(self, inputs)
-        groups = output["advantages"].detach().reshape(-1, self.num_generations)
+        advantages = output["advantages"].detach()
+        if advantages.dim() == 2:  # per-token advantages (r1lab's rollout correction): a row has signal anywhere
+            advantages = advantages.abs().amax(dim=1)
+        groups = advantages.reshape(-1, self.num_generations)
         record["groups"] += groups.shape[0]
         record["groups_with_signal"] += int((groups.abs() > 0).any(dim=1).sum())
         return output
 
     GRPOTrainer.__init__, GRPOTrainer._generate = init, generate
-    GRPOTrainer._generate_and_score_completions = score
+    GRPOTrainer._generate_and_score_completions, GRPOTrainer._compute_loss = score, compute_loss
+
+
+def _dtype_name(dtype) -> str:
+    return str(dtype).removeprefix("torch.")
+
+
+def training_dtype(weights_dtype: str, bf16: bool, fp16: bool) -> str:
+    """The precision a step's matmuls run in: the weights' own, or the autocast's over float32 weights."""
+    if weights_dtype == "bfloat16" or (weights_dtype == "float32" and bf16):
+        return "bf16"
+    if weights_dtype == "float16" or (weights_dtype == "float32" and fp16):
+        return "fp16"
+    return "fp32"
+
+
+def model_figures(model, bf16: bool, fp16: bool) -> dict[str, Any]:
+    """The trained model as a roofline needs it: parameters (shared ones once), weight bytes, the dtype holding most
+    of them, the autocast over them and the precision the step trains in."""
+    bytes_by_dtype: dict[str, int] = {}
+    parameters = 0
+    for parameter in model.parameters():
+        parameters += parameter.numel()
+        name = _dtype_name(parameter.dtype)
+        bytes_by_dtype[name] = bytes_by_dtype.get(name, 0) + parameter.numel() * parameter.element_size()
+    weights_dtype = max(bytes_by_dtype, key=bytes_by_dtype.get) if bytes_by_dtype else "float32"
+    return {
+        "parameters": parameters,
+        "weight_bytes": sum(bytes_by_dtype.values()),
+        "weights_dtype": weights_dtype,
+        "autocast": "bf16" if bf16 else ("fp16" if fp16 else None),
+        "train_dtype": training_dtype(weights_dtype, bool(bf16), bool(fp16)),
+    }
 
 
 def _peak_rss_mb() -> float:
@@ -242,7 +307,8 @@ def _run_r1lab(arguments: list[str]) -> int:
 def worker(side: str, arguments: list[str], result_path: str) -> int:
     import torch
 
-    record: dict[str, Any] = {"side": side, "step_seconds": [], "generations": [], "groups": 0, "groups_with_signal": 0}
+    record: dict[str, Any] = {"side": side, "step_seconds": [], "generations": [], "groups": 0, "groups_with_signal": 0,
+                              "trained_tokens": 0}
     _install_probe(record)
     started = time.perf_counter()
     if side == "seed":
@@ -263,10 +329,117 @@ def worker(side: str, arguments: list[str], result_path: str) -> int:
     return code
 
 
+# --- the machine's peak, measured by the parent before the runs ----------------------------------------------
+
+PEAK_MATMUL_SIZE = {"cpu": 2048, "cuda": 8192}
+PEAK_COPY_MB = {"cpu": 256, "cuda": 2048}
+PEAK_BUDGET_S = 1.0  # per timed kernel: repeats until this much time is spent (one at least)
+
+
+def _synchronize(device: str) -> None:
+    import torch
+
+    if device == "cuda":
+        torch.cuda.synchronize()
+
+
+def best_seconds(run, device: str = "cpu", budget_s: float = PEAK_BUDGET_S, repeats: int = 5) -> float:
+    """The fastest of up to ``repeats`` timed calls of ``run``, stopping once ``budget_s`` is spent."""
+    times: list[float] = []
+    while len(times) < repeats and sum(times) < budget_s:
+        _synchronize(device)
+        started = time.perf_counter()
+        run()
+        _synchronize(device)
+        times.append(time.perf_counter() - started)
+    return min(times)
+
+
+def matmul_gflops(dtype_name: str, device: str = "cpu", size: int | None = None,
+                  budget_s: float = PEAK_BUDGET_S) -> dict[str, float]:
+    """GFLOP/s of a size x size matmul in fp32 or bf16, in the two layouts nn.Linear runs fast (``a @ b.T``: the
+    forward; ``a.T @ b``: the weight gradient), each the best of its timed repeats; ``best``: the faster."""
+    import torch
+
+    dtype = {"fp32": torch.float32, "bf16": torch.bfloat16}[dtype_name]
+    size = size or PEAK_MATMUL_SIZE[device]
+    a = torch.randn(size, size, device=device).to(dtype)
+    b = torch.randn(size, size, device=device).to(dtype)
+    small = a[:256, :256].contiguous()
+    layouts = {"a@b.T": lambda x, y: x @ y.t(), "a.T@b": lambda x, y: x.t() @ y}
+    figures = {}
+    for name, layout in layouts.items():
+        layout(small, small)  # warm-up: kernels chosen, threads started
+        figures[name] = 2 * size**3 / best_seconds(lambda: layout(a, b), device, budget_s) / 1e9
+    figures["best"] = max(figures.values())
+    return figures
+
+
+def memory_gb_per_s(device: str = "cpu", megabytes: int | None = None, budget_s: float = PEAK_BUDGET_S) -> dict[str, float]:
+    """Memory bandwidth in GB/s: a copy (read + write counted) and a sum (read) of a float32 tensor far larger than
+    the caches; ``best``: the higher."""
+    import torch
+
+    count = (megabytes or PEAK_COPY_MB[device]) * 2**20 // 4
+    source = torch.ones(count, device=device)
+    target = torch.empty_like(source)
+    target.copy_(source)  # the pages touched before timing
+    copy = 2 * count * 4 / best_seconds(lambda: target.copy_(source), device, budget_s) / 1e9
+    read = count * 4 / best_seconds(lambda: source.sum(), device, budget_s) / 1e9
+    return {"copy": copy, "read": read, "best": max(copy, read)}
+
+
+def measure_peak(device: str = "cpu") -> dict[str, Any]:
+    """The machine's peak as the roofline uses it: matmul GFLOP/s in fp32 and bf16, memory GB/s (~10 s on a CPU)."""
+    import torch
+
+    started = time.perf_counter()
+    matmul = {dtype: matmul_gflops(dtype, device) for dtype in ("fp32", "bf16")}
+    memory = memory_gb_per_s(device)
+    return {
+        "device": device,
+        "torch_threads": torch.get_num_threads(),
+        "matmul_size": PEAK_MATMUL_SIZE[device],
+        "matmul_gflops": {dtype: figures["best"] for dtype, figures in matmul.items()},
+        "matmul_layouts_gflops": matmul,
+        "memory_mb": PEAK_COPY_MB[device],
+        "memory_gb_per_s": memory["best"],
+        "memory_layouts_gb_per_s": memory,
+        "seconds": time.perf_counter() - started,
+    }
+
+
+def peak_line(peak: dict[str, Any]) -> str:
+    gflops = peak["matmul_gflops"]
+    return (f"peak measured here ({peak['seconds']:.1f} s, {peak['torch_threads']} threads): matmul {gflops['fp32']:.1f} "
+            f"GFLOP/s fp32, {gflops['bf16']:.1f} GFLOP/s bf16 ({peak['matmul_size']}x{peak['matmul_size']}, best of "
+            f"a@b.T and a.T@b); memory {peak['memory_gb_per_s']:.1f} GB/s ({peak['memory_mb']} MB copy and sum)")
+
+
+def peak_dtype(train_dtype: str) -> str:
+    """The measured peak a step's precision is held to: fp32, or bf16 for half precision (fp16 is not measured)."""
+    return "fp32" if train_dtype == "fp32" else "bf16"
+
+
+def roofline(parameters: int, trained_tokens: float, weight_bytes: int, decoding_steps: float, steps: int,
+             gflops: float, gb_per_s: float) -> dict[str, float]:
+    """Seconds per optimizer step a run could take at the machine's peak: training 6 x parameters x trained tokens
+    FLOPs (forward 2, backward 4 per parameter and token) at ``gflops``, plus decoding ``decoding_steps``
+    sequential steps that each read all ``weight_bytes`` at ``gb_per_s``. Totals over the run, per step."""
+    training = 6 * parameters * trained_tokens / (gflops * 1e9)
+    decoding = weight_bytes * decoding_steps / (gb_per_s * 1e9)
+    return {
+        "training_flops_per_step": 6 * parameters * trained_tokens / steps,
+        "training_seconds_per_step": training / steps,
+        "decoding_seconds_per_step": decoding / steps,
+        "seconds_per_step": (training + decoding) / steps,
+    }
+
+
 # --- the parent: alternate the sides, summarise, compare -----------------------------------------------------
 
 
-def _figures(record: dict[str, Any]) -> dict[str, Any]:
+def _figures(record: dict[str, Any], peak: dict[str, Any] | None = None) -> dict[str, Any]:
     steps = len(record["step_seconds"])
     train_seconds = sum(record["step_seconds"])
     generation_seconds = sum(g["seconds"] for g in record["generations"])
@@ -288,13 +461,42 @@ def _figures(record: dict[str, Any]) -> dict[str, Any]:
     for key in ("peak_gpu_allocated_mb", "peak_gpu_used_mb"):
         if key in record:
             figures[key] = record[key]
+    if peak is not None and steps and "parameters" in record:
+        figures.update(_roofline_figures(record, peak, steps, figures["seconds_per_step"]))
     return figures
+
+
+def _roofline_figures(record: dict[str, Any], peak: dict[str, Any], steps: int, seconds_per_step: float) -> dict[str, Any]:
+    """A run's roofline (:func:`roofline`) from what its worker counted, and its s/step as a multiple of it."""
+    dtype = peak_dtype(record["train_dtype"])
+    decoding_steps = sum(g.get("decoding_steps", 0) for g in record["generations"])
+    bound = roofline(record["parameters"], record["trained_tokens"], record["weight_bytes"], decoding_steps, steps,
+                     peak["matmul_gflops"][dtype], peak["memory_gb_per_s"])
+    return {
+        "parameters": record["parameters"],
+        "weight_bytes": record["weight_bytes"],
+        "weights_dtype": record["weights_dtype"],
+        "autocast": record["autocast"],
+        "train_dtype": record["train_dtype"],
+        "trained_tokens_per_step": record["trained_tokens"] / steps,
+        "decoding_steps_per_step": decoding_steps / steps,
+        "peak_gflops": peak["matmul_gflops"][dtype],
+        "peak_gb_per_s": peak["memory_gb_per_s"],
+        "roofline_training_flops_per_step": bound["training_flops_per_step"],
+        "roofline_training_seconds_per_step": bound["training_seconds_per_step"],
+        "roofline_decoding_seconds_per_step": bound["decoding_seconds_per_step"],
+        "roofline_seconds_per_step": bound["seconds_per_step"],
+        "roofline_multiple": seconds_per_step / bound["seconds_per_step"] if bound["seconds_per_step"] else None,
+    }
 
 
 METRICS = (  # key, label, format, better
     ("seconds_per_step", "s / optimizer step", "{:.2f}", "lower"),
+    ("roofline_seconds_per_step", "roofline s / step", "{:.2f}", None),
+    ("roofline_multiple", "s / step over its roofline", "{:.1f}x", "lower"),
     ("generation_tokens_per_s", "generated tok/s (generation)", "{:.1f}", "higher"),
     ("mean_completion_tokens", "tokens / completion", "{:.1f}", None),
+    ("trained_tokens_per_step", "trained tokens / step", "{:.0f}", None),
     ("generation_share", "share of step in generation", "{:.2f}", None),
     ("peak_rss_mb", "peak RSS MB", "{:.0f}", "lower"),
     ("peak_gpu_used_mb", "peak GPU used MB", "{:.0f}", "lower"),
@@ -302,21 +504,46 @@ METRICS = (  # key, label, format, better
 )
 
 
+def planned_runs(sides: list[str], precision: str, on_gpu: bool) -> list[tuple[str, str, str]]:
+    """(label, side, precision) of each run of one repeat, in the order they alternate. Under ``auto`` the seed runs
+    in each of its precisions (labels ``seed fp32``, ``seed bf16``) and r1lab at its own choice."""
+    runs = []
+    for side in SIDES:
+        if side not in sides:
+            continue
+        if side == "seed" and precision == "auto":
+            runs += [(f"seed {each}", "seed", each) for each in (("bf16",) if on_gpu else SEED_PRECISIONS_AUTO)]
+        else:
+            runs.append((side, side, precision))
+    return runs
+
+
+def faster_seed(summary: dict[str, Any], labels: list[str]) -> str | None:
+    """The seed's label with the lowest median s/step: the seed at its best precision on this machine."""
+    timed = [label for label in labels if label.split()[0] == "seed" and summary.get(label, {}).get("seconds_per_step")]
+    return min(timed, key=lambda label: summary[label]["seconds_per_step"]["median"]) if timed else None
+
+
 def summarize(runs: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
-    summary: dict[str, Any] = {}
-    for side, figures in runs.items():
-        summary[side] = {}
+    """min / median / max of each figure per label, and r1lab against the seed at its faster precision."""
+    labels = list(runs)
+    summary: dict[str, Any] = {"labels": labels}
+    for label, figures in runs.items():
+        summary[label] = {}
         for key, *_ in METRICS:
             values = [f[key] for f in figures if f.get(key) is not None]
             if values:
-                summary[side][key] = {"min": min(values), "median": statistics.median(values), "max": max(values)}
+                summary[label][key] = {"min": min(values), "median": statistics.median(values), "max": max(values)}
+    baseline = faster_seed(summary, labels)
+    summary["seed_baseline"] = baseline
     ratios = {}
     for key, *_ in METRICS:
-        seed, ours = summary.get("seed", {}).get(key), summary.get("r1lab", {}).get(key)
+        seed, ours = summary.get(baseline, {}).get(key) if baseline else None, summary.get("r1lab", {}).get(key)
         if seed and ours and seed["median"]:
             ratios[key] = {"r1lab/seed median": ours["median"] / seed["median"], "r1lab/seed min": ours["min"] / seed["min"] if seed["min"] else None}
     summary["ratios"] = ratios
-    seed_step, our_step = summary.get("seed", {}).get("seconds_per_step"), summary.get("r1lab", {}).get("seconds_per_step")
+    seed_step = summary.get(baseline, {}).get("seconds_per_step") if baseline else None
+    our_step = summary.get("r1lab", {}).get("seconds_per_step")
     if seed_step and our_step:
         summary["step_throughput_speedup"] = {"median": seed_step["median"] / our_step["median"], "min": seed_step["min"] / our_step["min"]}
     return summary
@@ -327,21 +554,98 @@ def _format(value, pattern: str) -> str:
 
 
 def report_lines(summary: dict[str, Any]) -> list[str]:
-    lines = [f"{'':36} {'seed min':>10} {'seed med':>10} {'r1lab min':>10} {'r1lab med':>10} {'r1lab/seed':>11}"]
-    for key, label, pattern, _ in METRICS:
-        seed, ours = summary.get("seed", {}).get(key), summary.get("r1lab", {}).get(key)
-        if not seed and not ours:
+    """The table (min and median per label; r1lab / the seed at its faster precision) and the throughput line."""
+    labels = summary.get("labels") or [label for label in SIDES if label in summary]
+    baseline = summary.get("seed_baseline") or "seed"
+    columns = [(label, which) for label in labels for which in ("min", "med")]
+    widths = [max(10, len(label) + 4) for label, _ in columns]
+    lines = [f"{'':36} " + " ".join(f"{f'{label} {which}':>{width}}" for (label, which), width in zip(columns, widths))
+             + f" {'r1lab/seed':>11}"]
+    for key, name, pattern, _ in METRICS:
+        if not any(summary.get(label, {}).get(key) for label in labels):
             continue
+        cells = []
+        for (label, which), width in zip(columns, widths):
+            figure = summary.get(label, {}).get(key)
+            cells.append(f"{_format(figure and figure['min' if which == 'min' else 'median'], pattern):>{width}}")
         ratio = summary["ratios"].get(key, {}).get("r1lab/seed median")
-        lines.append(
-            f"{label:36} {_format(seed and seed['min'], pattern):>10} {_format(seed and seed['median'], pattern):>10} "
-            f"{_format(ours and ours['min'], pattern):>10} {_format(ours and ours['median'], pattern):>10} "
-            f"{_format(ratio, '{:.2f}x'):>11}"
-        )
+        lines.append(f"{name:36} " + " ".join(cells) + f" {_format(ratio, '{:.2f}x'):>11}")
+    if baseline != "seed" and "r1lab" in labels:
+        others = [label for label in labels if label.split()[0] == "seed" and label != baseline]
+        lines.append(f"r1lab/seed: against {baseline}, the seed's faster precision here by median s/step"
+                     + (f" (not {', '.join(others)})" if others else ""))
     speedup = summary.get("step_throughput_speedup")
     if speedup:
-        lines.append(f"step throughput r1lab/seed: {speedup['median']:.2f}x (medians), {speedup['min']:.2f}x (best runs); goal >= 4x")
+        lines.append(f"step throughput r1lab/{baseline}: {speedup['median']:.2f}x (medians), {speedup['min']:.2f}x (best runs); goal >= 4x")
     return lines
+
+
+def roofline_lines(runs: dict[str, list[dict[str, Any]]]) -> list[str]:
+    """Each label's roofline from its runs' medians: what it is made of, and the measured s/step as a multiple."""
+    lines = ["roofline per step = 6 x parameters x trained tokens / peak GFLOP/s of the step's precision "
+             "+ weight bytes x decoding steps / GB/s (medians):"]
+    for label, figures in runs.items():
+        measured = [f for f in figures if f.get("roofline_seconds_per_step")]
+        if not measured:
+            continue
+
+        def median(key):
+            return statistics.median(f[key] for f in measured)
+
+        first = measured[0]
+        autocast = f", {first['autocast']} autocast" if first["autocast"] and first["weights_dtype"] == "float32" else ""
+        lines.append(
+            f"  {label}: trains in {first['train_dtype']} ({first['weights_dtype']} weights{autocast}); "
+            f"{median('roofline_seconds_per_step'):.2f} s = training {median('roofline_training_seconds_per_step'):.2f} s "
+            f"(6 x {first['parameters'] / 1e6:.1f}M x {median('trained_tokens_per_step'):.0f} tokens / "
+            f"{first['peak_gflops']:.1f} GFLOP/s) + decoding {median('roofline_decoding_seconds_per_step'):.2f} s "
+            f"({first['weight_bytes'] / 1e6:.0f} MB x {median('decoding_steps_per_step'):.0f} steps / "
+            f"{first['peak_gb_per_s']:.1f} GB/s); measured {median('seconds_per_step'):.2f} s/step: "
+            f"{label} {median('roofline_multiple'):.1f}x its roofline"
+        )
+    return lines if len(lines) > 1 else []
+
+
+def precision_plan(precision: str, on_gpu: bool) -> str:
+    if on_gpu:
+        return "bf16 on both sides (a GPU)"
+    if precision == "auto":
+        return "r1lab at its own choice (model_dtype auto), the seed in fp32 and in bf16, r1lab against the faster"
+    return f"{precision} on both sides"
+
+
+def header_lines(model: str, dataset: str | None, limit: int, config: BenchConfig, cpu: CpuKind,
+                 gpu: str | None = None) -> list[str]:
+    """What the bench runs, on what machine (the CPU's kind: model name, cores, the flags that matter), in what precision."""
+    return [
+        f"r1lab bench grpo: model {model}, dataset {dataset or 'openai/gsm8k (hub)'} (first {limit} questions), "
+        f"{config.steps} steps x {config.repeats} repeats per side, 16 completions per prompt of <= "
+        f"{config.max_completion_length} tokens",
+        f"machine: {'GPU ' + gpu + '; ' if gpu else ''}CPU {cpu.describe()}",
+        f"precision: {precision_plan(config.precision, gpu is not None)}",
+    ]
+
+
+def _run_line(name: str, figures: dict[str, Any]) -> str:
+    line = (f"  {name:13} {_format(figures['seconds_per_step'], '{:.2f}')} s/step, "
+            f"{_format(figures['generation_tokens_per_s'], '{:.1f}')} tok/s in generation, "
+            f"{figures['mean_completion_tokens']:.0f} tokens/completion, peak RSS {figures['peak_rss_mb']:.0f} MB, "
+            f"{figures['groups_with_signal']}/{figures['groups']} groups with reward variance")
+    if figures.get("roofline_seconds_per_step"):
+        line += (f"; trains in {figures['train_dtype']}, roofline {figures['roofline_seconds_per_step']:.2f} s/step "
+                 f"({_format(figures['roofline_multiple'], '{:.1f}x')})")
+    return line
+
+
+def _run_arguments(side: str, precision: str, model: str, dataset: str | None, limit: int, config: BenchConfig,
+                   out_dir: str) -> tuple[list[str], list[str]]:
+    """(the worker's arguments, the command line it stands for) of one run."""
+    if side == "seed":
+        arguments = seed_arguments(model, dataset, limit, config.steps, config.max_completion_length, out_dir, precision)
+        return arguments, [sys.executable, SEED_SCRIPT, *arguments]
+    arguments = r1lab_arguments(model, dataset, limit, config.steps, config.max_completion_length, out_dir,
+                                config.r1lab_overrides, precision)
+    return arguments, ["r1lab", *arguments]
 
 
 def main(config: BenchConfig) -> dict[str, Any]:
@@ -349,49 +653,42 @@ def main(config: BenchConfig) -> dict[str, Any]:
     output = os.path.abspath(config.output)
     work = output[: -len(".json")] if output.endswith(".json") else output + ".d"
     os.makedirs(work, exist_ok=True)
-    device = "GPU " + _gpu_name() if _on_gpu() else f"CPU, {os.cpu_count()} cores, {config.precision} on both sides"
-    print(f"r1lab bench grpo: model {model}, dataset {dataset or 'openai/gsm8k (hub)'} (first {limit} questions), "
-          f"{config.steps} steps x {config.repeats} repeats per side, 16 completions per prompt of <= {config.max_completion_length} tokens, "
-          f"{device}", flush=True)
-    sides = [side for side in SIDES if side in config.sides]
-    runs: dict[str, list[dict[str, Any]]] = {side: [] for side in sides}
+    on_gpu = _on_gpu()
+    cpu = cpu_kind()
+    header = header_lines(model, dataset, limit, config, cpu, _gpu_name() if on_gpu else None)
+    print("\n".join(header), flush=True)
+    peak = measure_peak("cuda" if on_gpu else "cpu")
+    print(peak_line(peak), flush=True)
+    plan = planned_runs(config.sides, config.precision, on_gpu)
+    runs: dict[str, list[dict[str, Any]]] = {label: [] for label, _, _ in plan}
     records = []
     commands = {}
     for repeat in range(config.repeats):
-        for side in sides:
-            name = f"{side}-{repeat + 1}"
+        for label, side, precision in plan:
+            name = f"{label.replace(' ', '-')}-{repeat + 1}"
             out_dir = os.path.join(work, name)
             shutil.rmtree(out_dir, ignore_errors=True)
-            if side == "seed":
-                arguments = seed_arguments(model, dataset, limit, config.steps, config.max_completion_length, out_dir, config.precision)
-                commands[side] = [sys.executable, SEED_SCRIPT, *arguments]
-            else:
-                arguments = r1lab_arguments(
-                    model, dataset, limit, config.steps, config.max_completion_length, out_dir, config.r1lab_overrides,
-                    config.precision,
-                )
-                commands[side] = ["r1lab", *arguments]
+            arguments, commands[label] = _run_arguments(side, precision, model, dataset, limit, config, out_dir)
             record = _run_worker(side, arguments, os.path.join(work, f"{name}.json"), os.path.join(work, f"{name}.log"))
             if not config.keep_outputs:
                 shutil.rmtree(out_dir, ignore_errors=True)
-            record["figures"] = _figures(record)
+            record.update({"label": label, "precision": precision})
+            record["figures"] = _figures(record, peak)
             records.append(record)
-            runs[side].append(record["figures"])
-            f = record["figures"]
-            print(f"  {name:8} {_format(f['seconds_per_step'], '{:.2f}')} s/step, "
-                  f"{_format(f['generation_tokens_per_s'], '{:.1f}')} tok/s in generation, "
-                  f"{f['mean_completion_tokens']:.0f} tokens/completion, peak RSS {f['peak_rss_mb']:.0f} MB, "
-                  f"{f['groups_with_signal']}/{f['groups']} groups with reward variance", flush=True)
+            runs[label].append(record["figures"])
+            print(_run_line(name, record["figures"]), flush=True)
     summary = summarize(runs)
     prompts = [record["generations"] and record["generations"][0]["prompts"] for record in records]
     same_prompts = all(p == prompts[0] for p in prompts)
-    for line in report_lines(summary):
+    for line in report_lines(summary) + roofline_lines(runs):
         print(line)
     print(f"same prompts in every run: {'yes' if same_prompts else 'NO'}; results: {output}")
     result = {
         "benchmark": "r1lab bench grpo",
         "date": time.strftime("%Y-%m-%dT%H:%M:%S"),
-        "device": device,
+        "device": header[1].removeprefix("machine: "),
+        "cpu": cpu.as_dict(),
+        "peak": peak,
         "model": model,
         "dataset": dataset,
         "limit": limit,
@@ -399,8 +696,9 @@ def main(config: BenchConfig) -> dict[str, Any]:
         "repeats": config.repeats,
         "r1lab_overrides": config.r1lab_overrides,
         "precision": config.precision,
+        "precision_plan": precision_plan(config.precision, on_gpu),
         "max_completion_length": config.max_completion_length,
-        "commands": {side: " ".join(command) for side, command in commands.items()},
+        "commands": {label: " ".join(command) for label, command in commands.items()},
         "same_prompts": same_prompts,
         "summary": summary,
         "runs": records,

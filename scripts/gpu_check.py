@@ -236,7 +236,9 @@ def main(argv=None) -> int:
         command = [python, "-m", "r1lab", "bench", "grpo", "--model", model_dir, "--dataset", GSM8K,
                    "--limit", str(bench_limit), "--steps", str(steps), "--repeats", "1",
                    "--max_completion_length", str(completion_cap), "--sides", sides,
-                   "--r1lab_overrides", overrides, "--output", output]
+                   "--r1lab_overrides", overrides, "--output", output,
+                   # the tiny mode checks the plumbing on a CPU: one precision, not the seed's two of --precision auto
+                   *(["--precision", "fp32"] if mode == "tiny" else [])]
         run(command, os.path.join(out, f"{name}.log"), env)
         return bench_figures(output)
 

@@ -1,4 +1,5 @@
-"""`r1lab bench grpo`: a 1-step smoke run of both sides on the tiny model, and its input errors."""
+"""`r1lab bench grpo`: a 1-step smoke run of both sides on the tiny model, its input errors, and the pure parts:
+the roofline's arithmetic, the precision plan, the seed's faster precision, the header's CPU kind."""
 
 from __future__ import annotations
 
@@ -9,7 +10,13 @@ import pytest
 from r1lab.cli import main as cli_main
 
 
-def test_bench_grpo_one_step_per_side(tiny_model_dir, gsm8k_fixture_dir, tmp_path, capsys):
+def test_bench_grpo_one_step_per_side(tiny_model_dir, gsm8k_fixture_dir, tmp_path, capsys, monkeypatch):
+    import torch
+
+    from r1lab import bench
+
+    monkeypatch.setattr(bench, "PEAK_MATMUL_SIZE", {"cpu": 256, "cuda": 1024})  # the peak's path, in a second
+    monkeypatch.setattr(bench, "PEAK_COPY_MB", {"cpu": 16, "cuda": 64})
     output = tmp_path / "bench" / "grpo.json"
     code = cli_main(
         [
@@ -26,10 +33,15 @@ def test_bench_grpo_one_step_per_side(tiny_model_dir, gsm8k_fixture_dir, tmp_pat
     assert code == 0
     printed = capsys.readouterr().out
     assert "s / optimizer step" in printed and "r1lab/seed" in printed and "step throughput" in printed
+    assert "machine: " in printed and "peak measured here" in printed and "r1lab" in printed and "x its roofline" in printed
 
     result = json.loads(output.read_text())
     assert result["same_prompts"] is True
-    assert [run["side"] for run in result["runs"]] == ["seed", "r1lab"]
+    assert result["precision"] == "auto" and result["cpu"]["cores"] >= 1 and result["peak"]["matmul_gflops"]["fp32"] > 0
+    on_gpu = torch.cuda.is_available()
+    labels = (["seed bf16"] if on_gpu else ["seed fp32", "seed bf16"]) + ["r1lab"]  # auto: the seed in each precision
+    assert [run["label"] for run in result["runs"]] == labels
+    assert [run["side"] for run in result["runs"]] == ["seed"] * (len(labels) - 1) + ["r1lab"]
     for run in result["runs"]:
         figures = run["figures"]
         assert figures["steps"] == 1
@@ -37,11 +49,16 @@ def test_bench_grpo_one_step_per_side(tiny_model_dir, gsm8k_fixture_dir, tmp_pat
         assert figures["generated_tokens"] > 0 and figures["seconds_per_step"] > 0
         assert figures["groups"] == 1 and figures["peak_rss_mb"] > 0
         assert len(run["generations"]) == 1 and run["generations"][0]["completions"] == 16
+        assert figures["parameters"] > 0 and figures["weight_bytes"] > 0 and figures["decoding_steps_per_step"] > 0
+        assert figures["roofline_seconds_per_step"] > 0 and figures["roofline_multiple"] > 0
+    trains_in = {run["label"]: run["figures"]["train_dtype"] for run in result["runs"]}
+    assert trains_in["seed bf16"] == "bf16" and (on_gpu or trains_in["seed fp32"] == "fp32")
+    assert result["summary"]["seed_baseline"] in labels[:-1]
     assert result["summary"]["ratios"]["seconds_per_step"]["r1lab/seed median"] > 0
     assert result["summary"]["step_throughput_speedup"]["median"] > 0
     assert result["commands"]["r1lab"].startswith("r1lab grpo ")
     # logs kept, trained weights removed
-    assert (tmp_path / "bench" / "grpo" / "seed-1.log").is_file()
+    assert (tmp_path / "bench" / "grpo" / "seed-bf16-1.log").is_file()
     assert not (tmp_path / "bench" / "grpo" / "r1lab-1").exists()
 
 
@@ -53,7 +70,7 @@ def test_bench_grpo_one_step_per_side(tiny_model_dir, gsm8k_fixture_dir, tmp_pat
         (["bench", "grpo", "--repeats", "0"], "repeats must be at least 1"),
         (["bench", "grpo", "--r1lab_overrides", "{max_steps: 3}"], "with the bench's own option"),
         (["bench", "grpo", "--dataset", "/nonexistent/gsm8k"], "dataset not found"),
-        (["bench", "grpo", "--precision", "fp8"], "precision must be one of fp32, bf16"),
+        (["bench", "grpo", "--precision", "fp8"], "precision must be one of auto, fp32, bf16"),
     ],
 )
 def test_bench_bad_input_is_one_line_and_exit_2(arguments, message, capsys):
@@ -76,9 +93,129 @@ def test_bench_precision_reaches_both_sides():
         assert ours["--model_dtype"] == "bfloat16"  # the seed's weights are bfloat16 too
     if not torch.cuda.is_available():  # a GPU runs bf16 on both sides whatever the precision
         assert ours["--use_cpu"] == "true"
-        assert "--bf16" not in flags(r1lab_arguments("m", None, 8, 1, 16, "/tmp/o", {}, "fp32"))
+        fp32 = flags(r1lab_arguments("m", None, 8, 1, 16, "/tmp/o", {}, "fp32"))
+        assert fp32["--bf16"] == "false" and fp32["--model_dtype"] == "float32"  # r1lab's auto may pick bf16
+        auto = flags(r1lab_arguments("m", None, 8, 1, 16, "/tmp/o", {}, "auto"))
+        assert "--bf16" not in auto and "--model_dtype" not in auto  # r1lab's own choice
     assert "--cpu_bf16" in seed_arguments("m", None, 8, 1, 16, "/tmp/o", "bf16")
     assert "--cpu_bf16" not in seed_arguments("m", None, 8, 1, 16, "/tmp/o", "fp32")
+
+
+def test_roofline_is_training_flops_over_the_peak_plus_weight_reads_over_the_bandwidth():
+    from r1lab.bench import roofline
+
+    # 6 x 100M parameters x 1000 tokens = 6e11 FLOPs at 50 GFLOP/s: 12 s; 400 MB x 200 steps at 10 GB/s: 8 s;
+    # over 4 optimizer steps: 3 + 2 s per step.
+    bound = roofline(parameters=100_000_000, trained_tokens=1000, weight_bytes=400_000_000, decoding_steps=200, steps=4,
+                     gflops=50.0, gb_per_s=10.0)
+    assert bound["training_flops_per_step"] == pytest.approx(1.5e11)
+    assert bound["training_seconds_per_step"] == pytest.approx(3.0)
+    assert bound["decoding_seconds_per_step"] == pytest.approx(2.0)
+    assert bound["seconds_per_step"] == pytest.approx(5.0)
+
+
+def _record(train_dtype="fp32", step_seconds=(20.0, 10.0)):
+    return {
+        "step_seconds": list(step_seconds), "wall_seconds": 40.0, "peak_rss_mb": 1000.0, "groups": 1, "groups_with_signal": 0,
+        "generations": [{"seconds": 6.0, "completions": 16, "tokens": 800, "decoding_steps": 100}],
+        "parameters": 100_000_000, "weight_bytes": 400_000_000, "weights_dtype": "float32",
+        "autocast": "bf16" if train_dtype == "bf16" else None, "train_dtype": train_dtype, "trained_tokens": 500,
+    }
+
+
+PEAK = {"matmul_gflops": {"fp32": 50.0, "bf16": 5.0}, "memory_gb_per_s": 10.0}
+
+
+def test_a_run_is_held_to_the_peak_of_the_precision_it_trains_in():
+    from r1lab.bench import _figures
+
+    # 2 steps: 6 x 100M x 500 tokens at 50 GFLOP/s = 6 s, 400 MB x 100 decoding steps at 10 GB/s = 4 s: 5 s/step;
+    # measured (20 + 10) / 2 = 15 s/step
+    fp32 = _figures(_record("fp32"), PEAK)
+    assert fp32["trained_tokens_per_step"] == 250 and fp32["decoding_steps_per_step"] == 50
+    assert fp32["roofline_seconds_per_step"] == pytest.approx(5.0)
+    assert fp32["roofline_multiple"] == pytest.approx(3.0)
+    bf16 = _figures(_record("bf16"), PEAK)  # bf16 autocast: 60 s training at 5 GFLOP/s + 4 s decoding over 2 steps
+    assert bf16["peak_gflops"] == 5.0 and bf16["roofline_seconds_per_step"] == pytest.approx(32.0)
+    assert "roofline_seconds_per_step" not in _figures(_record(), None)  # no peak measured: no roofline
+
+
+def test_the_training_precision_is_the_weights_or_the_autocast_over_float32():
+    from r1lab.bench import peak_dtype, training_dtype
+
+    assert training_dtype("float32", bf16=False, fp16=False) == "fp32"
+    assert training_dtype("float32", bf16=True, fp16=False) == "bf16"  # bf16 autocast over float32 weights
+    assert training_dtype("bfloat16", bf16=False, fp16=False) == "bf16"
+    assert training_dtype("bfloat16", bf16=True, fp16=False) == "bf16"
+    assert training_dtype("float16", bf16=False, fp16=False) == "fp16"
+    assert [peak_dtype(name) for name in ("fp32", "bf16", "fp16")] == ["fp32", "bf16", "bf16"]
+
+
+def test_model_figures_count_shared_weights_once():
+    import torch
+
+    from r1lab.bench import model_figures
+
+    model = torch.nn.Sequential(torch.nn.Embedding(10, 4), torch.nn.Linear(4, 10, bias=False))
+    model[1].weight = model[0].weight  # tied, as SmolLM2's head and embedding
+    figures = model_figures(model.to(torch.bfloat16), bf16=False, fp16=False)
+    assert figures == {"parameters": 40, "weight_bytes": 80, "weights_dtype": "bfloat16", "autocast": None, "train_dtype": "bf16"}
+
+
+def test_the_peak_measures_return_rates():
+    from r1lab.bench import matmul_gflops, memory_gb_per_s
+
+    matmul = matmul_gflops("fp32", "cpu", size=64, budget_s=0.01)
+    assert matmul["best"] == max(matmul["a@b.T"], matmul["a.T@b"]) > 0
+    memory = memory_gb_per_s("cpu", megabytes=1, budget_s=0.01)
+    assert memory["best"] == max(memory["copy"], memory["read"]) > 0
+
+
+def test_precision_auto_runs_the_seed_in_each_precision_and_r1lab_at_its_own():
+    from r1lab.bench import planned_runs
+
+    assert planned_runs(["seed", "r1lab"], "auto", on_gpu=False) == [
+        ("seed fp32", "seed", "fp32"), ("seed bf16", "seed", "bf16"), ("r1lab", "r1lab", "auto")]
+    assert planned_runs(["seed", "r1lab"], "auto", on_gpu=True) == [("seed bf16", "seed", "bf16"), ("r1lab", "r1lab", "auto")]
+    assert planned_runs(["r1lab", "seed"], "fp32", on_gpu=False) == [("seed", "seed", "fp32"), ("r1lab", "r1lab", "fp32")]
+    assert planned_runs(["r1lab"], "auto", on_gpu=False) == [("r1lab", "r1lab", "auto")]
+
+
+def test_precision_auto_compares_r1lab_with_the_seed_at_its_faster_precision():
+    from r1lab.bench import faster_seed, report_lines, summarize
+
+    runs = {
+        "seed fp32": [{"seconds_per_step": 30.0}, {"seconds_per_step": 32.0}],
+        "seed bf16": [{"seconds_per_step": 20.0}, {"seconds_per_step": 22.0}],
+        "r1lab": [{"seconds_per_step": 10.0}, {"seconds_per_step": 11.0}],
+    }
+    summary = summarize(runs)
+    assert summary["seed_baseline"] == "seed bf16" == faster_seed(summary, list(runs))
+    assert summary["ratios"]["seconds_per_step"]["r1lab/seed median"] == pytest.approx(10.5 / 21.0)
+    assert summary["step_throughput_speedup"] == {"median": pytest.approx(2.0), "min": pytest.approx(2.0)}
+    lines = report_lines(summary)
+    assert "seed fp32 med" in lines[0] and "seed bf16 med" in lines[0] and "r1lab med" in lines[0]  # both seeds printed
+    step = next(line for line in lines if line.startswith("s / optimizer step"))
+    assert "31.00" in step and "21.00" in step and "10.50" in step and "0.50x" in step
+    assert any("against seed bf16" in line and "not seed fp32" in line for line in lines)
+    assert lines[-1].startswith("step throughput r1lab/seed bf16: 2.00x")
+
+    runs["seed bf16"] = [{"seconds_per_step": 40.0}]  # bf16 slower (an AVX2 CPU): the seed's fp32 is the yardstick
+    assert summarize(runs)["seed_baseline"] == "seed fp32"
+    assert faster_seed({"r1lab": {"seconds_per_step": {"median": 1.0}}}, ["r1lab"]) is None
+
+
+def test_the_header_names_the_cpu_kind():
+    from r1lab.bench import BenchConfig, header_lines
+    from r1lab.hardware import parse_cpuinfo
+
+    cpu = parse_cpuinfo("model name\t: AMD EPYC 7B13 64-Core Processor\nflags\t\t: fpu sse2 avx2 fma\n", cores=2)
+    lines = header_lines("embedded", "/data/gsm8k", 32, BenchConfig(steps=1, repeats=1), cpu)
+    assert lines[1] == f"machine: CPU {cpu.describe()}"
+    assert "AMD EPYC 7B13 64-Core Processor, 2 cores, avx2 (bf16 emulated; flags: avx2)" in lines[1]
+    assert "seed in fp32 and in bf16" in lines[2]
+    gpu = header_lines("m", None, 8, BenchConfig(precision="fp32"), cpu, gpu="H200")
+    assert gpu[1].startswith("machine: GPU H200; CPU AMD EPYC") and "bf16 on both sides" in gpu[2]
 
 
 def _tiny(tiny_model_dir):
