@@ -40,9 +40,10 @@ import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from r1lab.commands import configure_logging, run_command
+from r1lab.config import check_declared
 from r1lab.errors import UserError
 from r1lab.hardware import CpuKind, cpu_kind
 from r1lab.models import resolve_model
@@ -54,7 +55,6 @@ SEED_SCRIPT = os.path.join(REPO, "benchmarks", "seed_grpo.py")
 LOCAL_GSM8K = os.path.normpath(os.path.join(REPO, "..", "shared", "data", "gsm8k"))
 GPU_MODEL = "Qwen/Qwen2.5-0.5B-Instruct"
 SIDES = ("seed", "r1lab")
-PRECISIONS = ("auto", "fp32", "bf16")
 SEED_PRECISIONS_AUTO = ("fp32", "bf16")  # the seed's precisions under --precision auto on a CPU (a GPU: bf16 only)
 SEED_REWARDS = "seed.xmlcount,seed.soft_format,seed.strict_format,seed.int_answer,seed.correctness"
 
@@ -75,7 +75,7 @@ class BenchConfig:
     # auto: r1lab at its own choice (model_dtype auto), the seed in fp32 and in bf16, r1lab compared with the seed's
     # faster one. fp32 or bf16: both sides in that precision on a CPU (bf16 is the seed's own setting: its weights
     # in bfloat16). On a GPU both sides run bf16 whatever this says.
-    precision: str = "auto"
+    precision: Literal["auto", "fp32", "bf16"] = "auto"
 
 
 def _on_gpu() -> bool:
@@ -96,8 +96,7 @@ def check(config: BenchConfig) -> tuple[str, str | None, int]:
         raise UserError(f"sides must be some of {', '.join(SIDES)}, got {config.sides}")
     if config.limit < 1:
         raise UserError(f"limit must be at least 1, got {config.limit}")
-    if config.precision not in PRECISIONS:
-        raise UserError(f"precision must be one of {', '.join(PRECISIONS)}, got {config.precision!r}")
+    check_declared(config)
     if config.max_completion_length < 1:
         raise UserError(f"max_completion_length must be at least 1, got {config.max_completion_length}")
     if not os.path.isfile(SEED_SCRIPT):
@@ -116,7 +115,7 @@ def check(config: BenchConfig) -> tuple[str, str | None, int]:
 
 
 def r1lab_arguments(model: str, dataset: str | None, limit: int, steps: int, length: int, output_dir: str, overrides: dict,
-                    precision: str = "auto") -> list[str]:
+                    precision: Literal["auto", "fp32", "bf16"] = "auto") -> list[str]:
     """The ``r1lab grpo`` command line of r1lab's side: the seed's run (rewards, hyper-parameters, TRL 1.x
     objective) and its layout (one completion per micro-batch, 4 accumulation steps: its memory profile), and r1lab's
     speed settings. ``--r1lab_overrides '{per_device_train_batch_size: 4, gradient_accumulation_steps: 1,

@@ -61,6 +61,65 @@ def parse_overrides(arguments: list[str]) -> dict[str, str | bool]:
     return overrides
 
 
+def setting(default: Any = dataclasses.MISSING, help: str = "", *, default_factory: Any = dataclasses.MISSING,
+            minimum: float | None = None, maximum: float | None = None):
+    """A config field declared once: its default, a one-line ``help`` (``r1lab <command> --help`` prints it) and the
+    bounds a number must keep (``minimum`` / ``maximum``, inclusive); its type annotation (``Literal[...]`` for a
+    fixed set of values) says what else is allowed. :func:`build_config` refuses what the declaration forbids, NaN
+    and infinity included, with one line naming the field."""
+    metadata = {"help": help, "minimum": minimum, "maximum": maximum}
+    if default_factory is not dataclasses.MISSING:
+        return dataclasses.field(default_factory=default_factory, metadata=metadata)
+    return dataclasses.field(default=default, metadata=metadata)
+
+
+def check_bounds(key: str, value: Any, metadata: Any) -> None:
+    """A number given for ``key``: finite, and within the field's declared ``minimum`` / ``maximum``."""
+    if isinstance(value, (list, tuple)):
+        for item in value:
+            check_bounds(key, item, None)
+        return
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return
+    if value != value or value in (float("inf"), float("-inf")):
+        raise UserError(f"{key} must be a finite number, got {value}")
+    minimum, maximum = (metadata or {}).get("minimum"), (metadata or {}).get("maximum")
+    if minimum is not None and value < minimum:
+        raise UserError(f"{key} must be at least {minimum}, got {value}")
+    if maximum is not None and value > maximum:
+        raise UserError(f"{key} must be at most {maximum}, got {value}")
+
+
+def literal_choices(annotation: Any) -> tuple | None:
+    """The values a ``Literal[...]`` (or ``Literal[...] | None``) annotation allows; None for any other type."""
+    if typing.get_origin(annotation) is typing.Literal:
+        return typing.get_args(annotation)
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
+        for option in typing.get_args(annotation):
+            if typing.get_origin(option) is typing.Literal:
+                return typing.get_args(option) + (None,)
+    return None
+
+
+def check_declared(config) -> None:
+    """Every field of a built config against its declaration (a fixed set of values, bounds, finite numbers): what
+    :func:`build_config` checks, for a config built in code too. Stage checks call it first."""
+    hints = typing.get_type_hints(type(config))
+    for field in dataclasses.fields(config):
+        value = getattr(config, field.name)
+        choices = literal_choices(hints.get(field.name))
+        if choices is not None and value not in choices:
+            allowed = ", ".join(str(choice) for choice in choices if choice is not None)
+            raise UserError(f"{field.name} must be one of {allowed}, got {value!r}")
+        if field.metadata.get("minimum") is not None or field.metadata.get("maximum") is not None:
+            check_bounds(field.name, value, field.metadata)
+
+
+def field_help(config_class: type) -> dict[str, str]:
+    """Each field's help line: r1lab's ``setting(help=...)`` or TRL's / transformers' own ``metadata['help']``."""
+    return {field.name: " ".join(str(field.metadata.get("help") or "").split()) for field in dataclasses.fields(config_class)}
+
+
 def _type_name(annotation: Any) -> str:
     return getattr(annotation, "__name__", None) or str(annotation).replace("typing.", "")
 
@@ -91,7 +150,7 @@ def coerce(key: str, value: Any, annotation: Any) -> Any:
     if origin is typing.Literal:
         allowed = typing.get_args(annotation)
         if value not in allowed:
-            raise UserError(f"{key}: {value!r} is not one of {', '.join(map(str, allowed))}")
+            raise UserError(f"{key} must be one of {', '.join(map(str, allowed))}, got {value!r}")
         return value
     if origin in (list, tuple) or annotation in (list, tuple):
         if isinstance(value, str):
@@ -171,6 +230,7 @@ def field_types(config_class: type) -> dict[str, Any]:
 def build_config(config_class: type, values: dict[str, Any], source: str = "config"):
     """An instance of ``config_class`` from a dict, every key known and every value of its field's type."""
     types_by_name = field_types(config_class)
+    metadata = {field.name: field.metadata for field in dataclasses.fields(config_class)}
     coerced = {}
     for key, value in values.items():
         if key not in types_by_name:
@@ -178,6 +238,7 @@ def build_config(config_class: type, values: dict[str, Any], source: str = "conf
             hint = f" (did you mean {close[0]}?)" if close else ""
             raise UserError(f"{source}: unknown config key {key!r}{hint}")
         coerced[key] = coerce(key, value, types_by_name[key])
+        check_bounds(key, coerced[key], metadata[key])
     try:
         return config_class(**coerced)
     except UserError:

@@ -35,12 +35,12 @@ from r1lab.generation import (
     load_generation_model,
     prompt_token_ids,
 )
-from r1lab.models import load_tokenizer, model_config_dict, resolve_model
+from r1lab.models import ModelDtype, load_tokenizer, model_config_dict, resolve_model
 from r1lab.outputs import check_output_dir, json_bytes, jsonl_bytes, write_files_atomic
 from r1lab.significance import compare_evals, format_significance
 from r1lab.tasks import TaskSpec, get_task
 from r1lab.templates import get_template
-from r1lab.vllm_support import check_backend
+from r1lab.vllm_support import Backend, check_backend
 
 logger = logging.getLogger("r1lab")
 
@@ -78,10 +78,10 @@ class EvalConfig(TaskSpec):
     batch_size: int = 16
     output_dir: str = "runs/eval"
     seed: int = 0
-    model_dtype: str = "auto"
+    model_dtype: ModelDtype = "auto"
     trust_remote_code: bool = False
     overwrite: bool = False
-    backend: str = "auto"  # auto: vLLM where installed and a GPU is visible, else r1lab's decoding loop (hf) | hf | vllm
+    backend: Backend = "auto"  # auto: vLLM where installed and a GPU is visible, else r1lab's decoding loop (hf) | hf | vllm
     progress: bool = True  # progress bars with ETA on stderr
 
 

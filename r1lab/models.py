@@ -14,7 +14,8 @@ import os
 import re
 import shutil
 import tempfile
-from typing import Any
+import typing
+from typing import Any, Literal
 
 from r1lab import hub
 from r1lab.errors import UserError
@@ -31,6 +32,10 @@ _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 _WEIGHT_FILES = (".safetensors", ".bin", ".pt", ".gguf")
 # Tokens that serve as padding when a tokenizer's pad token is missing or equals EOS.
 _PAD_CANDIDATES = ("<|endoftext|>", "<|finetune_right_pad_id|>", "<pad>", "<|pad|>")
+
+
+# The dtypes a model's weights may be loaded in (every config's model_dtype / teacher_dtype): auto, see torch_dtype.
+ModelDtype = Literal["auto", "float32", "bfloat16", "float16"]
 
 
 def cache_dir() -> str:
@@ -168,10 +173,9 @@ def torch_dtype(dtype_name: str, bf16: bool = False, training: bool = False):
         if torch.cuda.is_available():
             return torch.bfloat16 if bf16 else torch.float32
         return torch.bfloat16 if bf16 and not training and cpu_computes_bf16() else torch.float32
-    try:
-        return {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}[dtype_name]
-    except KeyError:
-        raise UserError(f"unknown model_dtype {dtype_name!r}; choose auto, float32, bfloat16 or float16") from None
+    if dtype_name not in typing.get_args(ModelDtype):
+        raise UserError(f"model_dtype must be one of {', '.join(typing.get_args(ModelDtype))}, got {dtype_name!r}")
+    return getattr(torch, dtype_name)
 
 
 def cpu_fallback_dtype(dtype, name: str):

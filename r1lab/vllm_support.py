@@ -14,11 +14,14 @@ from __future__ import annotations
 import importlib.util
 import os
 import sys
+import typing
+from typing import Literal
 
 from r1lab.distributed import launched_processes
 from r1lab.errors import UserError
 
-BACKENDS = ("auto", "hf", "vllm")
+# A generation backend (eval backend, generation_backend): auto = vLLM on a GPU where installed, else r1lab's loop.
+Backend = Literal["auto", "hf", "vllm"]
 # The KV cache of a CPU engine, in GiB, unless VLLM_CPU_KVCACHE_SPACE says otherwise: 2 GiB hold ≈ 45k tokens of
 # the embedded model in float32, several times a GRPO batch or an eval batch.
 CPU_KV_CACHE_GIB = "2"
@@ -40,8 +43,8 @@ def gpu_visible() -> bool:
 
 def check_backend(backend: str, field: str = "backend") -> None:
     """A generation backend's name, and vLLM installed when it is asked for by name."""
-    if backend not in BACKENDS:
-        raise UserError(f"unknown {field} {backend!r}; choose auto, hf or vllm")
+    if backend not in typing.get_args(Backend):
+        raise UserError(f"{field} must be one of {', '.join(typing.get_args(Backend))}, got {backend!r}")
     if backend == "vllm" and not vllm_installed():
         raise UserError(f"{field} vllm: vLLM is not installed ({INSTALL_HINT})")
 

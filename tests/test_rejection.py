@@ -221,7 +221,7 @@ def test_general_samples_are_capped_by_the_file(general_file):
         (["--filters", "{max_char: 10}"], "filters: unknown config key 'max_char'"),
         (["--task", "mix"], "rejection sampling keeps answers a checker verifies"),
         (["--task", "nope"], "unknown task 'nope'"),
-        (["--generation_backend", "tpu"], "unknown generation_backend 'tpu'"),
+        (["--generation_backend", "tpu"], "generation_backend must be one of auto, hf, vllm, got 'tpu'"),
         (["--model", "/nonexistent/model"], "model not found: /nonexistent/model"),
     ],
 )

@@ -220,9 +220,9 @@ def test_cold_start_data_fewshot_verifies_generated_samples(tmp_path, monkeypatc
     "arguments, message",
     [
         (["sft", "--train_file", "missing.jsonl"], "train_file not found"),
-        (["sft", "--use_peft", "true", "--lora_r", "0"], "LoRA needs"),
+        (["sft", "--use_peft", "true", "--lora_r", "0"], "lora_r must be at least 1"),
         (["sft", "--filters", "{max_char: 3}"], "did you mean max_chars"),
-        (["cold-start-data", "--source", "nope"], "unknown source"),
+        (["cold-start-data", "--source", "nope"], "source must be one of"),
         (["cold-start-data", "--source", "zero"], "needs --completions_file"),
         (["cold-start-data", *CHAIN_SUM, "--task_size", "5", "--filters", "{max_chars: 2}"], "length removed 5"),
     ],

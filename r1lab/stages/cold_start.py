@@ -19,13 +19,13 @@ import logging
 import os
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any, Callable, Literal
 
-from r1lab.config import config_to_dict
+from r1lab.config import check_declared, config_to_dict
 from r1lab.errors import UserError
 from r1lab.filters import FILTER_NAMES, check_completion, count_removal, filter_settings
 from r1lab.generation import check_settings, generate, load_generation_model
-from r1lab.models import load_tokenizer, resolve_model
+from r1lab.models import ModelDtype, load_tokenizer, resolve_model
 from r1lab.outputs import (
     STAGE_MARKER,
     check_output_dir,
@@ -39,11 +39,10 @@ from r1lab.tasks import TaskSpec, get_task
 from r1lab.tasks.files import read_jsonl, require_columns
 from r1lab.tasks.gym import GymTask
 from r1lab.templates import get_template
-from r1lab.vllm_support import check_backend
+from r1lab.vllm_support import Backend, check_backend
 
 logger = logging.getLogger("r1lab")
 
-SOURCES = ("solutions", "zero", "fewshot")
 DATA_FILE = "train.jsonl"
 STATS_FILE = "stats.json"
 # Checks that run before the readability filters, in order, and the cap after them.
@@ -56,7 +55,7 @@ class ColdStartDataConfig(TaskSpec):
     """Which task, which source, where to write, how to filter (``r1lab cold-start-data --help``)."""
 
     template: str = "xml"
-    source: str = "solutions"  # solutions | zero | fewshot
+    source: Literal["solutions", "zero", "fewshot"] = "solutions"
     output: str = "runs/cold-start-data"  # a .jsonl file (stats beside it) or a directory (train.jsonl + stats.json)
     overwrite: bool = False
     filters: dict[str, Any] = field(default_factory=dict)  # FilterSettings keys, e.g. {max_chars: 4000}
@@ -66,9 +65,9 @@ class ColdStartDataConfig(TaskSpec):
     completions_template: str | None = None  # layout the completions were written in (default: template)
     # source: fewshot
     model: str = "embedded"
-    model_dtype: str = "auto"
+    model_dtype: ModelDtype = "auto"
     trust_remote_code: bool = False
-    generation_backend: str = "auto"  # auto (vLLM on a GPU when installed, else r1lab's loop) | hf | vllm
+    generation_backend: Backend = "auto"  # auto (vLLM on a GPU when installed, else r1lab's loop) | hf | vllm
     fewshot_examples: int = 2  # solved examples shown before each question
     num_samples: int = 4  # completions sampled per question
     temperature: float = 0.7
@@ -294,11 +293,10 @@ def fewshot_candidates(config: ColdStartDataConfig, task, template, stats: dict[
 def check(config: ColdStartDataConfig) -> None:
     """The stage contract's check (commands.Command.check): the settings, the task and templates they name; reads
     no rows, no model, no input or output path."""
+    check_declared(config)
     get_template(config.template)
     filter_settings(config.filters)
     get_task(config)
-    if config.source not in SOURCES:
-        raise UserError(f"unknown source {config.source!r}; choose one of: {', '.join(SOURCES)}")
     if config.max_per_question is not None and config.max_per_question < 1:
         raise UserError(f"max_per_question must be at least 1 (or null), got {config.max_per_question}")
     if config.source == "zero":

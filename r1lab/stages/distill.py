@@ -22,15 +22,15 @@ import os
 import re
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from datasets import Dataset
 from trl import DistillationConfig, DistillationTrainer
 
-from r1lab.config import config_to_dict
+from r1lab.config import check_declared, config_to_dict
 from r1lab.distributed import is_main_process, wait_for_everyone
 from r1lab.errors import UserError
-from r1lab.models import load_model, load_tokenizer, resolve_model
+from r1lab.models import ModelDtype, load_model, load_tokenizer, resolve_model
 from r1lab.outputs import check_output_dir, is_finished, write_stage_marker
 from r1lab.stages import rejection, sft
 from r1lab.stages.rejection import RejectionSamplingConfig, validate
@@ -42,7 +42,6 @@ from r1lab.training.stage import run_training_stage
 
 logger = logging.getLogger("r1lab")
 
-METHODS = ("sft", "on_policy")
 TEACHER_SAMPLES = "teacher-samples"
 # Rejection sampling's name for a setting -> distill's: its errors name the field the user actually set.
 TEACHER_FIELDS = {
@@ -56,8 +55,8 @@ class R1DistillConfig(R1SFTConfig):
     """The student's SFT (``model`` is the student) plus the teacher and how its traces are drawn (``--help``)."""
 
     teacher: str | None = None  # the model whose reasoning is distilled; none with train_file (method sft)
-    teacher_dtype: str = "auto"
-    method: str = "sft"  # sft: SFT on the teacher's verified traces (R1); on_policy: teacher logits on student samples
+    teacher_dtype: ModelDtype = "auto"
+    method: Literal["sft", "on_policy"] = "sft"  # sft: SFT on the teacher's verified traces (R1); on_policy: teacher logits on student samples
     num_samples: int = 4  # teacher completions per question (method sft)
     teacher_temperature: float = 0.6
     teacher_top_p: float = 0.95
@@ -83,8 +82,7 @@ def teacher_sampling_config(config: R1DistillConfig, output: str):
 def check(config: R1DistillConfig) -> None:
     """The stage contract's check (commands.Command.check): the student's SFT settings, the method's, and the
     teacher's sampling settings (named as distill names them); reads no model, no samples, no input or output path."""
-    if config.method not in METHODS:
-        raise UserError(f"method must be one of {', '.join(METHODS)}, got {config.method!r}")
+    check_declared(config)
     if config.method == "sft" and not config.teacher and not config.train_file:
         raise UserError("distill needs a teacher (--teacher MODEL) or its traces (--train_file FILE)")
     if config.method == "on_policy":

@@ -11,11 +11,12 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from datasets import Dataset
 from trl import GRPOConfig
 
+from r1lab.config import check_declared, setting
 from r1lab.distributed import launched_processes, sharded_launch
 from r1lab.errors import UserError
 from r1lab.models import load_model, load_tokenizer, model_config_dict, resolve_model
@@ -39,48 +40,47 @@ DEFAULT_REWARDS = ["xml.soft_format", "xml.strict_format", "accuracy"]
 class R1GRPOConfig(TrainingStageSettings, LoraSettings, GRPOConfig, TaskSpec):
     """TRL's GRPOConfig plus what r1lab needs to build the run (see README for every field)."""
 
-    rewards: list[Any] = field(default_factory=lambda: list(DEFAULT_REWARDS))
-    # Prompts longer than this (in tokens, chat template applied) are dropped before training.
-    max_prompt_length: int | None = 256
-    output_dir: str | None = "runs/grpo"
-    report_to: Any = "tensorboard"  # offline event files under output_dir/runs; "none", "trackio", "wandb" …
-    # How completions are sampled without vLLM: "r1lab" = r1lab's KV-cache loop (a group's prompt is read once,
-    # finished rows leave the batch), "trl" = TRL's model.generate (every row runs until the batch's longest ends).
-    # Same distribution (temperature + top_p); with top_k, min_p, repetition_penalty or generation_kwargs set,
-    # TRL's generate is used. With use_vllm, TRL's vLLM path is used either way.
-    generation_loop: str = "r1lab"
-    # The weights r1lab's loop samples from: float32 = the policy itself; bfloat16 = a bf16 copy of its float32
-    # weights, refreshed after every optimizer step, whose rollouts the loss corrects by TRL's truncated importance
-    # sampling (vllm_importance_sampling_*: docs/grpo.md); auto = bfloat16 where training runs in bf16 autocast on
-    # a CPU with bf16 units (decoding bf16 weights ran 1.8x float32 weights there), else float32.
-    sampling_dtype: str = "auto"
-    # End each completion at the template's closing tag (xml: </answer>) instead of running on to EOS or
-    # max_completion_length; the completion is closed with EOS, as a model that stops there would have written it.
-    stop_at_answer: bool = False
-    # Rows whose advantage is exactly 0 (every row of a group whose rewards are all equal) add exactly nothing to
-    # the loss or its gradient when beta = 0 and loss_type is dapo (its normaliser counts every row's tokens
-    # either way): skip their forward and backward. The optimizer still steps, with zero gradients where no row is
-    # left, so the weights end bit-for-bit as without the skip. Single process only; other settings compute all rows.
-    skip_zero_advantage_rows: bool = True
-    # Score a micro-batch with each distinct prompt run once (its KV cache, graph attached, shared by the rows that
-    # continue it), the completions cut after their last real token and the LM head over completion positions only:
-    # TRL's log-probabilities, entropies and gradients to float rounding, for less compute. Single process, text
-    # only, no gradient checkpointing; otherwise TRL's forward.
-    share_prompt_forward: bool = True
-    # DAPO's dynamic sampling: a group whose completions all get the same reward has advantage 0 and teaches nothing.
-    # On, such groups are dropped and more prompts sampled (a generation batch's worth per round) until the step
-    # has its configured number of groups with reward variance, for at most max_resample_rounds more rounds; then
-    # the step trains on what it found, flat groups filling the rest (logged). One process; any generation path.
-    dynamic_sampling: bool = False
-    max_resample_rounds: int = 3
-    # Dynamic sampling draws more prompts up front so that one generation usually fills the step: from the share of
-    # sampled groups with reward variance over the run's logged steps so far, enough extra prompts that the step
-    # has its groups with variance about 5 times in 6 (DAPO's over-sampling), at most max_oversampling times the
-    # step's prompts in all; 1.0: none, extra rounds only. The first step, with no history, draws no extras.
-    max_oversampling: float = 3.0
-    # The learning curve on held-out questions: EvalConfig settings plus `every` (optimizer steps), e.g.
-    # {every: 10, limit: 100}: greedy accuracy at the start and every 10 steps → heldout.jsonl, heldout/* in metrics.
-    heldout_eval: dict[str, Any] = field(default_factory=dict)
+    rewards: list[Any] = setting(
+        default_factory=lambda: list(DEFAULT_REWARDS),
+        help="The rewards, each a name (r1lab's, seed.*, trl.rewards.*, or a dotted path to your function) or "
+        "{name: ..., weight: ..., options: {...}}; docs/usage.md#rewards.")
+    max_prompt_length: int | None = setting(
+        256, "Prompts longer than this many tokens (chat template applied) are dropped before training; null: none.",
+        minimum=1)
+    output_dir: str | None = setting("runs/grpo", "Where the trained model, metrics.jsonl and completions go.")
+    report_to: Any = setting(
+        "tensorboard", "Where TRL logs as well: tensorboard (event files under output_dir/runs), none, trackio, wandb.")
+    generation_loop: Literal["r1lab", "trl"] = setting(
+        "r1lab", "How completions are sampled without vLLM: r1lab's KV-cache loop (a group's prompt read once, "
+        "finished rows leave the batch) or TRL's model.generate; same distribution. With top_k, min_p, "
+        "repetition_penalty or generation_kwargs set, TRL's generate is used; with use_vllm, vLLM.")
+    sampling_dtype: Literal["auto", "float32", "bfloat16"] = setting(
+        "auto", "The weights r1lab's loop samples from: float32 = the policy itself; bfloat16 = a bf16 copy refreshed "
+        "every optimizer step, its rollouts corrected by truncated importance sampling (vllm_importance_sampling_*); "
+        "auto = bfloat16 where training runs in bf16 autocast on a CPU with bf16 units, else float32.")
+    stop_at_answer: bool = setting(
+        False, "End each completion at the template's closing tag (xml: </answer>), closed with EOS, instead of "
+        "running on to EOS or max_completion_length.")
+    skip_zero_advantage_rows: bool = setting(
+        True, "Skip the forward and backward of rows whose advantage is exactly 0 where that changes nothing (beta 0, "
+        "loss_type dapo, one process): the weights end bit for bit as without the skip.")
+    share_prompt_forward: bool = setting(
+        True, "Score a micro-batch with each distinct prompt run once and the LM head over completion positions only: "
+        "TRL's numbers to float rounding, less compute. One process, text only, no gradient checkpointing.")
+    dynamic_sampling: bool = setting(
+        False, "DAPO's dynamic sampling: groups whose completions all get the same reward are dropped and more "
+        "prompts sampled until the step has its groups with reward variance. One process.")
+    max_resample_rounds: int = setting(
+        3, "Dynamic sampling: at most this many extra generation rounds per step; then the step trains on what it "
+        "found, flat groups filling the rest.", minimum=0)
+    max_oversampling: float = setting(
+        3.0, "Dynamic sampling: the first generation draws extra prompts (from the run's share of groups with "
+        "variance, enough to fill the step about 5 times in 6), at most this many times the step's prompts; "
+        "1.0: none.", minimum=1.0, maximum=100.0)
+    heldout_eval: dict[str, Any] = setting(
+        default_factory=dict,
+        help="The learning curve on held-out questions: eval settings plus every (optimizer steps), e.g. "
+        "{every: 10, limit: 100} -> heldout.jsonl and heldout/* in the metrics; {}: none.")
 
 
 @dataclass
@@ -101,6 +101,7 @@ def check(config: R1GRPOConfig) -> None:
     """The stage contract's check (commands.Command.check): every setting on its own and in combination, the task,
     template and rewards it names (rewards built, options and all); reads no rows, no model, no input or output
     path, so a pipeline runs it for every stage before the first one starts."""
+    check_declared(config)
     heldout_settings(config)
     check_final_eval(config)
     peft_config(config)
@@ -146,23 +147,13 @@ def plan(config: R1GRPOConfig) -> GRPOPlan:
     )
 
 
-GENERATION_LOOPS = ("r1lab", "trl")
-SAMPLING_DTYPES = ("auto", "float32", "bfloat16")
 
 
 def _check_generation_settings(config: R1GRPOConfig, template) -> list[str]:
     """The stop strings for ``stop_at_answer`` (none without it); bad combinations as one clear error."""
-    if config.generation_loop not in GENERATION_LOOPS:
-        raise UserError(f"generation_loop must be one of {', '.join(GENERATION_LOOPS)}, got {config.generation_loop!r}")
-    if config.sampling_dtype not in SAMPLING_DTYPES:
-        raise UserError(f"sampling_dtype must be one of {', '.join(SAMPLING_DTYPES)}, got {config.sampling_dtype!r}")
     if config.vllm_importance_sampling_mode not in IMPORTANCE_SAMPLING_MODES:
         raise UserError(f"vllm_importance_sampling_mode must be one of {', '.join(IMPORTANCE_SAMPLING_MODES)}, "
                         f"got {config.vllm_importance_sampling_mode!r}")
-    if config.max_resample_rounds < 0:
-        raise UserError(f"max_resample_rounds must be at least 0, got {config.max_resample_rounds}")
-    if not (isinstance(config.max_oversampling, (int, float)) and 1.0 <= config.max_oversampling <= 100.0):
-        raise UserError(f"max_oversampling must be a number from 1 to 100, got {config.max_oversampling!r}")
     if config.dynamic_sampling and launched_processes() > 1:
         raise UserError(
             f"dynamic_sampling runs in one process (groups are re-drawn and joined locally); launched with "

@@ -32,7 +32,7 @@ from r1lab.config import config_to_dict
 from r1lab.errors import UserError
 from r1lab.filters import count_removal, filter_settings
 from r1lab.generation import check_settings, generate, load_generation_model
-from r1lab.models import load_tokenizer, resolve_model, torch_dtype
+from r1lab.models import ModelDtype, load_tokenizer, resolve_model, torch_dtype
 from r1lab.outputs import (
     STAGE_MARKER,
     json_bytes,
@@ -52,7 +52,7 @@ from r1lab.stages.cold_start import (
 from r1lab.tasks import TaskSpec, get_task
 from r1lab.tasks.files import read_jsonl
 from r1lab.templates import get_template
-from r1lab.vllm_support import check_backend
+from r1lab.vllm_support import Backend, check_backend
 
 logger = logging.getLogger("r1lab")
 
@@ -64,9 +64,9 @@ class RejectionSamplingConfig(TaskSpec):
     """Which model samples which task, how the samples are judged, what is mixed in (``--help``)."""
 
     model: str = "embedded"  # R1: the stage-2 RL checkpoint; distillation: the teacher
-    model_dtype: str = "auto"
+    model_dtype: ModelDtype = "auto"
     trust_remote_code: bool = False
-    generation_backend: str = "auto"  # auto (vLLM on a GPU when installed, else r1lab's loop) | hf | vllm
+    generation_backend: Backend = "auto"  # auto (vLLM on a GPU when installed, else r1lab's loop) | hf | vllm
     template: str = "xml"
     num_samples: int = 4  # completions sampled per question
     temperature: float = 0.6

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from r1lab.checking import answers_match
+from r1lab.config import setting
 from r1lab.errors import UserError
 from r1lab.templates import Template
 
@@ -21,13 +22,14 @@ class Verdict:
 class TaskSpec:
     """Which task and which rows: the fields every stage config shares."""
 
-    task: str = "gsm8k"
-    dataset: str | None = None  # local file/dir or hub id; the task's default when None
-    split: str = "train"
-    limit: int | None = None
-    task_size: int = 1000  # rows generated per split for procedural (reasoning-gym) tasks
-    task_seed: int = 42
-    task_options: dict[str, Any] = field(default_factory=dict)
+    task: str = setting("gsm8k", "The task: gsm8k, gym:<reasoning-gym task>, code, mix, or a registered task's name.")
+    dataset: str | None = setting(None, "A local file or directory, or a hub id; null: the task's default.")
+    split: str = setting("train", "Which split's rows: train, validation or test.")
+    limit: int | None = setting(None, "At most this many rows (the first ones); null: all.", minimum=1)
+    task_size: int = setting(1000, "Rows generated per split for procedural (reasoning-gym) tasks.", minimum=1)
+    task_seed: int = setting(42, "The seed procedural tasks generate their rows from.", minimum=0)
+    task_options: dict[str, Any] = setting(
+        default_factory=dict, help="The procedural task's own options, e.g. {min_terms: 2, max_terms: 3} for gym:chain_sum.")
 
 
 class Task:

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import json
+import re
+from dataclasses import dataclass
+from typing import Literal
 import os
 
 import pytest
 
-from r1lab.config import build_config, config_to_dict, load_config, parse_overrides, read_yaml_mapping
+from r1lab.config import build_config, config_to_dict, load_config, parse_overrides, read_yaml_mapping, setting
 from r1lab.errors import UserError
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -319,3 +322,47 @@ def test_recipe_values_can_be_overridden(Config):
     config = load_config(Config, SEED_RECIPE, parse_overrides(["--limit", "8", "--rewards", "accuracy", "--beta", "0"]))
     assert config.limit == 8 and config.rewards == ["accuracy"] and config.beta == 0.0
     assert config.learning_rate == 5e-6
+
+
+@dataclass
+class DeclaredSettings:
+    kind: Literal["a", "b"] = setting("a", "which one")
+    rate: float = setting(0.5, "a share", minimum=0.0, maximum=1.0)
+    count: int = setting(1, "how many", minimum=1)
+    weights: list[float] = setting(default_factory=list, help="numbers")
+
+
+def test_declared_settings_refuse_values_outside_their_declaration():
+    from r1lab.config import check_declared
+
+    Settings = DeclaredSettings
+    assert build_config(Settings, {"kind": "b", "rate": "1", "count": "3"}) == Settings("b", 1.0, 3)
+    for values, message in [
+        ({"kind": "c"}, "kind must be one of a, b, got 'c'"),
+        ({"rate": 1.5}, "rate must be at most 1.0, got 1.5"),
+        ({"rate": float("nan")}, "rate must be a finite number, got nan"),
+        ({"rate": "inf"}, "rate must be a finite number, got inf"),
+        ({"count": 0}, "count must be at least 1, got 0"),
+        ({"weights": [1.0, float("nan")]}, "weights must be a finite number, got nan"),
+    ]:
+        with pytest.raises(UserError, match=re.escape(message)):
+            build_config(Settings, values)
+    with pytest.raises(UserError, match="kind must be one of a, b, got 'z'"):
+        check_declared(Settings(kind="z"))  # built in code, checked by the stage's check
+    with pytest.raises(UserError, match="count must be at least 1"):
+        check_declared(Settings(count=-2))
+
+
+def test_every_r1lab_field_of_grpo_has_a_help_line():
+    import dataclasses
+
+    from r1lab.cli import _command_help
+    from r1lab.config import field_help
+    from r1lab.stages.grpo import R1GRPOConfig
+
+    own = {f.name for cls in R1GRPOConfig.__mro__ if cls.__module__.startswith("r1lab") and dataclasses.is_dataclass(cls)
+           for f in dataclasses.fields(cls) if f.name in cls.__dict__.get("__annotations__", {})}
+    helps = field_help(R1GRPOConfig)
+    assert own and not [name for name in sorted(own) if not helps[name]]
+    printed = _command_help("grpo", R1GRPOConfig)
+    assert "auto|float32|bfloat16" in printed and "DAPO's dynamic sampling" in printed
