@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import importlib
 import inspect
+import math
 import typing
 from typing import Any
 
@@ -42,18 +43,38 @@ def reward_names() -> list[str]:
 
 
 def _import_dotted(path: str) -> Any:
+    """The function a dotted path (``package.module.function`` or ``package.module:function``) names; every way the
+    import can fail as one UserError naming the path and the cause (the module's own exception, its syntax error)."""
     module_name, _, attribute = path.replace(":", ".").rpartition(".")
-    try:
-        module = importlib.import_module(module_name)
-        target = getattr(module, attribute)
-    except (ImportError, AttributeError, ValueError):
+    if not module_name or not attribute or any(not part.isidentifier() for part in module_name.split(".")):
         raise UserError(
             f"unknown reward {path!r}: not a registered name ({', '.join(reward_names())}) "
-            "nor an importable function path"
-        ) from None
+            "nor a function path such as package.module.function"
+        )
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as error:
+        if error.name and module_name.startswith(error.name):  # the path's own module is missing
+            raise UserError(
+                f"unknown reward {path!r}: not a registered name ({', '.join(reward_names())}) "
+                f"nor an importable function path (no module {error.name!r})"
+            ) from None
+        raise UserError(f"reward {path!r}: importing {module_name} failed: {_cause(error)}") from None
+    except SyntaxError as error:
+        raise UserError(f"reward {path!r}: {module_name} has a syntax error: {error.filename}:{error.lineno}: {error.msg}") from None
+    except (Exception, SystemExit) as error:  # the module's own code raised (or exited) while it was imported
+        raise UserError(f"reward {path!r}: importing {module_name} failed: {_cause(error)}") from None
+    target = getattr(module, attribute, None)
+    if target is None:
+        raise UserError(f"reward {path!r}: module {module_name} has no {attribute!r}")
     if not callable(target):
         raise UserError(f"reward {path!r} is not callable (a {type(target).__name__}): name a reward function or a factory")
     return target
+
+
+def _cause(error: BaseException) -> str:
+    lines = str(error).strip().splitlines()
+    return f"{type(error).__name__}: {lines[0]}" if lines else type(error).__name__
 
 
 def _parameters(target: Any) -> dict[str, inspect.Parameter] | None:
@@ -214,8 +235,8 @@ def _parse_entry(entry: Any) -> tuple[str, dict[str, Any], Any]:
     if not (isinstance(entry, dict) and isinstance(entry.get("name"), str)):
         raise UserError(f"rewards: each entry is a name or {{name: ..., weight: ..., options: {{...}}}}, got {entry!r}")
     name, weight = entry["name"], entry.get("weight")
-    if weight is not None and (isinstance(weight, bool) or not isinstance(weight, (int, float))):
-        raise UserError(f"rewards: weight of {name!r} must be a number, got {weight!r}")
+    if weight is not None and (isinstance(weight, bool) or not isinstance(weight, (int, float)) or not math.isfinite(weight)):
+        raise UserError(f"rewards: weight of {name!r} must be a finite number, got {weight!r}")
     options = {key: value for key, value in entry.items() if key not in ENTRY_KEYS}
     if "options" in options:
         target, kind = _resolve(name)

@@ -223,3 +223,29 @@ def test_trl_rewards_stay_isolated_under_routing_and_count_failures():
     kwargs["source"] = ["reasoning", "reasoning", "general", "reasoning"]
     assert reward(**kwargs) == [0.0, 0.0, None, 0.0]
     assert reward.failures == 3 and not any(math.isnan(value) for value in logged.values())
+
+
+@pytest.mark.parametrize("source, message", [
+    ("raise RuntimeError('no GPU here')\n", "importing broken_rewards failed: RuntimeError: no GPU here"),
+    ("def reward(:\n", "broken_rewards has a syntax error"),
+    ("import no_such_dependency_of_it\n", "importing broken_rewards failed: ModuleNotFoundError"),
+    ("x = 1\n", "module broken_rewards has no 'reward'"),
+])
+def test_every_way_a_reward_module_fails_to_import_is_one_line(tmp_path, monkeypatch, source, message):
+    (tmp_path / "broken_rewards.py").write_text(source)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delitem(__import__("sys").modules, "broken_rewards", raising=False)
+    with pytest.raises(UserError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        build_rewards(["broken_rewards.reward"], {})
+
+
+@pytest.mark.parametrize("path", [".rewards.accuracy", "rewards..accuracy", "a-b.reward", "trailing."])
+def test_malformed_reward_paths_are_named(path):
+    with pytest.raises(UserError, match="nor a function path such as package.module.function"):
+        build_rewards([path], {})
+
+
+@pytest.mark.parametrize("weight", [float("nan"), float("inf"), "1"])
+def test_a_reward_weight_must_be_a_finite_number(weight):
+    with pytest.raises(UserError, match="weight of 'accuracy' must be a finite number"):
+        build_rewards([{"name": "accuracy", "weight": weight}], {})
