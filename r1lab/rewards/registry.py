@@ -66,7 +66,7 @@ def _import_dotted(path: str) -> Any:
         raise UserError(f"reward {path!r}: importing {module_name} failed: {_cause(error)}") from None
     target = getattr(module, attribute, None)
     if target is None:
-        raise UserError(f"reward {path!r}: module {module_name} has no {attribute!r}")
+        raise UserError(f"unknown reward {path!r}: module {module_name} has no {attribute!r}")
     if not callable(target):
         raise UserError(f"reward {path!r} is not callable (a {type(target).__name__}): name a reward function or a factory")
     return target

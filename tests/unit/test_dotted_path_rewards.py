@@ -229,7 +229,7 @@ def test_trl_rewards_stay_isolated_under_routing_and_count_failures():
     ("raise RuntimeError('no GPU here')\n", "importing broken_rewards failed: RuntimeError: no GPU here"),
     ("def reward(:\n", "broken_rewards has a syntax error"),
     ("import no_such_dependency_of_it\n", "importing broken_rewards failed: ModuleNotFoundError"),
-    ("x = 1\n", "module broken_rewards has no 'reward'"),
+    ("x = 1\n", "unknown reward 'broken_rewards.reward': module broken_rewards has no 'reward'"),
 ])
 def test_every_way_a_reward_module_fails_to_import_is_one_line(tmp_path, monkeypatch, source, message):
     (tmp_path / "broken_rewards.py").write_text(source)
