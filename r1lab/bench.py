@@ -43,7 +43,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from r1lab.commands import configure_logging, run_command
-from r1lab.config import check_declared
+from r1lab.config import check_declared, setting
 from r1lab.errors import UserError
 from r1lab.hardware import CpuKind, cpu_kind
 from r1lab.models import resolve_model
@@ -61,21 +61,21 @@ SEED_REWARDS = "seed.xmlcount,seed.soft_format,seed.strict_format,seed.int_answe
 
 @dataclass
 class BenchConfig:
-    target: str = "grpo"  # what to benchmark (only grpo so far)
-    model: str | None = None  # default: embedded on the CPU, Qwen/Qwen2.5-0.5B-Instruct on a GPU
-    steps: int = 4  # optimizer steps per run; the seed generates a 16-completion group every 4 steps
-    repeats: int = 2  # runs per side
-    dataset: str | None = None  # GSM8K folder or file; default: ../shared/data/gsm8k next to the repo, else the hub
-    limit: int = 500  # the seed's first 500 training questions
-    max_completion_length: int = 200  # the seed's cap (smaller only for smoke tests)
-    output: str = "runs/bench/grpo.json"
-    r1lab_overrides: dict[str, Any] = field(default_factory=dict)  # extra `r1lab grpo` fields, e.g. {stop_at_answer: false}
-    keep_outputs: bool = False  # keep each run's output directory (trained weights) beside the logs
-    sides: list[str] = field(default_factory=lambda: list(SIDES))  # [r1lab] alone: try a setting without rerunning the seed
-    # auto: r1lab at its own choice (model_dtype auto), the seed in fp32 and in bf16, r1lab compared with the seed's
-    # faster one. fp32 or bf16: both sides in that precision on a CPU (bf16 is the seed's own setting: its weights
-    # in bfloat16). On a GPU both sides run bf16 whatever this says.
-    precision: Literal["auto", "fp32", "bf16"] = "auto"
+    target: str = setting("grpo", 'What to benchmark (only grpo so far).')
+    model: str | None = setting(None, 'Default: embedded on the CPU, Qwen/Qwen2.5-0.5B-Instruct on a GPU.')
+    steps: int = setting(4, 'Optimizer steps per run; the seed generates a 16-completion group every 4 steps.')
+    repeats: int = setting(2, 'Runs per side.')
+    dataset: str | None = setting(None, 'GSM8K folder or file; default: ../shared/data/gsm8k next to the repo, else the hub.')
+    limit: int = setting(500, "The seed's first 500 training questions.")
+    max_completion_length: int = setting(200, "The seed's cap (smaller only for smoke tests).")
+    output: str = setting("runs/bench/grpo.json", 'The JSON file every run and ratio is written to (logs beside it).')
+    r1lab_overrides: dict[str, Any] = setting(default_factory=dict, help='Extra `r1lab grpo` fields, e.g. {stop_at_answer: false}.')
+    keep_outputs: bool = setting(False, "Keep each run's output directory (trained weights) beside the logs.")
+    sides: list[str] = setting(default_factory=lambda: list(SIDES), help='[r1lab] alone: try a setting without rerunning the seed.')
+    precision: Literal["auto", "fp32", "bf16"] = setting(
+        "auto", "auto: r1lab at its own choice (model_dtype auto), the seed in fp32 and in bf16, r1lab compared with the "
+        "seed's faster one. fp32 or bf16: both sides in that precision on a CPU (bf16 is the seed's own setting: its "
+        "weights in bfloat16). On a GPU both sides run bf16 whatever this says.")
 
 
 def _on_gpu() -> bool:

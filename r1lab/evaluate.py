@@ -25,7 +25,7 @@ from importlib import metadata
 from typing import Any
 
 import r1lab
-from r1lab.config import build_config, config_to_dict
+from r1lab.config import build_config, config_to_dict, setting
 from r1lab.errors import UserError
 from r1lab.eval_metrics import aggregate, correct_samples, score_question
 from r1lab.generation import (
@@ -67,22 +67,22 @@ _COMPARABLE = ("task", "dataset", "split", "limit", "task_options", "template", 
 class EvalConfig(TaskSpec):
     """What to evaluate and how to sample (TaskSpec's task fields plus these)."""
 
-    split: str = "test"
-    model: str = "embedded"
-    k: int = 1  # samples per question for pass@1 and cons@k
-    temperature: float = 0.6  # of the k samples (R1 reports pass@1 at 0.6, top-p 0.95); 0 = greedy
-    top_p: float = 0.95
-    greedy: bool = True  # also run one greedy pass (greedy accuracy)
-    max_new_tokens: int = 256
-    template: str = "xml"
-    batch_size: int = 16
-    output_dir: str = "runs/eval"
-    seed: int = 0
-    model_dtype: ModelDtype = "auto"
-    trust_remote_code: bool = False
-    overwrite: bool = False
-    backend: Backend = "auto"  # auto: vLLM where installed and a GPU is visible, else r1lab's decoding loop (hf) | hf | vllm
-    progress: bool = True  # progress bars with ETA on stderr
+    split: str = setting("test", "Which split's rows: train, validation or test.")
+    model: str = setting("embedded", 'The model: embedded (SmolLM2-135M-Instruct), a local directory or a hub id.')
+    k: int = setting(1, 'Samples per question for pass@1 and cons@k.', minimum=1)
+    temperature: float = setting(0.6, 'Of the k samples (R1 reports pass@1 at 0.6, top-p 0.95); 0 = greedy.', minimum=0.0)
+    top_p: float = setting(0.95, 'Nucleus sampling: the smallest set of tokens whose probability reaches top_p.', minimum=0.0, maximum=1.0)
+    greedy: bool = setting(True, 'Also run one greedy pass (greedy accuracy).')
+    max_new_tokens: int = setting(256, 'At most this many tokens per completion.', minimum=1)
+    template: str = setting("xml", "The output layout: xml (<reasoning>/<answer>, the seed's) or think (<think>...</think> answer).")
+    batch_size: int = setting(16, 'Prompts decoded together.', minimum=1)
+    output_dir: str = setting("runs/eval", 'Where the outputs go.')
+    seed: int = setting(0, 'The seed of sampling (and of anything else drawn at random).', minimum=0)
+    model_dtype: ModelDtype = setting("auto", "The weights' dtype: auto = bfloat16 on a GPU, and on a CPU with bf16 units; else float32.")
+    trust_remote_code: bool = setting(False, 'Run code a model ships with it (off: such a model is refused).')
+    overwrite: bool = setting(False, 'Replace a finished output (its finish marker goes first).')
+    backend: Backend = setting("auto", "auto: vLLM where installed and a GPU is visible, else r1lab's decoding loop (hf).")
+    progress: bool = setting(True, 'Progress bars with ETA on stderr.')
 
 
 @dataclass

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from r1lab.commands import COMMANDS, load_command, pipeline_commands
-from r1lab.config import build_config, config_to_dict, field_types, read_yaml_mapping
+from r1lab.config import build_config, config_to_dict, field_types, read_yaml_mapping, setting
 from r1lab.distributed import is_main_process, wait_for_everyone
 from r1lab.errors import UserError
 from r1lab.hardware import cpu_computes_bf16, cpu_kind
@@ -41,14 +41,16 @@ _STAGE_NAME = re.compile(r"^[A-Za-z0-9][\w-]*$")
 
 @dataclass
 class PipelineConfig:
-    stages: list[Any] = field(default_factory=list)
-    name: str = "pipeline"
-    run_dir: str | None = None  # default: runs/<name>
-    resume: bool = False
-    dry_run: bool = False  # build and check every stage's config, print the plan, run nothing
-    # Fields set on every stage that has them (e.g. {model: embedded, seed: 0}).
-    defaults: dict[str, Any] = field(default_factory=dict)
-    config_dir: str | None = None  # where relative stage config paths resolve; set from --config
+    stages: list[Any] = setting(
+        default_factory=list, help="The stages in order, each {name: ..., command: ..., config: recipe.yaml or {...}, "
+        "inputs: {field: earlier stage}}.")
+    name: str = setting("pipeline", "The run's name (its directory is runs/<name> unless run_dir says otherwise).")
+    run_dir: str | None = setting(None, "Where the run goes; null: runs/<name>.")
+    resume: bool = setting(False, "Continue a run in run_dir: finished stages are skipped, an unfinished one resumes.")
+    dry_run: bool = setting(False, "Build and check every stage's config as the run would, print the plan, run nothing.")
+    defaults: dict[str, Any] = setting(
+        default_factory=dict, help="Fields set on every stage that has them, e.g. {model: embedded, seed: 0}.")
+    config_dir: str | None = setting(None, "Where relative stage config paths resolve; set from --config.")
 
 
 @dataclass
@@ -362,7 +364,7 @@ _HEADLINE_FIGURES = ("greedy_format_rate", "greedy_accuracy", "pass_at_1", "cons
 
 @dataclass
 class StatusConfig:
-    run_dir: str = "runs/quickstart"
+    run_dir: str = setting("runs/quickstart", "The pipeline run whose stage table to print.")
 
 
 def status_main(config: StatusConfig) -> dict[str, Any]:

@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any, Iterable, Iterator
 
+from r1lab.config import setting
 from r1lab.errors import UserError
 from r1lab.outputs import (
     COMPLETIONS_FILE,
@@ -72,13 +73,14 @@ EVAL_COLUMNS = (
 
 @dataclass
 class ReportConfig:
-    run_dir: str = "runs/quickstart"  # a pipeline run (with manifest.json) or one stage's output directory
-    output: str | None = None  # default: <run_dir>/report.html; the PNGs are written beside it
-    # Counted case-insensitively; ASCII words and phrases match whole words only ("awaits" is not "wait").
-    reflection_words: list[str] = field(default_factory=lambda: list(DEFAULT_REFLECTION_WORDS))
-    samples_per_phase: int = 2  # sample completions shown early / middle / late in training (spread by reward)
-    reflection_examples: int = 3  # the first completions that use a reflection word
-    max_sample_chars: int = 1500  # longer completions are cut in the page (the files keep them whole)
+    run_dir: str = setting("runs/quickstart", "A pipeline run (with manifest.json) or one stage's output directory.")
+    output: str | None = setting(None, 'Default: <run_dir>/report.html; the PNGs are written beside it.')
+    reflection_words: list[str] = setting(
+        default_factory=lambda: list(DEFAULT_REFLECTION_WORDS),
+        help='Words counted as reflection, case-insensitively; ASCII words and phrases match whole words only ("awaits" is not "wait").')
+    samples_per_phase: int = setting(2, 'Sample completions shown early / middle / late in training (spread by reward).')
+    reflection_examples: int = setting(3, 'The first completions that use a reflection word.')
+    max_sample_chars: int = setting(1500, 'Longer completions are cut in the page (the files keep them whole).')
 
     def __post_init__(self):
         for name in ("samples_per_phase", "reflection_examples", "max_sample_chars"):

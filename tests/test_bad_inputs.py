@@ -358,8 +358,8 @@ VALIDATED_BEFORE_LOADING = [
     ("eval-new-tokens-above-context", ["eval", "--max_new_tokens", "1020"], "exceeds the model's context of 1024 tokens"),
     ("eval-zero-k", ["eval", "--k", "0"], "k must be at least 1"),
     ("eval-top-p-zero", ["eval", "--top_p", "0"], "top_p must be in (0, 1]"),
-    ("cold-start-fewshot-zero-samples", ["cold-start-data", "--source", "fewshot", "--num_samples", "0"], "number of samples must be at least 1"),
-    ("rejection-negative-temperature", ["rejection-sampling", "--temperature", "-1"], "temperature must be >= 0"),
+    ("cold-start-fewshot-zero-samples", ["cold-start-data", "--source", "fewshot", "--num_samples", "0"], "num_samples must be at least 1"),
+    ("rejection-negative-temperature", ["rejection-sampling", "--temperature", "-1"], "temperature must be at least 0.0"),
     ("rejection-ratio-without-file", ["rejection-sampling", "--general_ratio", "0.5"], "needs general_file"),
     # vLLM settings no run can use (on this CPU-only machine; whether vLLM is installed or not)
     ("grpo-vllm-server-on-a-cpu", ["grpo", "--use_vllm", "true", "--vllm_mode", "server"], "vllm_mode server needs CUDA GPUs"),

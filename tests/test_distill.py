@@ -174,11 +174,11 @@ def _other_vocabulary_model(tmp_path) -> str:
         (["--teacher", "/nonexistent/teacher"], "/nonexistent/teacher"),
         (["--teacher", "TINY", "--method", "logits"], "method must be one of sft, on_policy"),
         (["--method", "on_policy"], "method on_policy needs a teacher"),
-        (["--teacher", "TINY", "--method", "on_policy", "--jsd_beta", "1.5"], "jsd_beta must be between 0 and 1"),
+        (["--teacher", "TINY", "--method", "on_policy", "--jsd_beta", "1.5"], "jsd_beta must be at most 1.0"),
         (["--teacher", "OTHER", "--method", "on_policy"], "tokenize differently"),
-        (["--teacher", "TINY", "--num_samples", "0"], "number of samples must be at least 1"),
+        (["--teacher", "TINY", "--num_samples", "0"], "num_samples must be at least 1"),
         (["--teacher", "TINY", "--teacher_max_new_tokens", "0"], "teacher_max_new_tokens must be at least 1"),
-        (["--teacher", "TINY", "--teacher_temperature", "-1"], "teacher_temperature must be >= 0"),
+        (["--teacher", "TINY", "--teacher_temperature", "-1"], "teacher_temperature must be at least 0.0"),
     ],
 )
 def test_distill_bad_input_is_one_line_exit_2_nothing_written(extra, message, tiny_model_dir, tmp_path, capsys):

@@ -241,7 +241,7 @@ def _gsm8k_train_only(tmp_path):
 
 BAD_INPUTS = [
     (["--k", "0"], "k must be at least 1"),
-    (["--temperature", "-0.5"], "temperature must be >= 0"),
+    (["--temperature", "-0.5"], "temperature must be at least 0.0"),
     (["--top_p", "0"], "top_p"),
     (["--task", "nonsense"], "unknown task 'nonsense'"),
     (["--task", "gym:no_such_task"], "unknown reasoning-gym task"),

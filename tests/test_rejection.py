@@ -211,11 +211,11 @@ def test_general_samples_are_capped_by_the_file(general_file):
     ("arguments", "message"),
     [
         (["--num_sample", "4"], "unknown config key 'num_sample' (did you mean num_samples?)"),
-        (["--general_ratio", "-0.5"], "general_ratio must be >= 0, got -0.5"),
+        (["--general_ratio", "-0.5"], "general_ratio must be at least 0.0, got -0.5"),
         (["--general_ratio", "0.3"], "general_ratio 0.3 needs general_file"),
         (["--general_file", "nowhere.jsonl", "--general_ratio", "0.3"], "general_file not found: nowhere.jsonl"),
         (["--general_file", "BAD", "--general_ratio", "0.3"], "expected 'messages' or 'prompt' and 'completion' (has: text)"),
-        (["--num_samples", "0"], "number of samples must be at least 1, got 0"),
+        (["--num_samples", "0"], "num_samples must be at least 1, got 0"),
         (["--max_per_question", "0"], "max_per_question must be at least 1 (or null), got 0"),
         (["--template", "yaml"], "unknown template 'yaml'"),
         (["--filters", "{max_char: 10}"], "filters: unknown config key 'max_char'"),

@@ -21,7 +21,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Literal
 
-from r1lab.config import check_declared, config_to_dict
+from r1lab.config import check_declared, config_to_dict, setting
 from r1lab.errors import UserError
 from r1lab.filters import FILTER_NAMES, check_completion, count_removal, filter_settings
 from r1lab.generation import check_settings, generate, load_generation_model
@@ -54,27 +54,27 @@ POST_FILTER_CHECKS = ("max_per_question",)
 class ColdStartDataConfig(TaskSpec):
     """Which task, which source, where to write, how to filter (``r1lab cold-start-data --help``)."""
 
-    template: str = "xml"
-    source: Literal["solutions", "zero", "fewshot"] = "solutions"
-    output: str = "runs/cold-start-data"  # a .jsonl file (stats beside it) or a directory (train.jsonl + stats.json)
-    overwrite: bool = False
-    filters: dict[str, Any] = field(default_factory=dict)  # FilterSettings keys, e.g. {max_chars: 4000}
-    max_per_question: int | None = 1  # kept completions per question (zero/fewshot may have several)
+    template: str = setting("xml", "The output layout: xml (<reasoning>/<answer>, the seed's) or think (<think>...</think> answer).")
+    source: Literal["solutions", "zero", "fewshot"] = setting("solutions", "Where the traces come from: solutions (the task's worked solutions), zero (an R1-Zero run's completions_file, reformatted) or fewshot (the model prompted with solved examples).")
+    output: str = setting("runs/cold-start-data", 'A .jsonl file (stats beside it) or a directory (train.jsonl + stats.json).')
+    overwrite: bool = setting(False, 'Replace a finished output (its finish marker goes first).')
+    filters: dict[str, Any] = setting(default_factory=dict, help='FilterSettings keys, e.g. {max_chars: 4000}.')
+    max_per_question: int | None = setting(1, 'Kept completions per question (zero/fewshot may have several).')
     # source: zero
-    completions_file: str | None = None  # jsonl: question, answer, completion
-    completions_template: str | None = None  # layout the completions were written in (default: template)
+    completions_file: str | None = setting(None, 'Jsonl: question, answer, completion.')
+    completions_template: str | None = setting(None, 'Layout the completions were written in (default: template).')
     # source: fewshot
-    model: str = "embedded"
-    model_dtype: ModelDtype = "auto"
-    trust_remote_code: bool = False
-    generation_backend: Backend = "auto"  # auto (vLLM on a GPU when installed, else r1lab's loop) | hf | vllm
-    fewshot_examples: int = 2  # solved examples shown before each question
-    num_samples: int = 4  # completions sampled per question
-    temperature: float = 0.7
-    top_p: float = 0.95
-    max_new_tokens: int = 512
-    batch_size: int = 16
-    seed: int = 42
+    model: str = setting("embedded", 'The model: embedded (SmolLM2-135M-Instruct), a local directory or a hub id.')
+    model_dtype: ModelDtype = setting("auto", "The weights' dtype: auto = bfloat16 on a GPU, and on a CPU with bf16 units; else float32.")
+    trust_remote_code: bool = setting(False, 'Run code a model ships with it (off: such a model is refused).')
+    generation_backend: Backend = setting("auto", "Auto (vLLM on a GPU when installed, else r1lab's loop) | hf | vllm.")
+    fewshot_examples: int = setting(2, 'Solved examples shown before each question.', minimum=0)
+    num_samples: int = setting(4, 'Completions sampled per question.', minimum=1)
+    temperature: float = setting(0.7, 'Sampling temperature.', minimum=0.0)
+    top_p: float = setting(0.95, 'Nucleus sampling: the smallest set of tokens whose probability reaches top_p.', minimum=0.0, maximum=1.0)
+    max_new_tokens: int = setting(512, 'At most this many tokens per completion.', minimum=1)
+    batch_size: int = setting(16, 'Prompts decoded together.', minimum=1)
+    seed: int = setting(42, 'The seed of sampling (and of anything else drawn at random).', minimum=0)
 
 
 @dataclass

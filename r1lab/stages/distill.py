@@ -27,7 +27,7 @@ from typing import Any, Literal
 from datasets import Dataset
 from trl import DistillationConfig, DistillationTrainer
 
-from r1lab.config import check_declared, config_to_dict
+from r1lab.config import check_declared, config_to_dict, setting
 from r1lab.distributed import is_main_process, wait_for_everyone
 from r1lab.errors import UserError
 from r1lab.models import ModelDtype, load_model, load_tokenizer, resolve_model
@@ -54,17 +54,17 @@ TEACHER_FIELDS = {
 class R1DistillConfig(R1SFTConfig):
     """The student's SFT (``model`` is the student) plus the teacher and how its traces are drawn (``--help``)."""
 
-    teacher: str | None = None  # the model whose reasoning is distilled; none with train_file (method sft)
-    teacher_dtype: ModelDtype = "auto"
-    method: Literal["sft", "on_policy"] = "sft"  # sft: SFT on the teacher's verified traces (R1); on_policy: teacher logits on student samples
-    num_samples: int = 4  # teacher completions per question (method sft)
-    teacher_temperature: float = 0.6
-    teacher_top_p: float = 0.95
-    teacher_max_new_tokens: int = 512  # also the student's completion length with method on_policy
-    teacher_batch_size: int = 16
-    max_per_question: int | None = 1  # verified teacher traces kept per question; null: all
-    jsd_beta: float = 0.5  # method on_policy: 0 forward KL, 0.5 Jensen-Shannon, 1 reverse KL
-    output_dir: str | None = "runs/distill"
+    teacher: str | None = setting(None, 'The model whose reasoning is distilled; none with train_file (method sft).')
+    teacher_dtype: ModelDtype = setting("auto", "The teacher's weights' dtype (as model_dtype).")
+    method: Literal["sft", "on_policy"] = setting("sft", "sft: SFT on the teacher's verified traces (R1); on_policy: teacher logits on student samples.")
+    num_samples: int = setting(4, 'Teacher completions per question (method sft).', minimum=1)
+    teacher_temperature: float = setting(0.6, "The teacher's sampling temperature (method sft).", minimum=0.0)
+    teacher_top_p: float = setting(0.95, "The teacher's nucleus sampling top_p (method sft).", minimum=0.0, maximum=1.0)
+    teacher_max_new_tokens: int = setting(512, "Also the student's completion length with method on_policy.", minimum=1)
+    teacher_batch_size: int = setting(16, "Prompts the teacher decodes together.", minimum=1)
+    max_per_question: int | None = setting(1, 'Verified teacher traces kept per question; null: all.')
+    jsd_beta: float = setting(0.5, 'Method on_policy: 0 forward KL, 0.5 Jensen-Shannon, 1 reverse KL.', minimum=0.0, maximum=1.0)
+    output_dir: str | None = setting("runs/distill", 'Where the outputs go.')
 
 
 def teacher_sampling_config(config: R1DistillConfig, output: str):
@@ -90,8 +90,6 @@ def check(config: R1DistillConfig) -> None:
             raise UserError("method on_policy needs a teacher (--teacher MODEL): its logits are the target")
         if config.train_file:
             raise UserError("method on_policy trains on the student's own samples of the task: drop train_file")
-        if not 0.0 <= config.jsd_beta <= 1.0:
-            raise UserError(f"jsd_beta must be between 0 and 1, got {config.jsd_beta}")
     sft.check(config)
     if config.teacher and not config.train_file:
         with _teacher_field_names():

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from r1lab.chat_samples import to_prompt_completion
-from r1lab.config import config_to_dict
+from r1lab.config import config_to_dict, setting
 from r1lab.errors import UserError
 from r1lab.filters import count_removal, filter_settings
 from r1lab.generation import check_settings, generate, load_generation_model
@@ -63,24 +63,24 @@ STAGE = "rejection-sampling"
 class RejectionSamplingConfig(TaskSpec):
     """Which model samples which task, how the samples are judged, what is mixed in (``--help``)."""
 
-    model: str = "embedded"  # R1: the stage-2 RL checkpoint; distillation: the teacher
-    model_dtype: ModelDtype = "auto"
-    trust_remote_code: bool = False
-    generation_backend: Backend = "auto"  # auto (vLLM on a GPU when installed, else r1lab's loop) | hf | vllm
-    template: str = "xml"
-    num_samples: int = 4  # completions sampled per question
-    temperature: float = 0.6
-    top_p: float = 0.95
-    max_new_tokens: int = 512
-    batch_size: int = 16
-    seed: int = 42
-    filters: dict[str, Any] = field(default_factory=dict)  # FilterSettings keys, e.g. {max_chars: 4000}
-    max_per_question: int | None = 1  # kept completions per question; null: every verified one
-    general_file: str | None = None  # jsonl of non-reasoning chat samples (messages, or prompt + completion)
-    general_ratio: float = 0.0  # general samples per kept reasoning sample (R1: 200k:600k ≈ 0.33)
-    output: str = "runs/rejection-sampling"  # a directory (train.jsonl + stats.json) or a .jsonl file
-    overwrite: bool = False
-    progress: bool = True
+    model: str = setting("embedded", 'R1: the stage-2 RL checkpoint; distillation: the teacher.')
+    model_dtype: ModelDtype = setting("auto", "The weights' dtype: auto = bfloat16 on a GPU, and on a CPU with bf16 units; else float32.")
+    trust_remote_code: bool = setting(False, 'Run code a model ships with it (off: such a model is refused).')
+    generation_backend: Backend = setting("auto", "Auto (vLLM on a GPU when installed, else r1lab's loop) | hf | vllm.")
+    template: str = setting("xml", "The output layout: xml (<reasoning>/<answer>, the seed's) or think (<think>...</think> answer).")
+    num_samples: int = setting(4, 'Completions sampled per question.', minimum=1)
+    temperature: float = setting(0.6, 'Sampling temperature.', minimum=0.0)
+    top_p: float = setting(0.95, 'Nucleus sampling: the smallest set of tokens whose probability reaches top_p.', minimum=0.0, maximum=1.0)
+    max_new_tokens: int = setting(512, 'At most this many tokens per completion.', minimum=1)
+    batch_size: int = setting(16, 'Prompts decoded together.', minimum=1)
+    seed: int = setting(42, 'The seed of sampling (and of anything else drawn at random).', minimum=0)
+    filters: dict[str, Any] = setting(default_factory=dict, help='FilterSettings keys, e.g. {max_chars: 4000}.')
+    max_per_question: int | None = setting(1, 'Kept completions per question; null: every verified one.')
+    general_file: str | None = setting(None, 'Jsonl of non-reasoning chat samples (messages, or prompt + completion).')
+    general_ratio: float = setting(0.0, 'General samples per kept reasoning sample (R1: 200k:600k ≈ 0.33).', minimum=0.0)
+    output: str = setting("runs/rejection-sampling", 'A directory (train.jsonl + stats.json) or a .jsonl file.')
+    overwrite: bool = setting(False, 'Replace a finished output (its finish marker goes first).')
+    progress: bool = setting(True, 'Progress bars with ETA on stderr.')
 
 
 def read_general(config: RejectionSamplingConfig) -> list[dict[str, Any]]:

@@ -21,6 +21,7 @@ from datasets import Dataset
 from trl import SFTConfig, SFTTrainer
 
 from r1lab.chat_samples import read_train_file
+from r1lab.config import setting
 from r1lab.errors import UserError
 from r1lab.filters import filter_settings
 from r1lab.models import load_model, load_tokenizer, model_config_dict, resolve_model
@@ -37,10 +38,10 @@ logger = logging.getLogger("r1lab")
 class R1SFTConfig(TrainingStageSettings, LoraSettings, SFTConfig, TaskSpec):
     """TRL's SFTConfig plus what r1lab needs to build the run (``r1lab sft --help``)."""
 
-    train_file: str | None = None  # jsonl (or a cold-start-data directory); None: the task's worked solutions
-    filters: dict[str, Any] = field(default_factory=dict)  # readability filters for the built-in solutions
-    output_dir: str | None = "runs/sft"
-    report_to: Any = "tensorboard"  # offline event files under output_dir/runs; "none", "trackio", "wandb" …
+    train_file: str | None = setting(None, "A chat jsonl (or a cold-start-data directory); null: the task's worked solutions.")
+    filters: dict[str, Any] = setting(default_factory=dict, help='Readability filters for the built-in solutions.')
+    output_dir: str | None = setting("runs/sft", 'Where the outputs go.')
+    report_to: Any = setting("tensorboard", 'Offline event files under output_dir/runs; "none", "trackio", "wandb" ….')
 
 
 @dataclass

@@ -353,16 +353,21 @@ def test_declared_settings_refuse_values_outside_their_declaration():
         check_declared(Settings(count=-2))
 
 
-def test_every_r1lab_field_of_grpo_has_a_help_line():
+@pytest.mark.parametrize("command", ["grpo", "sft", "distill", "eval", "cold-start-data", "rejection-sampling",
+                                     "report", "pipeline", "status", "bench"])
+def test_every_r1lab_field_of_every_command_has_a_help_line(command):
     import dataclasses
 
     from r1lab.cli import _command_help
+    from r1lab.commands import load_command
     from r1lab.config import field_help
-    from r1lab.stages.grpo import R1GRPOConfig
 
-    own = {f.name for cls in R1GRPOConfig.__mro__ if cls.__module__.startswith("r1lab") and dataclasses.is_dataclass(cls)
+    _, config_class = load_command(command)
+    own = {f.name for cls in config_class.__mro__ if cls.__module__.startswith("r1lab") and dataclasses.is_dataclass(cls)
            for f in dataclasses.fields(cls) if f.name in cls.__dict__.get("__annotations__", {})}
-    helps = field_help(R1GRPOConfig)
+    helps = field_help(config_class)
     assert own and not [name for name in sorted(own) if not helps[name]]
-    printed = _command_help("grpo", R1GRPOConfig)
-    assert "auto|float32|bfloat16" in printed and "DAPO's dynamic sampling" in printed
+    printed = _command_help(command, config_class)
+    assert all(f"--{name}" in printed for name in own)
+    if command == "grpo":
+        assert "auto|float32|bfloat16" in printed and "DAPO's dynamic sampling" in printed
