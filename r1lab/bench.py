@@ -42,12 +42,12 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from r1lab.commands import configure_logging, run_command
+from r1lab.commands import COMMANDS, command_config, configure_logging, load_command, run_command
 from r1lab.config import check_declared, setting
 from r1lab.errors import UserError
 from r1lab.hardware import CpuKind, cpu_kind
 from r1lab.models import resolve_model
-from r1lab.outputs import write_json_atomic
+from r1lab.outputs import check_writable_dir, write_json_atomic
 from r1lab.tasks import TaskSpec, get_task
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -111,7 +111,26 @@ def check(config: BenchConfig) -> tuple[str, str | None, int]:
     if dataset is not None:
         dataset = os.path.abspath(os.path.expanduser(dataset))
     rows = get_task(TaskSpec(task="gsm8k", dataset=dataset, split="train")).load()
-    return model, dataset, min(config.limit, len(rows))
+    check_writable_dir(os.path.dirname(os.path.abspath(config.output)), "output")
+    if os.path.isdir(config.output):
+        raise UserError(f"output {config.output} is a directory: name the JSON file to write")
+    limit = min(config.limit, len(rows))
+    if "r1lab" in config.sides:
+        _check_r1lab_side(model, dataset, limit, config)
+    return model, dataset, limit
+
+
+def _check_r1lab_side(model: str, dataset: str | None, limit: int, config: BenchConfig) -> None:
+    """r1lab's side built and checked as its worker will run it (``r1lab_overrides`` included: an unknown key, a
+    wrong type, a setting GRPO refuses), before any worker starts."""
+    command, *arguments = r1lab_arguments(model, dataset, limit, config.steps, config.max_completion_length,
+                                os.path.join(os.path.dirname(os.path.abspath(config.output)), "r1lab-check"),
+                                config.r1lab_overrides, "fp32" if config.precision == "auto" else config.precision)
+    try:
+        side = command_config(command, arguments)
+        getattr(load_command(command)[0], COMMANDS[command].check)(side)
+    except UserError as error:
+        raise UserError(f"r1lab_overrides: r1lab's side would fail: {error}") from None
 
 
 def r1lab_arguments(model: str, dataset: str | None, limit: int, steps: int, length: int, output_dir: str, overrides: dict,

@@ -71,12 +71,23 @@ def test_bench_grpo_one_step_per_side(tiny_model_dir, gsm8k_fixture_dir, tmp_pat
         (["bench", "grpo", "--r1lab_overrides", "{max_steps: 3}"], "with the bench's own option"),
         (["bench", "grpo", "--dataset", "/nonexistent/gsm8k"], "dataset not found"),
         (["bench", "grpo", "--precision", "fp8"], "precision must be one of auto, fp32, bf16"),
+        (["bench", "grpo", "--r1lab_overrides", "{no_such_key: 1}"], "r1lab's side would fail: command line: unknown config key 'no_such_key'"),
+        (["bench", "grpo", "--r1lab_overrides", "{max_resample_rounds: -1}"], "max_resample_rounds must be at least 0"),
+        (["bench", "grpo", "--r1lab_overrides", "{generation_loop: rlab}"], "generation_loop must be one of r1lab, trl"),
+        (["bench", "grpo", "--output", "{file}/grpo.json"], "is a file, not a directory"),
+        (["bench", "grpo", "--output", "{dir}"], "is a directory: name the JSON file to write"),
     ],
 )
-def test_bench_bad_input_is_one_line_and_exit_2(arguments, message, capsys):
+def test_bench_bad_input_is_one_line_and_exit_2(arguments, message, capsys, tmp_path, monkeypatch):
+    """Checked before any worker starts: nothing is written."""
+    (tmp_path / "file").write_text("x")
+    monkeypatch.chdir(tmp_path)
+    arguments = [argument.replace("{file}", str(tmp_path / "file")).replace("{dir}", str(tmp_path)) for argument in arguments]
+    before = sorted(path.name for path in tmp_path.rglob("*"))
     assert cli_main(arguments) == 2
     error = capsys.readouterr().err.strip()
     assert message in error and len(error.splitlines()) == 1
+    assert sorted(path.name for path in tmp_path.rglob("*")) == before
 
 
 def test_bench_precision_reaches_both_sides():
