@@ -155,6 +155,8 @@ def _parses(code: str, where: str) -> str:
         ast.parse(code)
     except SyntaxError as error:
         raise UserError(f"{where}: test code does not parse ({error.msg}, line {error.lineno})") from None
+    except (RecursionError, MemoryError):  # nested deeper than Python's parser goes
+        raise UserError(f"{where}: test code is nested too deeply to parse") from None
     return code
 
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 import ast
 import json
 import marshal
+import math
 import os
 import queue
 import secrets
@@ -53,6 +54,11 @@ DEFAULT_UID_BASE = 61000
 GRACE_SECONDS = 0.5  # after the program exits, how long its pipes may stay open before the group is killed
 
 
+# The largest value each limit takes: beyond it the kernel's limits overflow, and nothing a judged program needs.
+LIMIT_MAXIMUM = {"cpu_seconds": 3600, "wall_seconds": 3600.0, "memory_bytes": 1 << 40, "processes": 4096,
+                 "file_bytes": 1 << 36, "open_files": 65536, "output_bytes": 1 << 30}
+
+
 @dataclass(frozen=True)
 class SandboxLimits:
     """Per program. Memory is address space (RLIMIT_AS) per process; processes count threads too (RLIMIT_NPROC).
@@ -68,8 +74,10 @@ class SandboxLimits:
 
     def check(self) -> "SandboxLimits":
         for name, value in asdict(self).items():
-            if not isinstance(value, (int, float)) or isinstance(value, bool) or value <= 0:
-                raise UserError(f"sandbox limit {name} must be a positive number, got {value!r}")
+            if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value) or value <= 0:
+                raise UserError(f"sandbox limit {name} must be a positive finite number, got {value!r}")
+            if value > LIMIT_MAXIMUM[name]:
+                raise UserError(f"sandbox limit {name} must be at most {LIMIT_MAXIMUM[name]}, got {value!r}")
         if self.open_files < 16:
             raise UserError(f"sandbox limit open_files must be at least 16 (Python needs a few), got {self.open_files}")
         return self

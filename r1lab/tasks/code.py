@@ -52,6 +52,7 @@ from r1lab.templates import Template
 
 logger = logging.getLogger("r1lab")
 
+MAX_WORKERS = 256  # programs judged at once
 OPTIONS = ("layout", "max_tests", "limits", "workers", "sandbox", "site_packages", "hub_config")
 
 
@@ -80,8 +81,8 @@ def sandbox_settings(options: dict[str, Any]) -> dict[str, Any]:
     except TypeError as error:
         raise UserError(f"task_options.limits: {error}") from None
     workers = options.get("workers")
-    if workers is not None and (not isinstance(workers, int) or isinstance(workers, bool) or workers < 1):
-        raise UserError(f"task_options.workers must be a positive integer, got {workers!r}")
+    if workers is not None and (not isinstance(workers, int) or isinstance(workers, bool) or not 1 <= workers <= MAX_WORKERS):
+        raise UserError(f"task_options.workers must be an integer from 1 to {MAX_WORKERS}, got {workers!r}")
     where = options.get("sandbox", "local")
     site_packages = options.get("site_packages", False)
     if not isinstance(site_packages, bool):
@@ -93,6 +94,9 @@ def sandbox_settings(options: dict[str, Any]) -> dict[str, Any]:
         unknown = sorted(set(extra) - {"language", "version", "headers"})
         if unknown:
             raise UserError(f"unknown task_options.sandbox key(s) {', '.join(unknown)} (url, language, version, headers)")
+        headers = extra.get("headers", {})
+        if not isinstance(headers, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in headers.items()):
+            raise UserError(f"task_options.sandbox headers must map header names to strings, got {headers!r}")
         if not where["url"].startswith(("http://", "https://")):
             raise UserError(f"task_options.sandbox url must start with http:// or https://, got {where['url']!r}")
         return {"backend": "piston", "url": where["url"], "limits": parsed, "workers": workers, **extra}

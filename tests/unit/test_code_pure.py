@@ -4,6 +4,7 @@ counting, mount planning and the pass@k estimator."""
 from __future__ import annotations
 
 import math
+import re
 
 import pytest
 
@@ -138,3 +139,24 @@ def test_pass_at_k_estimator():
                          {"samples": [sample(False)] * 4, "greedy": None}])
     assert summary["pass_at"]["1"] == pytest.approx(summary["pass_at_1"]) and summary["pass_at"]["4"] == summary["pass_at_k"] == 0.5
     assert summary["pass_at"]["2"] == pytest.approx((0.5 + 0.0) / 2)
+
+
+@pytest.mark.parametrize("options, message", [
+    ({"limits": {"cpu_seconds": float("inf")}}, "sandbox limit cpu_seconds must be a positive finite number, got inf"),
+    ({"limits": {"wall_seconds": float("nan")}}, "sandbox limit wall_seconds must be a positive finite number, got nan"),
+    ({"limits": {"memory_bytes": 1 << 60}}, "sandbox limit memory_bytes must be at most"),
+    ({"workers": 1_000_000}, "task_options.workers must be an integer from 1 to 256"),
+    ({"sandbox": {"url": "http://127.0.0.1:2000/api/v2/execute", "headers": "Bearer x"}}, "headers must map header names"),
+])
+def test_code_sandbox_settings_outside_what_runs_are_one_line(options, message):
+    from r1lab.tasks.code import sandbox_settings
+
+    with pytest.raises(UserError, match=re.escape(message)):
+        sandbox_settings(options)
+
+
+def test_test_code_nested_too_deeply_to_parse_is_named():
+    row = {"task_id": "deep", "prompt": "def f(x):\n", "entry_point": "f",
+           "test": "def check(candidate):\n    assert candidate(1) == " + "1+" * 100_000 + "1\n"}  # RecursionError in ast.parse
+    with pytest.raises(UserError, match="row 1: test code is nested too deeply to parse"):
+        problem_from_row(row, "row 1")
