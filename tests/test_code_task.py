@@ -122,7 +122,7 @@ def test_bad_rows_are_one_line_exit_2_and_nothing_written(case, command, tiny_mo
 
 
 @pytest.mark.parametrize("options, expected", [
-    ('{limits: {cpu_seconds: 0}}', "cpu_seconds must be a positive number"),
+    ('{limits: {cpu_seconds: 0}}', "cpu_seconds must be a positive finite number"),
     ('{limits: {gpu: 1}}', "unknown sandbox limit(s) gpu"),
     ('{sandbox: {url: "ftp://x"}}', "url must start with http"),
     ('{layout: xml}', "unknown code layout 'xml'"),
