@@ -9,7 +9,9 @@
   Each row stops on its own at EOS or at a stop string, and finished rows leave the batch
   (their KV cache rows are dropped), so a batch does not keep computing padding until its longest row ends
   as ``model.generate`` does. Sampling is temperature + top-p from a generator seeded per batch: the same
-  prompts, settings and seed give the same completions.
+  prompts, settings and seed give the same completions. On a CPU it decodes in the weights' own precision
+  (:func:`weights_precision`: no autocast), and where the CPU emulates bf16 (AVX2 only) bf16 weights' matrix
+  products run in float32, rounded to bf16 (:func:`float32_products`).
 - **vLLM** (``model`` is a ``vllm.LLM``, see :func:`load_generation_model`): one ``LLM.generate`` call with
   ``SamplingParams(n=..., stop=[...], seed=...)``, converted to the same return structure.
 
@@ -19,12 +21,14 @@
 from __future__ import annotations
 
 import time
+from contextlib import contextmanager, nullcontext
 from dataclasses import asdict, dataclass
+from functools import cache
 from typing import Any, Sequence
 
 from r1lab.errors import UserError
 from r1lab.kv_cache import cache_keyword, forward_accepts, reserve_cache
-from r1lab.models import load_model, loadable, resolve_model, torch_dtype
+from r1lab.models import cpu_has_bf16, load_model, loadable, resolve_model, torch_dtype
 from r1lab.vllm_support import check_backend, engine_kwargs, request_seed, uses_vllm
 
 Messages = list[dict[str, str]]
@@ -219,7 +223,7 @@ def sample_next(logits, temperature: float, top_p: float, generator):
     import torch
 
     if temperature <= 0:
-        return logits.argmax(dim=-1)
+        return logits.float().argmax(dim=-1)  # the same index; bf16 logits are compared faster in float32
     probabilities = torch.softmax(logits.float() / temperature, dim=-1)
     uniforms = torch.rand(probabilities.shape[0], generator=generator, device=probabilities.device)
     if top_p >= 1:
@@ -283,6 +287,99 @@ def _filled_cache(output):
     return getattr(output, "cache", None) or getattr(output, "past_key_values", None)
 
 
+@contextmanager
+def weights_precision(model):
+    """On a CPU, decode in the weights' own precision: no autocast, neither a surrounding one nor the one accelerate
+    wraps a mixed-precision model's ``forward`` in (a GRPO policy trained with ``bf16``: TRL hands the sampler that
+    wrapped model). bf16 autocast over float32 weights decoded slower than float32 on both CPU kinds (16.1 s against
+    13.1 s on an AMX CPU; emulated bf16 on an AVX2 one, see benchmarks/README.md). On a GPU nothing changes."""
+    import torch
+
+    if model.device.type != "cpu":
+        yield
+        return
+    wrapped, original = model.__dict__.get("forward"), model.__dict__.get("_original_forward")
+    unwrap = wrapped is not None and original is not None
+    if unwrap:
+        model.forward = original
+    try:
+        with torch.autocast("cpu", enabled=False):
+            yield
+    finally:
+        if unwrap:
+            model.forward = wrapped
+
+
+# On a CPU without bf16 units (AVX2 only) PyTorch emulates bf16 matrix products at a fifth of its float32 speed or less:
+# they were 96 % of a bf16 decoding step of the embedded model there (torch profiler, benchmarks/README.md). r1lab's
+# loop computes them as float32 products of the bf16 operands rounded to bf16 once: what the emulation computes (it
+# accumulates in float32 too) in another summation order, so about one output in 10 000 moves by one bf16 unit.
+FLOAT32_PRODUCTS_WHERE_BF16_IS_EMULATED = True
+# A weight with more elements than this goes to float32 a tile of rows at a time, each tile used while it is in cache:
+# the embedded model's LM head (49 152 x 576) took 72 ms for 16 rows so, 177 ms converted whole, 159 ms emulated.
+FLOAT32_TILE_ELEMENTS = 1 << 21
+
+
+def emulates_bf16(model) -> bool:
+    """Whether ``model`` has bf16 weights on a CPU that has no bf16 units (where PyTorch emulates bf16)."""
+    import torch
+
+    if model.device.type != "cpu" or not any(parameter.dtype == torch.bfloat16 for parameter in model.parameters()):
+        return False
+    return not cpu_has_bf16()
+
+
+def float32_products(model):
+    """A context in which ``model``'s bf16 matrix products run as float32 ones where its CPU emulates bf16 (see
+    :data:`FLOAT32_PRODUCTS_WHERE_BF16_IS_EMULATED`); elsewhere a context that does nothing."""
+    if FLOAT32_PRODUCTS_WHERE_BF16_IS_EMULATED and emulates_bf16(model):
+        return _float32_products_mode()()
+    return nullcontext()
+
+
+def float32_linear(input, weight, bias=None):
+    """``torch.nn.functional.linear`` of bf16 tensors computed in float32 and rounded to bf16 once; a weight of more
+    than :data:`FLOAT32_TILE_ELEMENTS` is converted a tile of rows at a time."""
+    import torch
+
+    linear, inputs = torch.nn.functional.linear, input.float()
+    rows = max(1, FLOAT32_TILE_ELEMENTS // weight.shape[-1])
+    if weight.shape[0] <= rows:
+        return linear(inputs, weight.float(), None if bias is None else bias.float()).to(input.dtype)
+    output = input.new_empty((*input.shape[:-1], weight.shape[0]))
+    for first in range(0, weight.shape[0], rows):
+        tile_bias = None if bias is None else bias[first : first + rows].float()
+        output[..., first : first + rows] = linear(inputs, weight[first : first + rows].float(), tile_bias)
+    return output
+
+
+@cache
+def _float32_products_mode():
+    """The torch function mode behind :func:`float32_products`, built on first use (importing torch only then)."""
+    import torch
+    from torch.overrides import TorchFunctionMode
+
+    matmuls = {torch.matmul, torch.bmm, torch.Tensor.matmul, torch.Tensor.__matmul__, torch.Tensor.bmm}
+
+    def bf16_on_cpu(tensor) -> bool:
+        return isinstance(tensor, torch.Tensor) and tensor.dtype == torch.bfloat16 and tensor.device.type == "cpu"
+
+    class Float32Products(TorchFunctionMode):
+        """bf16 ``linear`` and ``matmul``/``bmm`` on the CPU as float32 products rounded to bf16."""
+
+        def __torch_function__(self, func, types, args=(), kwargs=None):
+            kwargs = kwargs or {}
+            if func is torch.nn.functional.linear and len(args) >= 2 and set(kwargs) <= {"bias"}:
+                bias = kwargs.get("bias", args[2] if len(args) > 2 else None)
+                if bf16_on_cpu(args[0]) and bf16_on_cpu(args[1]) and (bias is None or bf16_on_cpu(bias)):
+                    return float32_linear(args[0], args[1], bias)
+            elif func in matmuls and len(args) == 2 and not kwargs and all(map(bf16_on_cpu, args)):
+                return func(args[0].float(), args[1].float()).to(torch.bfloat16)
+            return func(*args, **kwargs)
+
+    return Float32Products
+
+
 # Drop finished rows from the batch (and their KV cache) once this share of it has finished: copying the
 # cache costs about one decoding step, so compacting on every single finished row would not pay.
 COMPACT_WHEN_FINISHED = 0.25
@@ -308,7 +405,9 @@ def decode_batch(model, prompts_ids, pad_id, eos_ids, watcher, max_new_tokens, t
     as its next one and ends, as a model that stops there would have written it (GRPO's ``stop_at_answer``). Rows
     that ended are dropped from the batch and the KV cache in groups. With ``record_logps`` each token's
     log-probability is ``log_softmax(logits / temperature)`` at that token, what TRL's loss computes (top-p shapes
-    the sampling only). A row cut at ``max_new_tokens`` has no EOS.
+    the sampling only). A row cut at ``max_new_tokens`` has no EOS. On a CPU it decodes without autocast
+    (:func:`weights_precision`), bf16 weights' products in float32 where the CPU emulates bf16
+    (:func:`float32_products`).
     """
     import torch
 
@@ -320,7 +419,7 @@ def decode_batch(model, prompts_ids, pad_id, eos_ids, watcher, max_new_tokens, t
     logps: list[list[float]] | None = [[] for _ in row_prompts] if record_logps else None
     stopped_at: list[int | None] = [None] * len(row_prompts)
     ended, closing = [False] * len(row_prompts), [False] * len(row_prompts)
-    with torch.inference_mode():
+    with torch.inference_mode(), weights_precision(model), float32_products(model):
         logits, cache, attention, positions = _read_prompts(model, prompts_ids, pad_id, cache_name, extra)
         if row_prompts != list(range(len(prompts_ids))):
             expand = torch.tensor(row_prompts, device=device)

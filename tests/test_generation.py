@@ -418,3 +418,123 @@ def test_a_shared_prompt_prefix_is_read_once_and_changes_nothing(embedded_model,
     whole = generation.generate(model, tokenizer, prompts, max_new_tokens=16, batch_size=4, progress=False)
     assert shared == whole
     assert len({completions[0].text for completions in shared}) == len(prompts)
+
+
+# --- precision: the weights' own on a CPU, bf16 products in float32 where the CPU emulates bf16 ---
+
+
+def _decode_tiny(model, tokenizer, prompts_ids, max_new_tokens=6):
+    """(tokens, log-probabilities) of r1lab's loop sampling at T = 1 with a fixed seed."""
+    import torch
+
+    from r1lab.generation import decode_batch
+
+    decoded = decode_batch(model, prompts_ids, tokenizer.pad_token_id, {tokenizer.eos_token_id}, StopStringWatcher(tokenizer, []),
+                           max_new_tokens, 1.0, 1.0, torch.Generator().manual_seed(0), record_logps=True)
+    return decoded.tokens, decoded.logps
+
+
+def _with_accelerate_autocast(model):
+    """``model`` with its forward wrapped as accelerate's ``prepare`` wraps a bf16 mixed-precision model's on the CPU
+    (accelerate's prepare_model: autocast, then the outputs converted to float32), without accelerate's global state."""
+    from types import MethodType
+
+    import torch
+    from accelerate.utils import convert_outputs_to_fp32
+
+    model._original_forward = model.forward
+    autocast_forward = torch.autocast("cpu", dtype=torch.bfloat16)(model.forward.__func__)
+    model.forward = MethodType(convert_outputs_to_fp32(autocast_forward), model)
+    return model
+
+
+def test_decoding_on_the_cpu_ignores_autocast(tiny):
+    """A GRPO policy trained with bf16 on the CPU reaches the sampler with accelerate's autocast around its forward:
+    r1lab's loop decodes it in its float32 weights all the same (the bare model's tokens and log-probabilities, bit
+    for bit), inside a surrounding autocast too, and gives the wrapper back."""
+    import copy
+
+    import torch
+
+    from r1lab.generation import prompt_token_ids
+
+    model, tokenizer = tiny
+    prompts_ids = prompt_token_ids(tokenizer, PROMPTS[:3])
+    bare = _decode_tiny(model, tokenizer, prompts_ids)
+    wrapped = _with_accelerate_autocast(copy.deepcopy(model))
+    accelerate_forward = wrapped.__dict__["forward"]
+    autocast_inside = []
+
+    def record(*_):
+        autocast_inside.append(torch.is_autocast_enabled("cpu"))
+
+    hook = wrapped.model.layers[0].register_forward_hook(record)
+    try:
+        assert _decode_tiny(wrapped, tokenizer, prompts_ids) == bare
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            assert _decode_tiny(wrapped, tokenizer, prompts_ids) == bare
+        assert autocast_inside and not any(autocast_inside)
+        assert wrapped.__dict__["forward"] is accelerate_forward
+        with torch.inference_mode():
+            wrapped(input_ids=torch.tensor([prompts_ids[0]]))
+        assert autocast_inside[-1]  # outside r1lab's loop the wrapper autocasts as before
+    finally:
+        hook.remove()
+
+
+def test_float32_linear_computes_the_bf16_product(monkeypatch):
+    """Small integer operands make every sum exact in float32 and in bf16: the float32 route, whole or a tile of rows
+    at a time, must give PyTorch's own bf16 result bit for bit."""
+    import torch
+
+    from r1lab import generation
+
+    generator = torch.Generator().manual_seed(0)
+    inputs = torch.randint(-2, 3, (3, 5, 16), generator=generator).to(torch.bfloat16)
+    weight = torch.randint(-2, 3, (50, 16), generator=generator).to(torch.bfloat16)
+    bias = torch.randint(-8, 9, (50,), generator=generator).to(torch.bfloat16)
+    for tile_elements in (generation.FLOAT32_TILE_ELEMENTS, 16 * 7):  # whole; tiles of 7 rows, the last one shorter
+        monkeypatch.setattr(generation, "FLOAT32_TILE_ELEMENTS", tile_elements)
+        for with_bias in (bias, None):
+            got = generation.float32_linear(inputs, weight, with_bias)
+            expected = torch.nn.functional.linear(inputs, weight, with_bias)
+            assert got.dtype == torch.bfloat16 and torch.equal(got, expected)
+
+
+def test_bf16_products_go_through_float32_only_where_the_cpu_emulates_bf16(tiny, monkeypatch):
+    """bf16 weights on a CPU without bf16 units: bf16 ``linear`` and ``matmul`` inside the loop go through float32 (the
+    product rounded to bf16), float32 ones are left alone; with float32 weights or bf16 units nothing changes."""
+    import contextlib
+    import copy
+
+    import torch
+
+    from r1lab import generation
+
+    model, tokenizer = tiny
+    bf16_model = copy.deepcopy(model).to(torch.bfloat16)
+    monkeypatch.setattr(generation, "cpu_has_bf16", lambda: True)
+    assert not generation.emulates_bf16(bf16_model)
+    monkeypatch.setattr(generation, "cpu_has_bf16", lambda: False)
+    assert generation.emulates_bf16(bf16_model) and not generation.emulates_bf16(model)  # float32 weights: no
+    assert isinstance(generation.float32_products(model), contextlib.nullcontext)
+    routed, float32_linear = [], generation.float32_linear
+
+    def counting(*operands):
+        routed.append(operands[1].shape)
+        return float32_linear(*operands)
+
+    monkeypatch.setattr(generation, "float32_linear", counting)
+    left, right = torch.randn(2, 3, 4).to(torch.bfloat16), torch.randn(2, 4, 5).to(torch.bfloat16)
+    with generation.float32_products(bf16_model):
+        assert torch.equal(torch.matmul(left, right), (left.float() @ right.float()).to(torch.bfloat16))
+        assert torch.equal(left @ right, (left.float() @ right.float()).to(torch.bfloat16))
+        torch.nn.functional.linear(torch.randn(2, 4), torch.randn(3, 4))  # float32: left alone
+        assert routed == []
+        torch.nn.functional.linear(left, right[0].T, bias=None)
+        assert routed == [(5, 4)]
+    completions = generate(bf16_model, tokenizer, PROMPTS[:2], max_new_tokens=4, progress=False)
+    assert len(routed) > 1 + 2 * 4  # the loop routes its products too: prompt pass and every step, each layer
+    assert all(completion[0].tokens >= 1 for completion in completions)
+    monkeypatch.setattr(generation, "FLOAT32_PRODUCTS_WHERE_BF16_IS_EMULATED", False)
+    assert isinstance(generation.float32_products(bf16_model), contextlib.nullcontext)
