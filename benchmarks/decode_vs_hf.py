@@ -15,7 +15,7 @@ On a CPU without bf16 units r1lab's loop computes bf16 matrix products in float3
 emulation to both sides, which compares the loops alone.
 
     .venv/bin/python benchmarks/decode_vs_hf.py                          # embedded model, 8 prompts, 64 tokens, fp32 + bf16
-    .venv/bin/python benchmarks/decode_vs_hf.py --limit 16 --max_new_tokens 96 --repeats 3 --threads 1
+    .venv/bin/python benchmarks/decode_vs_hf.py --limit 16 --max_new_tokens 96 --repeats 3
     .venv/bin/python benchmarks/decode_vs_hf.py --precisions bf16 --attention sdpa eager --repeats 3
     .venv/bin/python benchmarks/decode_vs_hf.py --model runs/quickstart/03-cold-start --sampled --json runs/bench/decode.json
 """
@@ -48,7 +48,9 @@ def parse_arguments():
     parser.add_argument("--emulated_bf16_products", action="store_true",
                         help="r1lab's loop keeps PyTorch's emulated bf16 matrix products on a CPU without bf16 units "
                              "(r1lab.generation.FLOAT32_PRODUCTS_WHERE_BF16_IS_EMULATED off), as before 2026-12-04")
-    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="torch threads (default 1: on a 2-core machine shared with other runs, torch's one thread "
+                             "per core stalled, the same run taking 21 to 171 s; 0: torch's choice)")
     parser.add_argument("--json", default=None, help="also write the figures to this file")
     return parser.parse_args()
 

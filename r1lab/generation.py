@@ -316,8 +316,9 @@ def weights_precision(model):
 # accumulates in float32 too) in another summation order, so about one output in 10 000 moves by one bf16 unit.
 FLOAT32_PRODUCTS_WHERE_BF16_IS_EMULATED = True
 # A weight with more elements than this goes to float32 a tile of rows at a time, each tile used while it is in cache:
-# the embedded model's LM head (49 152 x 576) took 72 ms for 16 rows so, 177 ms converted whole, 159 ms emulated.
-FLOAT32_TILE_ELEMENTS = 1 << 21
+# the embedded model's LM head (49 152 x 576) took 27 ms for 16 rows in tiles of 2^20 elements, 35 ms in 2^21, 128 ms
+# converted whole, 106 ms emulated (one thread). Its layers' weights (at most 576 x 1536) go whole.
+FLOAT32_TILE_ELEMENTS = 1 << 20
 
 
 def emulates_bf16(model) -> bool:
