@@ -101,14 +101,24 @@ def check(config: R1GRPOConfig) -> None:
     """The stage contract's check (commands.Command.check): every setting on its own and in combination, the task,
     template and rewards it names (rewards built, options and all); reads no rows, no model, no input or output
     path, so a pipeline runs it for every stage before the first one starts."""
+    _checked_settings(config)
+
+
+def _checked_settings(config: R1GRPOConfig) -> tuple:
+    """:func:`check`'s work, with what it built for :func:`plan` to reuse: (template, stop strings, task, reward
+    functions, reward weights)."""
     check_declared(config)
     heldout_settings(config)
     check_final_eval(config)
     peft_config(config)
     template = get_template(config.template)
-    _check_generation_settings(config, template)
-    build_rewards(config.rewards, {"task": get_task(config), "template": template.name}, config.reward_weights)
+    stop_strings = _check_generation_settings(config, template)
+    task = get_task(config)
+    reward_functions, reward_weights = build_rewards(
+        config.rewards, {"task": task, "template": template.name}, config.reward_weights
+    )
     check_grpo_vllm(config, _token_budget(config))
+    return template, stop_strings, task, reward_functions, reward_weights
 
 
 def _token_budget(config) -> int:
@@ -117,15 +127,9 @@ def _token_budget(config) -> int:
 
 def plan(config: R1GRPOConfig) -> GRPOPlan:
     """Check every setting, load the rows, build the rewards and the tokenizer; raises UserError, loads no model."""
-    check(config)
+    template, stop_strings, task, reward_functions, reward_weights = _checked_settings(config)
     check_training_outputs(config)
-    template = get_template(config.template)
-    stop_strings = _check_generation_settings(config, template)
-    task = get_task(config)
     rows = task.load()
-    reward_functions, reward_weights = build_rewards(
-        config.rewards, {"task": task, "template": template.name}, config.reward_weights
-    )
     model_path = resolve_model(config.model)
     model_config = model_config_dict(model_path) or {}
     context = model_config.get("max_position_embeddings")
