@@ -36,7 +36,8 @@ from r1lab.generation import (
     prompt_token_ids,
 )
 from r1lab.models import ModelDtype, load_tokenizer, model_config_dict, resolve_model
-from r1lab.outputs import check_output_dir, json_bytes, jsonl_bytes, write_files_atomic
+from r1lab.outputs import check_output_dir
+from r1lab.run_files import HEADLINE, SAMPLES, SUMMARY, read_summary, write_eval
 from r1lab.significance import compare_evals, format_significance
 from r1lab.tasks import TaskSpec, get_task
 from r1lab.templates import get_template
@@ -44,21 +45,6 @@ from r1lab.vllm_support import Backend, check_backend
 
 logger = logging.getLogger("r1lab")
 
-SAMPLES_FILE = "samples.jsonl"
-SUMMARY_FILE = "summary.json"
-# The metrics `--compare` reports, in order: (key, label, higher is better).
-HEADLINE = (
-    ("greedy_accuracy", "greedy accuracy", True),
-    ("pass_at_1", "pass@1", True),
-    ("cons_at_k", "cons@k", True),
-    ("pass_at_k", "pass@k", True),
-    ("format_rate", "format rate", True),
-    ("greedy_format_rate", "greedy format rate", True),
-    ("truncation_rate", "truncation rate", False),
-    ("mean_tokens", "mean tokens", None),
-    ("p90_tokens", "p90 tokens", None),
-    ("tokens_per_second", "generated tokens/s", True),
-)
 # Settings that make two summaries comparable; `--compare` names the ones that differ.
 _COMPARABLE = ("task", "dataset", "split", "limit", "task_options", "template", "k", "temperature", "top_p", "max_new_tokens")
 
@@ -119,7 +105,7 @@ def plan(config: EvalConfig) -> EvalPlan:
     check(config)
     if not config.output_dir:
         raise UserError("output_dir must be set")
-    if os.path.exists(os.path.join(config.output_dir, SUMMARY_FILE)) and not config.overwrite:
+    if os.path.exists(os.path.join(config.output_dir, SUMMARY.name)) and not config.overwrite:
         raise UserError(f"{config.output_dir} already holds an eval summary; pass --overwrite true to replace it")
     check_output_dir(config.output_dir, overwrite=True)
     template = get_template(config.template)
@@ -282,13 +268,7 @@ def main(config: EvalConfig) -> dict[str, Any]:
         "settings": config_to_dict(config),
         "versions": library_versions(),
     }
-    # Both written in full before either replaces an earlier eval; summary.json last: its presence means done.
-    write_files_atomic(
-        [
-            (os.path.join(config.output_dir, SAMPLES_FILE), jsonl_bytes(records)),
-            (os.path.join(config.output_dir, SUMMARY_FILE), json_bytes(summary)),
-        ]
-    )
+    write_eval(config.output_dir, records, summary)
     print(format_summary(summary, config.output_dir))
     return summary
 
@@ -338,7 +318,7 @@ def format_summary(summary: dict[str, Any], output_dir: str | None = None) -> st
     lines = [f"r1lab eval: {summary['task']} [{summary['split']}] {questions} questions, model {summary['model']}"]
     lines += [f"  {label:<{width}}  {value}" for label, value in rows]
     if output_dir:
-        lines.append(f"  wrote {os.path.join(output_dir, SAMPLES_FILE)} and {SUMMARY_FILE}")
+        lines.append(f"  wrote {os.path.join(output_dir, SAMPLES.name)} and {SUMMARY.name}")
     return "\n".join(lines)
 
 
@@ -360,24 +340,6 @@ def run_eval(model_path: str, task_spec: TaskSpec, template, **settings) -> dict
     values["overwrite"] = True
     values.update(settings)
     return main(build_config(EvalConfig, values, source="run_eval"))
-
-
-def load_summary(path: str) -> dict[str, Any]:
-    """An eval summary from ``summary.json`` or the directory holding it; UserError when missing or garbled."""
-    if os.path.isdir(path):
-        path = os.path.join(path, SUMMARY_FILE)
-    try:
-        with open(path, encoding="utf-8") as handle:
-            summary = json.load(handle)
-    except FileNotFoundError:
-        raise UserError(f"summary not found: {path}") from None
-    except (OSError, UnicodeDecodeError) as error:
-        raise UserError(f"cannot read {path}: {error}") from None
-    except json.JSONDecodeError as error:
-        raise UserError(f"{path}: not valid JSON ({error.msg} at line {error.lineno})") from None
-    if not isinstance(summary, dict) or not any(isinstance(summary.get(key), (int, float)) for key, _, _ in HEADLINE):
-        raise UserError(f"{path}: not an r1lab eval summary (no headline metrics)")
-    return summary
 
 
 def compare_summaries(before: dict[str, Any], after: dict[str, Any]) -> list[tuple[str, Any, Any, float | None]]:
@@ -425,7 +387,7 @@ def compare_command(arguments: list[str]) -> int:
         arguments = ["--compare", *arguments[0].split("=", 1)[1].split(","), *arguments[1:]]
     if len(arguments) != 3 or arguments[0] != "--compare" or any(item.startswith("--") for item in arguments[1:]):
         raise UserError("usage: r1lab eval --compare A/summary.json B/summary.json (nothing else)")
-    before, after = load_summary(arguments[1]), load_summary(arguments[2])
+    before, after = read_summary(arguments[1]), read_summary(arguments[2])
     significance = comparison_significance(arguments[1], arguments[2])  # refuses different questions before printing
     print(format_comparison(arguments[1], arguments[2], before, after))
     print("\n" + "\n".join(significance))
@@ -436,7 +398,7 @@ def comparison_significance(path_a: str, path_b: str) -> list[str]:
     """The paired significance lines of B against A from the ``samples.jsonl`` beside each summary
     (:mod:`r1lab.significance`); UserError when the evals' question sets differ."""
     folders = [path if os.path.isdir(path) else os.path.dirname(path) or "." for path in (path_a, path_b)]
-    missing = [os.path.join(folder, SAMPLES_FILE) for folder in folders if not os.path.isfile(os.path.join(folder, SAMPLES_FILE))]
+    missing = [os.path.join(folder, SAMPLES.name) for folder in folders if not os.path.isfile(os.path.join(folder, SAMPLES.name))]
     if missing:
         return [f"significance: not computed, no {' or '.join(missing)} (the per-question results it pairs)"]
     result = compare_evals(*folders)

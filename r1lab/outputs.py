@@ -12,8 +12,6 @@ from typing import Any
 from r1lab.errors import UserError
 
 STAGE_MARKER = "r1lab_stage.json"  # written last: its presence means the stage finished
-METRICS_FILE = "metrics.jsonl"  # a training stage's logged steps, one JSON record per line
-COMPLETIONS_FILE = "completions.jsonl"  # GRPO's sampled completions behind each logged step, with their rewards
 
 
 def _default_file_mode() -> int:

@@ -13,7 +13,6 @@ barrier after each stage, so that a stage starts once the previous one's output 
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import time
@@ -31,11 +30,10 @@ from r1lab.outputs import (
     is_finished,
     is_inside,
     last_checkpoint,
-    write_json_atomic,
 )
+from r1lab.run_files import MANIFEST, read_manifest, write_manifest
 from r1lab.significance import format_transitions, transitions
 
-MANIFEST = "manifest.json"
 _STAGE_NAME = re.compile(r"^[A-Za-z0-9][\w-]*$")
 
 
@@ -114,6 +112,10 @@ def plan_stages(config: PipelineConfig) -> list[StagePlan]:
             raise UserError(f"stage {name!r}: inputs must map a config field to an earlier stage's name")
         earlier = {plan.name for plan in plans}
         for field_name, source in inputs.items():
+            if not isinstance(field_name, str) or not isinstance(source, str):
+                raise UserError(
+                    f"stage {name!r}: inputs must map a config field to one earlier stage's name, got {field_name!r}: {source!r}"
+                )
             if source not in earlier:
                 raise UserError(
                     f"stage {name!r}: input {field_name} names stage {source!r}, which does not run before it"
@@ -190,7 +192,7 @@ class Manifest:
     """``manifest.json``: the run's table of stages, rewritten atomically on every change."""
 
     def __init__(self, run_dir: str, name: str, plans: list[StagePlan]):
-        self.path = os.path.join(run_dir, MANIFEST)
+        self.path = os.path.join(run_dir, MANIFEST.name)
         self.data: dict[str, Any] = {
             "name": name,
             "run_dir": run_dir,
@@ -205,12 +207,8 @@ class Manifest:
     def load_previous(self) -> None:
         if not os.path.isfile(self.path):
             return
-        try:
-            with open(self.path, encoding="utf-8") as handle:
-                previous = json.load(handle)
-        except (OSError, ValueError) as error:
-            raise UserError(f"cannot read {self.path}: {error}") from None
-        by_name = {stage.get("name"): stage for stage in previous.get("stages", [])}
+        previous = read_manifest(os.path.dirname(self.path))
+        by_name = {stage["name"]: stage for stage in previous["stages"]}
         self.data["created"] = previous.get("created", self.data["created"])
         for stage in self.data["stages"]:
             old = by_name.get(stage["name"])
@@ -222,7 +220,7 @@ class Manifest:
 
     def save(self) -> None:
         self.data["updated"] = _now()
-        write_json_atomic(self.path, self.data)
+        write_manifest(os.path.dirname(self.path), self.data)
 
 
 def main(config: PipelineConfig) -> dict[str, Any]:
@@ -326,17 +324,6 @@ def dry_run(plans: list[StagePlan]) -> dict[str, Any]:
         print(f"{plan.index + 1:>2}  {plan.name:<20} {plan.command:<20} → {plan.output_dir}" + (f"   ({inputs})" if inputs else ""))
     print(f"r1lab pipeline: dry run: {len(plans)} stage configs valid, nothing run")
     return {"stages": [plan.name for plan in plans], "dry_run": True}
-
-
-def read_manifest(run_dir: str) -> dict[str, Any]:
-    path = os.path.join(run_dir, MANIFEST)
-    if not os.path.isfile(path):
-        raise UserError(f"no {MANIFEST} in {run_dir}: not a pipeline run directory")
-    try:
-        with open(path, encoding="utf-8") as handle:
-            return json.load(handle)
-    except (OSError, ValueError) as error:
-        raise UserError(f"cannot read {path}: {error}") from None
 
 
 def print_status(manifest: dict[str, Any]) -> None:

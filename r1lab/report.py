@@ -11,8 +11,10 @@ word and a few completions early / middle / late in training. Eval stages form o
 (one row per ``summary.json``), with the reflection-word rate of their ``samples.jsonl``, and a significance
 table: each eval against the nearest earlier eval on the same questions (:mod:`r1lab.significance`).
 
-Everything is read leniently (missing keys, a cut last line, non-numeric values, failed stages): what
-is there is reported. A path that is not a directory, or holds nothing to report, is a UserError.
+Every file is read through :mod:`r1lab.run_files`, which validates it against its declaration: a file that does
+not hold what r1lab writes there is left out with a note naming file, line and field, and the rest of the run is
+reported (a failed stage, a stage still running: what is there is shown). A manifest that is not r1lab's, a path
+that is not a directory, or one that holds nothing to report is a UserError.
 """
 
 from __future__ import annotations
@@ -20,22 +22,32 @@ from __future__ import annotations
 import base64
 import html
 import io
-import json
 import math
 import os
 import re
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import Any, Iterable, Iterator
+from typing import Any, Callable, Iterable, Iterator
 
 from r1lab.config import setting
 from r1lab.errors import UserError
 from r1lab.outputs import (
-    COMPLETIONS_FILE,
-    METRICS_FILE,
     check_writable_dir,
     write_bytes_atomic,
     write_text_atomic,
+)
+from r1lab.run_files import (
+    COMPLETIONS,
+    HELDOUT,
+    MANIFEST,
+    METRICS,
+    SAMPLES,
+    SUMMARY,
+    RunFileError,
+    iter_records,
+    read_manifest,
+    read_records,
+    read_summary,
 )
 from r1lab.significance import (
     BOOTSTRAP_RESAMPLES,
@@ -45,9 +57,6 @@ from r1lab.significance import (
 )
 
 REPORT_FILE = "report.html"
-SUMMARY_FILE = "summary.json"
-SAMPLES_FILE = "samples.jsonl"
-HELDOUT_FILE = "heldout.jsonl"  # a training stage's held-out eval during training (heldout_eval)
 FINAL_EVAL_DIR = "eval"  # a training stage's ``final_eval`` lands in output_dir/eval
 EVAL_DIR_KEY = "_eval_dir"  # set on an eval row's summary when its samples.jsonl is there (for the significance table)
 
@@ -104,39 +113,20 @@ def _number(value: Any) -> float | None:
     return value if math.isfinite(value) else None
 
 
-def _json_lines(path: str) -> Iterator[dict[str, Any]]:
-    """The JSON objects of a jsonl file; blank, cut (a crash mid-write) or non-object lines are skipped."""
-    with open(path, encoding="utf-8", errors="replace") as handle:
-        for line in handle:
-            line = line.strip()
-            if not line:
-                continue
-            try:
-                record = json.loads(line)
-            except ValueError:
-                continue
-            if isinstance(record, dict):
-                yield record
-
-
 def read_metrics(path: str) -> list[dict[str, Any]]:
     """metrics.jsonl's step records (the trainer's final summary line left out)."""
-    return [record for record in _json_lines(path) if "train_runtime" not in record]
+    return [record for record in read_records(path, METRICS) if "train_runtime" not in record]
 
 
 def iter_completions(path: str) -> Iterator[dict[str, Any]]:
-    """completions.jsonl records as ``{"step": int, "completion": str, "reward": float | None, "question": str | None}``;
-    a line without a numeric step or a text completion is skipped."""
-    for record in _json_lines(path):
-        step, completion = _number(record.get("step")), record.get("completion")
-        if step is None or not isinstance(completion, str):
-            continue
-        question = record.get("question")
+    """completions.jsonl records as ``{"step": int, "completion": str, "reward": float | None, "question": str | None}``
+    (a reward that is not a finite number is None)."""
+    for record in iter_records(path, COMPLETIONS):
         yield {
-            "step": int(step),
-            "completion": completion,
+            "step": record["step"],
+            "completion": record["completion"],
             "reward": _number(record.get("reward")),
-            "question": question if isinstance(question, str) else None,
+            "question": record.get("question"),
         }
 
 
@@ -258,13 +248,11 @@ def eval_reflection_rate(samples_path: str, words: Iterable[str]) -> float | Non
     """Reflection-word rate over every completion (greedy and sampled) in an eval's samples.jsonl."""
     words = tuple(words)
     total = hits = 0
-    for record in _json_lines(samples_path):
-        completions = [record.get("greedy")] + list(record.get("samples") or [])
-        for item in completions:
-            text = item.get("completion") if isinstance(item, dict) else None
-            if isinstance(text, str):
+    for record in iter_records(samples_path, SAMPLES):
+        for item in [record.get("greedy"), *record["samples"]]:
+            if item is not None:
                 total += 1
-                hits += has_reflection(text, words)
+                hits += has_reflection(item["completion"], words)
     return hits / total if total else None
 
 
@@ -284,48 +272,26 @@ def _stage_dir(run_dir: str, output: Any, index: int, name: str) -> str:
 def _stages(run_dir: str) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
     """Each stage's name, command, status, inputs, error and directory: the manifest's, or the directory
     itself as one stage. Report stages are left out (this is their output)."""
-    manifest_path = os.path.join(run_dir, "manifest.json")
-    if not os.path.isfile(manifest_path):
+    if not os.path.isfile(os.path.join(run_dir, MANIFEST.name)):
         name = os.path.basename(os.path.normpath(os.path.abspath(run_dir)))
         return [{"name": name, "command": "", "dir": run_dir, "status": "", "inputs": {}, "error": None, "seconds": None}], None
-    try:
-        with open(manifest_path, encoding="utf-8") as handle:
-            manifest = json.load(handle)
-    except (OSError, ValueError) as error:
-        raise UserError(f"cannot read {manifest_path}: {error}") from None
-    entries = manifest.get("stages") if isinstance(manifest, dict) else None
-    if not isinstance(entries, list):
-        raise UserError(f"{manifest_path} has no list of stages")
+    manifest = read_manifest(run_dir)
     stages = []
-    for index, entry in enumerate(entries):
-        if not isinstance(entry, dict) or entry.get("command") == "report":
+    for index, entry in enumerate(manifest["stages"]):
+        if entry["command"] == "report":
             continue
-        name = str(entry.get("name") or f"stage-{index + 1}")
         stages.append(
             {
-                "name": name,
-                "command": str(entry.get("command") or ""),
-                "dir": _stage_dir(run_dir, entry.get("output"), index, name),
-                "status": str(entry.get("status") or "?"),
-                "inputs": entry.get("inputs") if isinstance(entry.get("inputs"), dict) else {},
+                "name": entry["name"],
+                "command": entry["command"],
+                "dir": _stage_dir(run_dir, entry.get("output"), index, entry["name"]),
+                "status": entry["status"],
+                "inputs": entry.get("inputs", {}),
                 "error": entry.get("error"),
                 "seconds": _number(entry.get("seconds")),
             }
         )
     return stages, manifest
-
-
-def _read_summary(path: str, notes: list[str], label: str) -> dict[str, Any] | None:
-    try:
-        with open(path, encoding="utf-8") as handle:
-            summary = json.load(handle)
-    except (OSError, ValueError) as error:
-        notes.append(f"{label}: cannot read {os.path.basename(path)} ({type(error).__name__}), left out of the eval table")
-        return None
-    if not isinstance(summary, dict):
-        notes.append(f"{label}: {os.path.basename(path)} is not a JSON object, left out of the eval table")
-        return None
-    return summary
 
 
 # ---------------------------------------------------------------------------------------------- plots
@@ -382,13 +348,13 @@ def _sampled_heldout(records: list[dict[str, Any]]) -> bool:
 def with_heldout_start(records: list[dict[str, Any]], stage_dir: str) -> list[dict[str, Any]]:
     """The metrics records with the held-out eval before the first step (``heldout.jsonl``'s step 0) put first,
     so that the held-out curve starts where training started; the later points are in the metrics already."""
-    path = os.path.join(stage_dir, HELDOUT_FILE)
+    path = os.path.join(stage_dir, HELDOUT.name)
     if not os.path.isfile(path):
         return records
     start = [
         {"step": 0, **{f"heldout/{key}": value for key, value in record.items() if key not in ("step", "questions", "k", "seconds")}}
-        for record in _json_lines(path)
-        if record.get("step") == 0
+        for record in read_records(path, HELDOUT)
+        if record["step"] == 0
     ]
     return start[:1] + records
 
@@ -562,6 +528,16 @@ _STYLE = (
 )
 
 
+def _left_out(notes: list[str], label: str, what: str, read: Callable[[], Any]) -> Any:
+    """``read()``, or None with a note when a file of the stage does not hold what r1lab declares for it
+    (:mod:`r1lab.run_files`): the report shows what it can of a run, the note names file, line and field."""
+    try:
+        return read()
+    except RunFileError as error:
+        notes.append(f"{label}: {what} left out: {error}")
+        return None
+
+
 def _collect(config: ReportConfig, words: tuple[str, ...]):
     """Read every stage (no writing): the stages, the manifest, notes, training data and eval rows."""
     stages, manifest = _stages(config.run_dir)
@@ -569,33 +545,38 @@ def _collect(config: ReportConfig, words: tuple[str, ...]):
     training, eval_rows = [], []
     omitted = "reflection-word rate and sample completions omitted"
     for stage in stages:
-        name = stage["name"]
-        metrics_path = os.path.join(stage["dir"], METRICS_FILE)
-        records = read_metrics(metrics_path) if os.path.isfile(metrics_path) else []
-        if os.path.isfile(metrics_path) and not records:
-            notes.append(f"{name}: {METRICS_FILE} holds no step records")
-        if records:
-            records = with_heldout_start(records, stage["dir"])
-        completions_path = os.path.join(stage["dir"], COMPLETIONS_FILE)
+        name, folder = stage["name"], stage["dir"]
+        metrics_path = os.path.join(folder, METRICS.name)
+        records: list[dict[str, Any]] = []
+        if os.path.isfile(metrics_path):
+            logged = _left_out(notes, name, "training curves", lambda: read_metrics(metrics_path))
+            if logged == []:
+                notes.append(f"{name}: {METRICS.name} holds no step records")
+            elif logged:
+                records = _left_out(notes, name, "held-out start", lambda: with_heldout_start(logged, folder)) or logged
+        completions_path = os.path.join(folder, COMPLETIONS.name)
         completions = None
         if os.path.isfile(completions_path):
-            completions = summarize_completions(completions_path, words, config.reflection_examples, config.samples_per_phase)
-            if completions is None:
-                notes.append(f"{name}: {COMPLETIONS_FILE} holds no completions; {omitted}")
+            noted = len(notes)
+            completions = _left_out(notes, name, "completions", lambda: summarize_completions(
+                completions_path, words, config.reflection_examples, config.samples_per_phase))
+            if completions is None and len(notes) == noted:
+                notes.append(f"{name}: {COMPLETIONS.name} holds no completions; {omitted}")
         elif stage["command"] == "grpo" or any("reward" in record for record in records):
-            notes.append(f"{name}: no {COMPLETIONS_FILE}; {omitted}")
+            notes.append(f"{name}: no {COMPLETIONS.name}; {omitted}")
         if records or completions:
             training.append((stage, records, completions))
         model = str(stage["inputs"].get("model", ""))
-        for folder, label in ((stage["dir"], name), (os.path.join(stage["dir"], FINAL_EVAL_DIR), f"{name} (final eval)")):
-            summary_path = os.path.join(folder, SUMMARY_FILE)
-            summary = _read_summary(summary_path, notes, label) if os.path.isfile(summary_path) else None
+        for eval_dir, label in ((folder, name), (os.path.join(folder, FINAL_EVAL_DIR), f"{name} (final eval)")):
+            if not os.path.isfile(os.path.join(eval_dir, SUMMARY.name)):
+                continue
+            summary = _left_out(notes, label, "eval", lambda: read_summary(eval_dir))
             if summary is None:
                 continue
-            samples_path = os.path.join(folder, SAMPLES_FILE)
-            if os.path.isfile(samples_path):
-                summary = {**summary, "reflection_rate": eval_reflection_rate(samples_path, words), EVAL_DIR_KEY: folder}
-            eval_rows.append((label, model if folder == stage["dir"] else name, stage["status"], summary))
+            if os.path.isfile(os.path.join(eval_dir, SAMPLES.name)):
+                rate = _left_out(notes, label, "reflection-word rate", lambda: eval_reflection_rate(os.path.join(eval_dir, SAMPLES.name), words))
+                summary = {**summary, "reflection_rate": rate, EVAL_DIR_KEY: eval_dir}
+            eval_rows.append((label, model if eval_dir == folder else name, stage["status"], summary))
     return stages, manifest, notes, training, eval_rows
 
 
@@ -639,7 +620,7 @@ def build_report(config: ReportConfig) -> str:
     stages, manifest, notes, training, eval_rows = _collect(config, words)
     if not training and not eval_rows:
         where = f" ({len(stages)} stage(s) in manifest.json, none has written one yet)" if manifest is not None else ""
-        files = f"{METRICS_FILE}, {COMPLETIONS_FILE} or {SUMMARY_FILE}"
+        files = f"{METRICS.name}, {COMPLETIONS.name} or {SUMMARY.name}"
         raise UserError(f"nothing to report in {config.run_dir}: no {files}{where}")
 
     output = config.output or os.path.join(config.run_dir, REPORT_FILE)

@@ -18,16 +18,14 @@ whose question sets differ are not compared (:func:`pair_records` raises UserErr
 
 from __future__ import annotations
 
-import json
 import math
-import os
 import random
 from dataclasses import dataclass
 from typing import Any, Sequence
 
 from r1lab.errors import UserError
+from r1lab.run_files import read_samples
 
-SAMPLES_FILE = "samples.jsonl"
 BOOTSTRAP_RESAMPLES = 10_000
 BOOTSTRAP_SEED = 0
 CONFIDENCE = 0.95
@@ -82,32 +80,6 @@ def paired_bootstrap(
 def question_key(record: dict[str, Any]) -> tuple[Any, Any]:
     """What identifies a question in ``samples.jsonl``: its task index and its text."""
     return (record.get("task_index", record.get("index")), record.get("question"))
-
-
-def read_samples(path: str) -> list[dict[str, Any]]:
-    """The per-question records of an eval (``samples.jsonl`` or the directory holding it); UserError if unreadable."""
-    if os.path.isdir(path):
-        path = os.path.join(path, SAMPLES_FILE)
-    records = []
-    try:
-        with open(path, encoding="utf-8") as handle:
-            for number, line in enumerate(handle, start=1):
-                if not line.strip():
-                    continue
-                try:
-                    record = json.loads(line)
-                except json.JSONDecodeError as error:
-                    raise UserError(f"{path}: line {number} is not valid JSON ({error.msg})") from None
-                if not isinstance(record, dict) or not isinstance(record.get("samples"), list):
-                    raise UserError(f"{path}: line {number} is not an eval record (no samples list)")
-                records.append(record)
-    except FileNotFoundError:
-        raise UserError(f"samples not found: {path}") from None
-    except (OSError, UnicodeDecodeError) as error:
-        raise UserError(f"cannot read {path}: {error}") from None
-    if not records:
-        raise UserError(f"{path} holds no questions")
-    return records
 
 
 def _describe(key: tuple[Any, Any]) -> str:

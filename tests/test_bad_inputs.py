@@ -124,7 +124,7 @@ MISSING_FILES = [
     ("distill-missing-train-file", ["distill", "--model", "{model}", "--train_file", "{missing}"], "train_file not found"),
     ("eval-missing-dataset", ["eval", "--task", "gsm8k", "--dataset", "{missing_dir}"], "dataset not found"),
     ("eval-missing-model", ["eval", *CHAIN_SUM, "--model", "./no/such/model"], "model not found"),
-    ("eval-compare-missing-summary", ["eval", "--compare", "{summary_ok}", "{missing}"], "summary not found"),
+    ("eval-compare-missing-summary", ["eval", "--compare", "{summary_ok}", "{missing}"], "summary.json not found"),
     ("cold-start-missing-completions", ["cold-start-data", *CHAIN_SUM, "--source", "zero", "--completions_file", "{missing}"], "completions_file not found"),
     ("rejection-missing-general-file", ["rejection-sampling", *CHAIN_SUM, "--general_file", "{missing}", "--general_ratio", "0.5"], "general_file not found"),
     ("rejection-missing-model", ["rejection-sampling", *CHAIN_SUM, "--model", "./no/such/model"], "model not found"),
@@ -146,7 +146,7 @@ MALFORMED = [
     ("pipeline-broken-yaml", ["pipeline", "--config", "{broken_yaml}"], "{broken_yaml}:3: broken YAML"),
     ("grpo-yaml-not-utf8", ["grpo", "--config", "{not_utf8_yaml}"], "cannot read config file"),
     ("status-malformed-manifest", ["status", "{bad_manifest_run}"], "line 2"),
-    ("report-malformed-manifest", ["report", "{bad_manifest_run}"], "cannot read"),
+    ("report-malformed-manifest", ["report", "{bad_manifest_run}"], "line 2"),
     ("pipeline-resume-malformed-manifest", ["pipeline", "--config", "{pipeline_ok}", "--run_dir", "{bad_manifest_run}", "--resume", "true"], "line 2"),
     ("eval-compare-malformed-summary", ["eval", "--compare", "{summary_ok}", "{summary_bad}"], "not valid JSON"),
 ]

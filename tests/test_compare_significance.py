@@ -113,4 +113,4 @@ def test_compare_malformed_samples_is_one_error_line(tmp_path, capsys):
     (b / "samples.jsonl").write_text('{"samples": [}\n')
     assert cli_main(["eval", "--compare", str(a), str(b)]) == 2
     error = capsys.readouterr().err.strip().splitlines()
-    assert len(error) == 1 and "line 1 is not valid JSON" in error[0]
+    assert len(error) == 1 and "samples.jsonl: line 1: not valid JSON" in error[0]

@@ -4,6 +4,7 @@ the reflection-word rate on hand-written cases; odd input is reported leniently,
 from __future__ import annotations
 
 import base64
+import html
 import json
 import os
 import re
@@ -85,8 +86,6 @@ def grpo_stage(folder, steps: int = 9, completions: bool = True) -> str:
                     text = f"<reasoning>等等，我重新算一下。</reasoning><answer>4</answer> s{step}"
                 rows.append({"step": step, "question": f"What is 2 + {index}?", "completion": text,
                              "reward": float(index) / 3, "rewards": {"accuracy": 1.0}})
-        rows.append({"step": "late", "completion": "no numeric step"})
-        rows.append({"step": 3, "completion": None})
         _write_jsonl(os.path.join(folder, "completions.jsonl"), rows, tail='{"step": 9, "compl')
     return folder
 
@@ -162,23 +161,43 @@ def test_reflection_rate_counts_texts_with_any_word_case_insensitively_on_word_b
     assert {"wait", "let me check", "re-check", "recheck", "verify", "等等", "重新"} <= set(DEFAULT_REFLECTION_WORDS)
 
 
-def test_read_completions_skips_what_it_cannot_use(tmp_path):
+def test_read_completions_skips_only_a_cut_last_line(tmp_path):
     from r1lab.report import read_completions
 
     path = str(tmp_path / "completions.jsonl")
-    _write_jsonl(path, [
+    rows = [
         {"step": 1, "completion": "a", "reward": 0.5, "question": "q"},
-        {"step": 2.0, "completion": "b", "reward": "high"},  # non-numeric reward → None
-        {"step": "3", "completion": "c"},  # non-numeric step: skipped
-        {"step": 3, "completion": ["not", "text"]},
-        [1, 2, 3],
+        {"step": 2, "completion": "b", "reward": float("nan")},  # a reward that is not a finite number → None
         {"step": 4, "completion": "d", "reward": None},
-    ], tail='{"step": 5, "completion": "cut')
+    ]
+    _write_jsonl(path, rows, tail='{"step": 5, "completion": "cut')
     assert read_completions(path) == [
         {"step": 1, "completion": "a", "reward": 0.5, "question": "q"},
         {"step": 2, "completion": "b", "reward": None, "question": None},
         {"step": 4, "completion": "d", "reward": None, "question": None},
     ]
+
+
+@pytest.mark.parametrize(
+    "line, problem",
+    [
+        ('{"step": 2.5, "completion": "b"}', "line 2: step: expected an integer, got 2.5"),
+        ('{"step": "3", "completion": "c"}', 'line 2: step: expected an integer, got "3"'),
+        ('{"step": 3, "completion": ["not", "text"]}', 'line 2: completion: expected text, got ["not", "text"]'),
+        ('{"step": 3, "completion": "c", "reward": "high"}', 'line 2: reward: expected a number or null, got "high"'),
+        ('[1, 2, 3]', "line 2: expected a completion (an object), got [1, 2, 3]"),
+        ('{"step": 3, "compl', "line 2: not valid JSON"),  # cut off, but not the last line: not a crash's trace
+    ],
+)
+def test_a_completions_line_of_the_wrong_shape_names_file_line_and_field(tmp_path, line, problem):
+    from r1lab.report import read_completions
+    from r1lab.run_files import RunFileError
+
+    path = tmp_path / "completions.jsonl"
+    path.write_text('{"step": 1, "completion": "a"}\n' + line + '\n{"step": 4, "completion": "d"}\n', encoding="utf-8")
+    with pytest.raises(RunFileError) as caught:
+        read_completions(str(path))
+    assert str(caught.value) == f"{path}: {problem}" or str(caught.value).startswith(f"{path}: {problem}")
 
 
 # ------------------------------------------------------------------------------------ whole reports
@@ -252,12 +271,14 @@ def test_pipeline_report_orders_evals_and_shows_failed_stages(tmp_path):
     [
         ['{"step": 1, "reward": 0.5, "loss": 0.1}'],  # one line
         ['{"step": 1, "reward": "n/a", "kl": null, "loss": NaN, "completions/mean_length": true}',
-         '[1, 2]', '"text"', '{"reward": 0.2, "loss": 0.3, "completions/mean_length": {"x": 1}}',
+         '{"step": 2, "reward": 0.2, "loss": 0.3, "completions/mean_length": {"x": 1}}',
          '{"step": 3, "reward": 0.4, "loss": Infinity, "frac_reward_zero_std": 0.5}', '{"step": 4, "rew'],
     ],
     ids=["one-line", "odd-values"],
 )
 def test_report_survives_odd_metrics(tmp_path, lines):
+    """Values a trainer may log (text, null, NaN, infinity, an object) are plotted where numeric; a cut last line
+    is a live run's, skipped."""
     from r1lab.report import ReportConfig, main
 
     stage = tmp_path / "stage"
@@ -266,6 +287,38 @@ def test_report_survives_odd_metrics(tmp_path, lines):
     page = open(main(ReportConfig(run_dir=str(stage)))["report"], encoding="utf-8").read()
     assert len(_images(page)) == 1 and (stage / "training.png").read_bytes().startswith(PNG_SIGNATURE)
     assert "stage: no completions.jsonl; reflection-word rate and sample completions omitted" in page
+
+
+@pytest.mark.parametrize(
+    "bad_file, line, problem",
+    [
+        ("metrics.jsonl", '[1, 2]', "training curves left out: {path}: line 2: expected a metrics record (an object), got [1, 2]"),
+        ("metrics.jsonl", '{"reward": 0.2}', "training curves left out: {path}: line 2: step: missing (an integer expected)"),
+        ("completions.jsonl", '{"step": 1, "completion": 7}', "completions left out: {path}: line 2: completion: expected text, got 7"),
+        ("heldout.jsonl", '{"step": 0, "questions": "ten", "k": 1}', "held-out start left out: {path}: line 2: questions: expected an integer"),
+        ("summary.json", '{"questions": 3, "k": 1, "greedy_accuracy": "high"}', "eval left out: {path}: greedy_accuracy: expected a number or null"),
+        ("samples.jsonl", '{"question": "q", "greedy": "yes", "samples": []}', "reflection-word rate left out: {path}: line 2: greedy: expected a checked completion or null"),
+    ],
+)
+def test_a_stage_file_of_the_wrong_shape_is_left_out_with_a_note(tmp_path, bad_file, line, problem):
+    """The report shows what it can of a run: the file that does not hold what r1lab writes is left out, the
+    note names file, line and field; the rest of the page is built."""
+    from r1lab.report import ReportConfig, main
+
+    stage = grpo_stage(tmp_path / "grpo")
+    eval_stage(stage, 0.5, ["4", "4"])
+    _write_jsonl(os.path.join(stage, "heldout.jsonl"), [{"step": 0, "questions": 2, "k": 1, "greedy_accuracy": 0.5}])
+    path = os.path.join(stage, bad_file)
+    if bad_file.endswith(".jsonl"):
+        first = open(path, encoding="utf-8").readline()
+        with open(path, "w", encoding="utf-8") as handle:
+            handle.write(first + line + "\n" + first)
+    else:
+        with open(path, "w", encoding="utf-8") as handle:
+            handle.write(line)
+    page = open(main(ReportConfig(run_dir=stage))["report"], encoding="utf-8").read()
+    assert html.escape(f"grpo: {problem.format(path=path)}") in page
+    assert "data:image/png;base64," in page
 
 
 def test_training_panels_pick_p90_over_max_and_skip_what_was_not_logged():
@@ -303,12 +356,15 @@ def test_bad_input_is_one_user_error_and_writes_nothing(tmp_path):
     # a run whose stages have written nothing yet
     run = tmp_path / "run"
     (run / "01-grpo").mkdir(parents=True)
-    (run / "manifest.json").write_text(json.dumps({"stages": [{"name": "grpo", "command": "grpo", "status": "pending",
+    (run / "manifest.json").write_text(json.dumps({"name": "r", "stages": [{"name": "grpo", "command": "grpo", "status": "pending",
                                                                "output": str(run / "01-grpo")}]}))
     with pytest.raises(UserError, match=r"nothing to report in .*\(1 stage\(s\) in manifest.json, none has written one yet\)"):
         main(ReportConfig(run_dir=str(run)))
     (run / "manifest.json").write_text('{"stages": [')
-    with pytest.raises(UserError, match="cannot read .*manifest.json"):
+    with pytest.raises(UserError, match=r"manifest.json: line 1: not valid JSON"):
+        main(ReportConfig(run_dir=str(run)))
+    (run / "manifest.json").write_text('[{"name": "grpo"}]')
+    with pytest.raises(UserError, match=r"manifest.json: expected a manifest \(an object\), got \[\{"):
         main(ReportConfig(run_dir=str(run)))
     assert sorted(os.listdir(run)) == ["01-grpo", "manifest.json"]
     with pytest.raises(UserError, match="samples_per_phase must be 0 or more"):

@@ -194,14 +194,14 @@ def test_the_last_checkpoint_is_the_last_complete_one(tmp_path):
 
 def test_metrics_of_steps_after_the_checkpoint_are_dropped_on_resume(tmp_path):
     """A killed run may have logged steps past its last checkpoint: the resumed run logs them again."""
-    from r1lab.training.callbacks import keep_records_up_to
+    from r1lab.run_files import METRICS, keep_records_up_to
 
     path = tmp_path / "metrics.jsonl"
     lines = [json.dumps({"step": step, "loss": 1.0 / step}) + "\n" for step in (1, 2, 3, 4)]
     path.write_text("".join(lines) + '{"step": 5, "lo')  # cut off mid-line by the kill
-    assert [record["step"] for record in keep_records_up_to(str(path), 3)] == [1, 2, 3]
+    assert [record["step"] for record in keep_records_up_to(str(path), METRICS, 3)] == [1, 2, 3]
     assert path.read_text() == "".join(lines[:3])
-    assert keep_records_up_to(str(path), 0) == [] and path.read_text() == ""  # a fresh run starts an empty file
+    assert keep_records_up_to(str(path), METRICS, 0) == [] and path.read_text() == ""  # a fresh run starts an empty file
 
 
 def test_a_resumed_sampler_gives_each_epoch_the_uninterrupted_order():

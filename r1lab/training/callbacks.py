@@ -6,7 +6,6 @@ transformers is imported at the top: this module is loaded by the training stage
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import time
@@ -14,12 +13,8 @@ from typing import Any
 
 from transformers import TrainerCallback
 
-from r1lab.outputs import (
-    COMPLETIONS_FILE,
-    METRICS_FILE,
-    remove_stage_marker,
-    write_text_atomic,
-)
+from r1lab.outputs import remove_stage_marker
+from r1lab.run_files import COMPLETIONS, METRICS, append_records, keep_records_up_to
 
 logger = logging.getLogger("r1lab")
 
@@ -30,7 +25,7 @@ class MetricsFileCallback(TrainerCallback):
     cut at the length cap."""
 
     def __init__(self, output_dir: str, warn_threshold: float = 0.5):
-        self.path = os.path.join(output_dir, METRICS_FILE)
+        self.path = os.path.join(output_dir, METRICS.name)
         self.warn_threshold = warn_threshold
         self.step_started = None
         self.step_seconds: list[float] = []
@@ -47,7 +42,7 @@ class MetricsFileCallback(TrainerCallback):
         remove_stage_marker(output_dir)
         # A fresh run starts an empty file; a resumed one keeps the records up to its checkpoint (a killed run
         # may have logged steps after it, which the resumed run logs again) and counts them in its figures.
-        self.history = keep_records_up_to(self.path, state.global_step)
+        self.history = keep_records_up_to(self.path, METRICS, state.global_step)
 
     def on_step_begin(self, args, state, control, **kwargs):
         self.step_started = time.perf_counter()
@@ -67,8 +62,7 @@ class MetricsFileCallback(TrainerCallback):
         if "train_loss" in record and getattr(self, "resumed_at", 0):
             record["train_loss"] = self._whole_run_train_loss(record["train_loss"], state.global_step)
         self.history.append(record)
-        with open(self.path, "a", encoding="utf-8") as handle:
-            handle.write(json.dumps(record, default=float) + "\n")
+        append_records(self.path, METRICS, [record])
         self._warn_if_not_learning()
 
     def _whole_run_train_loss(self, resumed_loss: float, global_step: int) -> float:
@@ -117,27 +111,6 @@ class MetricsFileCallback(TrainerCallback):
             )
 
 
-def keep_records_up_to(path: str, step: int) -> list[dict[str, Any]]:
-    """The JSON lines of ``path`` whose ``step`` is at most ``step``, the file rewritten (atomically) to hold only
-    those: none for a fresh run (step 0), a resumed run's records up to its checkpoint."""
-    if not os.path.isfile(path):
-        return []
-    kept: list[dict[str, Any]] = []
-    lines: list[str] = []
-    if step > 0:
-        with open(path, encoding="utf-8", errors="replace") as handle:
-            for line in handle:
-                try:
-                    record = json.loads(line)
-                except ValueError:  # a line cut off by the kill
-                    continue
-                if isinstance(record, dict) and isinstance(record.get("step"), int) and record["step"] <= step:
-                    kept.append(record)
-                    lines.append(line if line.endswith("\n") else line + "\n")
-    write_text_atomic(path, "".join(lines))
-    return kept
-
-
 def summarize_history(history: list[dict[str, Any]]) -> dict[str, Any]:
     """The last logged value of each metric plus the mean step time: the stage's key figures."""
     summary: dict[str, Any] = {}
@@ -168,13 +141,13 @@ class CompletionsFileCallback(TrainerCallback):
     """
 
     def __init__(self, output_dir: str):
-        self.path = os.path.join(output_dir, COMPLETIONS_FILE)
+        self.path = os.path.join(output_dir, COMPLETIONS.name)
         self.trainer = None
         self.written_for_step = -1
 
     def on_train_begin(self, args, state, control, **kwargs):
         if state.is_world_process_zero:
-            keep_records_up_to(self.path, state.global_step)
+            keep_records_up_to(self.path, COMPLETIONS, state.global_step)
 
     def on_log(self, args, state, control, logs=None, **kwargs):
         logged = getattr(self.trainer, "_logs", None)
@@ -188,15 +161,15 @@ class CompletionsFileCallback(TrainerCallback):
         rewards = {name: list(values)[-len(completions) :] for name, values in logged.get("rewards", {}).items()}
         weights = getattr(self.trainer, "reward_weights", None)
         weights = [float(weight) for weight in weights] if weights is not None else [1.0] * len(rewards)
-        with open(self.path, "a", encoding="utf-8") as handle:
-            for index, completion in enumerate(completions):
-                components = {name: values[index] for name, values in rewards.items() if index < len(values)}
-                finite = [(w, v) for w, v in zip(weights, components.values()) if v is not None and v == v]
-                record = {
-                    "step": state.global_step,
-                    "question": _message_text(prompts[index]) if index < len(prompts) else None,
-                    "completion": _message_text(completion),
-                    "reward": sum(w * v for w, v in finite) if finite else None,
-                    "rewards": components,
-                }
-                handle.write(json.dumps(record, ensure_ascii=False, default=float) + "\n")
+        records = []
+        for index, completion in enumerate(completions):
+            components = {name: values[index] for name, values in rewards.items() if index < len(values)}
+            finite = [(w, v) for w, v in zip(weights, components.values()) if v is not None and v == v]
+            records.append({
+                "step": state.global_step,
+                "question": _message_text(prompts[index]) if index < len(prompts) else None,
+                "completion": _message_text(completion),
+                "reward": sum(w * v for w, v in finite) if finite else None,
+                "rewards": components,
+            })
+        append_records(self.path, COMPLETIONS, records)

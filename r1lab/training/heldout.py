@@ -16,7 +16,6 @@ are tens of seconds on a CPU).
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import time
@@ -29,13 +28,12 @@ from r1lab.errors import UserError
 from r1lab.eval_metrics import aggregate
 from r1lab.evaluate import EvalConfig, build_records, check_eval_settings
 from r1lab.generation import generate
+from r1lab.run_files import HELDOUT, append_records, keep_records_up_to
 from r1lab.tasks import get_task
 from r1lab.templates import get_template
-from r1lab.training.callbacks import keep_records_up_to
 
 logger = logging.getLogger("r1lab")
 
-HELDOUT_FILE = "heldout.jsonl"
 FIGURES = ("greedy_accuracy", "greedy_format_rate", "pass_at_1", "format_rate", "pass_at_k", "mean_tokens", "truncation_rate")
 _DEFAULTS = {"limit": 100, "k": 1, "temperature": 0.0, "progress": False}
 
@@ -54,7 +52,7 @@ def heldout_settings(config) -> tuple[int, Any] | None:
         raise UserError(f"heldout_eval needs every: a number of optimizer steps >= 1, got {every!r}")
     for name in ("model", "output_dir", "overwrite", "greedy"):
         if name in values:
-            raise UserError(f"heldout_eval: {name} is set by the stage (the model being trained, {HELDOUT_FILE})")
+            raise UserError(f"heldout_eval: {name} is set by the stage (the model being trained, {HELDOUT.name})")
     task_fields = {name: getattr(config, name) for name in ("task", "dataset", "task_size", "task_seed", "task_options", "template")}
     eval_config = build_config(EvalConfig, {**task_fields, **_DEFAULTS, **values}, source="heldout_eval")
     check_eval_settings(eval_config)
@@ -69,7 +67,7 @@ class HeldoutEvalCallback(TrainerCallback):
         self.every = every
         self.config = eval_config
         self.tokenizer = tokenizer
-        self.path = os.path.join(output_dir, HELDOUT_FILE)
+        self.path = os.path.join(output_dir, HELDOUT.name)
         self.template = get_template(eval_config.template)
         self.task = get_task(eval_config)
         self.rows = self.task.load()  # loaded now: a bad split or limit fails before training starts
@@ -96,8 +94,7 @@ class HeldoutEvalCallback(TrainerCallback):
         record = {"step": step, "questions": summary["questions"], "k": summary["k"]}
         record.update({key: summary[key] for key in FIGURES if summary.get(key) is not None})
         record["seconds"] = round(time.perf_counter() - started, 2)
-        with open(self.path, "a", encoding="utf-8") as handle:
-            handle.write(json.dumps(record) + "\n")
+        append_records(self.path, HELDOUT, [record])
         logger.info("r1lab: held-out eval at step %d: greedy accuracy %.3f on %d questions (%.0f s)",
                     step, record.get("greedy_accuracy", float("nan")), record["questions"], record["seconds"])
         return record
@@ -128,7 +125,7 @@ class HeldoutEvalCallback(TrainerCallback):
         logs.update({f"heldout/{key}": value for key, value in record.items() if key in FIGURES})
 
     def _keep_up_to(self, step: int) -> None:
-        keep_records_up_to(self.path, step)
+        keep_records_up_to(self.path, HELDOUT, step)
 
 
 def heldout_callback(config, tokenizer) -> HeldoutEvalCallback | None:
