@@ -182,6 +182,63 @@ def test_the_preamble_helpers_stay_the_datasets(sandbox):
     assert run_tests(problem, honest, sandbox).all_passed
 
 
+def check_style(entry_point: str, *lines: str) -> CodeProblem:
+    return CodeProblem("assert", test_code="def check(candidate):\n" + "".join(f"    {line}\n" for line in lines), entry_point=entry_point)
+
+
+# (builtin, problem, a wrong program that defines the builtin so that the tests would hold, a right program).
+SHADOW_EVERY_BUILTIN = ("import builtins\n_space = globals()\nfor _name in dir(builtins):\n    if not _name.startswith('__'):\n"
+                        "        _space[_name] = lambda *a, **k: 0\n")
+SHADOWED_BUILTINS = [
+    ("abs", check_style("frac", "assert abs(candidate(3.5) - 0.5) < 1e-6", "assert abs(candidate(1.25) - 0.25) < 1e-6"),
+     "def abs(x):\n    return 0\ndef frac(x):\n    return 7.0\n", "def frac(x):\n    return x - int(x)\n"),
+    ("range", check_style("square", "for n in range(1, 4):", "    assert candidate(n) == n * n"),
+     "def range(*a):\n    return []\ndef square(n):\n    return -1\n", "def square(n):\n    return n * n\n"),
+    ("set", CodeProblem("assert", statements=("assert set(common([1, 2, 3], [2, 3, 4])) == set([2, 3])",)),
+     "def set(*a):\n    return 1\ndef common(a, b):\n    return []\n", "def common(a, b):\n    return [x for x in a if x in b]\n"),
+    ("sorted", CodeProblem("assert", statements=("assert sorted(evens([3, 2, 4])) == [2, 4]",)),
+     "def sorted(*a, **k):\n    return [2, 4]\ndef evens(xs):\n    return []\n", "def evens(xs):\n    return [x for x in xs if x % 2 == 0]\n"),
+    ("len", CodeProblem("assert", statements=("assert len(pairs(3)) == 3",)),
+     "def len(x):\n    return 3\ndef pairs(n):\n    return []\n", "def pairs(n):\n    return [(i, i) for i in range(n)]\n"),
+    ("isinstance", check_style("add", "assert isinstance(candidate(1, 2), int) and candidate(1, 2) == 3"),
+     "def isinstance(*a):\n    return True\ndef add(a, b):\n    return 3.0\n", CORRECT_ADD),
+    ("print", CodeProblem("assert", test_code="assert print(double(2)) is not None or double(2) == 4\n"),
+     "def print(*a):\n    return 1\ndef double(x):\n    return 5\n", "def double(x):\n    return 2 * x\n"),
+    ("every builtin at once", check_style("inc", "print('checking')", "assert abs(candidate(1) - 2) < 1e-9",
+                                           "assert max(candidate(5) - 6, 6 - candidate(5)) <= 0",
+                                           "assert sum([abs(candidate(x) - x - 1) for x in [0, 7]]) == 0"),
+     SHADOW_EVERY_BUILTIN + "def inc(x):\n    return 0\n", "def inc(x):\n    return x + 1\n"),
+]
+
+
+@pytest.mark.parametrize("builtin", [case[0] for case in SHADOWED_BUILTINS])
+def test_a_programs_builtins_do_not_reach_the_tests(builtin, sandbox):
+    """The tests run with Python's own builtins: a wrong program that redefines one the tests use scores 0."""
+    problem, cheat, honest = next(case[1:] for case in SHADOWED_BUILTINS if case[0] == builtin)
+    assert run_tests(problem, cheat, sandbox).passed == 0
+    assert run_tests(problem, honest, sandbox).all_passed
+
+
+# A predicate over [2, 4] (all true) and [1, 3] (all false): ``all``/``any`` over ``map`` stop early and hold when the
+# candidate's exception ended the iteration; the last test expects a ValueError (an ordinary error still crosses).
+RAISES = check_style("is_even", "assert all(map(candidate, [2, 4]))", "assert not any(map(candidate, [1, 3]))",
+                     "assert all(candidate(x) for x in [2, 4])",
+                     "try:", "    candidate(-1)", "except ValueError:", "    pass", "else:", "    assert False")
+HONEST_IS_EVEN = "def is_even(n):\n    if n < 0:\n        raise ValueError('negative')\n    return n % 2 == 0\n"
+
+
+@pytest.mark.parametrize("exception", ["StopIteration", "StopAsyncIteration", "GeneratorExit", "KeyboardInterrupt",
+                                       "SystemExit", "own BaseException", "own class named StopIteration"])
+def test_a_programs_exceptions_reach_the_tests_as_plain_failures(exception, sandbox):
+    raised = {"own BaseException": "class Stop(BaseException):\n    pass\n",
+              "own class named StopIteration": "class StopIteration(BaseException):\n    pass\n"}.get(exception, "")
+    name = {"own BaseException": "Stop", "own class named StopIteration": "StopIteration"}.get(exception, exception)
+    cheat = f"{raised}def is_even(n):\n    raise {name}()\n"
+    report = run_tests(RAISES, cheat, sandbox)
+    assert (report.passed, report.total) == (0, 4), report
+    assert run_tests(RAISES, HONEST_IS_EVEN, sandbox).all_passed
+
+
 def test_partial_results_survive_a_timeout(sandbox):
     tests = "def check(candidate):\n    assert candidate(1) == 1\n    assert candidate(2) == 2\n    assert candidate(3) == 3\n"
     program = "import time\ndef ident(x):\n    if x == 3:\n        time.sleep(60)\n    return x\n"

@@ -1,8 +1,10 @@
 """The judge (stdlib only, runs sandboxed in its own process, apart from the candidate's).
 
 ``python -I _judge.py REQUEST_FD REPLY_FD``: reads a secret token on stdin and ``tests.json``, runs the dataset's
-preamble and test code with each of the candidate's functions replaced by a proxy that calls it in the
-candidate's process and returns the reply rebuilt as plain builtin data (:mod:`_wire`). The candidate can
+preamble and test code with Python's own builtins; the entry point (and any other name the tests read that
+neither the preamble nor Python defines) is a proxy that calls the candidate's function in the candidate's
+process and returns the reply rebuilt as plain builtin data (:mod:`_wire`), or raises an ordinary error (never
+a control-flow exception such as ``StopIteration``: see :func:`candidate_exception`). The candidate can
 neither patch this process (no shared memory, another uid when r1lab runs as root, another PID namespace
 where the machine allows) nor its verdicts: each line on stdout carries the token, which the candidate
 never sees. Lines: ``{"total": n}``, one ``{"test": i, "passed": bool, "error": text}`` per test, ``{"done": true}``.
@@ -24,6 +26,28 @@ MAX_REPLY_CHARS = 16 << 20
 
 class CandidateGone(BaseException):
     """The candidate's process stopped answering: not an Exception, so test code cannot catch it."""
+
+
+class CandidateError(Exception):
+    """What the candidate raised, when it is not an ordinary builtin error: a plain failure of the test."""
+
+
+# Builtin exceptions that steer the test code's own control flow (``StopIteration`` ends the ``map`` inside
+# ``all(map(candidate, xs))``, which then holds): never re-raised as such.
+CONTROL_FLOW = (StopIteration, StopAsyncIteration)
+
+
+def candidate_exception(name, message):
+    """The exception a test sees for the candidate's ``raise``: the builtin class of that name when it is an
+    ordinary error (``ValueError``: tests may expect it), else :class:`CandidateError` (control flow —
+    ``StopIteration``, ``GeneratorExit``, ``KeyboardInterrupt``, ``SystemExit`` — and the program's own classes)."""
+    kind = getattr(builtins, name, None)
+    if isinstance(kind, type) and issubclass(kind, Exception) and not issubclass(kind, CONTROL_FLOW):
+        try:
+            return kind(message)
+        except Exception:  # noqa: BLE001 - a class that needs other arguments (UnicodeDecodeError, ExceptionGroup)
+            pass
+    return CandidateError(f"the candidate raised {name}: {message}")
 
 
 class Judge:
@@ -65,10 +89,7 @@ class Judge:
                     return _wire.decode(reply["ok"])
                 except (ValueError, TypeError, RecursionError) as error:
                     raise TypeError(f"the candidate returned an unreadable value: {error}") from None
-            kind = getattr(builtins, str(reply.get("raise")), None)
-            if not (isinstance(kind, type) and issubclass(kind, Exception)):
-                kind = RuntimeError
-            raise kind(str(reply.get("message", ""))[:500])
+            raise candidate_exception(str(reply.get("raise")), str(reply.get("message", ""))[:500])
 
         call.__name__ = name
         return call
@@ -108,9 +129,13 @@ def main():
         return
     namespace = {"__name__": "__tests__", "__builtins__": builtins}
     exec(compile(spec.get("preamble", ""), "<preamble>", "exec"), namespace)
-    trusted = set(namespace)
+    # What crosses from the candidate: the entry point, and the names the tests read, never bind, and that
+    # neither the preamble nor Python defines (MBPP's tests call the function by its name). A program that defines ``abs``, ``range``
+    # or ``sorted`` does not change what the tests call.
+    wanted = _testcode.free_names([spec["test_code"]] if style != "list" else spec["statements"])
+    wanted -= set(namespace) | set(dir(builtins))
     for name in hello["names"]:
-        if isinstance(name, str) and name not in trusted:
+        if isinstance(name, str) and name in wanted:
             namespace[name] = judge.proxy(name)
     entry_point = spec.get("entry_point")
     if entry_point:

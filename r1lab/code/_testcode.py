@@ -65,6 +65,22 @@ def instrument(source, call_check):
     return tree, count
 
 
+def free_names(sources):
+    """The names the code in ``sources`` reads and never binds itself (in any scope): what it expects to find."""
+    read, bound = set(), set()
+    for source in sources:
+        for node in ast.walk(ast.parse(source)):
+            if isinstance(node, ast.Name):
+                (read if isinstance(node.ctx, ast.Load) else bound).add(node.id)
+            elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+                bound.add(node.name)
+            elif isinstance(node, ast.arg):
+                bound.add(node.arg)
+            elif isinstance(node, ast.alias):
+                bound.add((node.asname or node.name).split(".")[0])
+    return read - bound
+
+
 def count_tests(source, call_check):
     """How many tests ``instrument`` finds (at least 1: test code without asserts is one test)."""
     return max(1, instrument(source, call_check)[1])
