@@ -358,8 +358,8 @@ def test_declared_settings_refuse_values_outside_their_declaration():
 def test_every_r1lab_field_of_every_command_has_a_help_line(command):
     import dataclasses
 
-    from r1lab.cli import _command_help
     from r1lab.commands import load_command
+    from r1lab.reference import command_help
     from r1lab.config import field_help
 
     _, config_class = load_command(command)
@@ -367,7 +367,19 @@ def test_every_r1lab_field_of_every_command_has_a_help_line(command):
            for f in dataclasses.fields(cls) if f.name in cls.__dict__.get("__annotations__", {})}
     helps = field_help(config_class)
     assert own and not [name for name in sorted(own) if not helps[name]]
-    printed = _command_help(command, config_class)
+    printed = command_help(command, config_class)
     assert all(f"--{name}" in printed for name in own)
     if command == "grpo":
         assert "auto|float32|bfloat16" in printed and "DAPO's dynamic sampling" in printed
+
+
+def test_docs_settings_page_is_generated_from_the_declarations():
+    """docs/settings.md lists every r1lab setting of every command as declared; regenerate it with
+    ``python -m r1lab.reference > docs/settings.md`` after changing a declaration."""
+    import os
+
+    from r1lab.reference import settings_page
+
+    path = os.path.join(os.path.dirname(__file__), "..", "..", "docs", "settings.md")
+    with open(path, encoding="utf-8") as handle:
+        assert handle.read() == settings_page(), "docs/settings.md is stale: python -m r1lab.reference > docs/settings.md"
