@@ -239,6 +239,16 @@ def test_a_programs_exceptions_reach_the_tests_as_plain_failures(exception, sand
     assert run_tests(RAISES, HONEST_IS_EVEN, sandbox).all_passed
 
 
+def test_a_near_integer_scores_zero_on_stdio(sandbox):
+    """Integers are compared exactly (a relative 1e-6 let 1000000000 pass for 1000000007); floats within the
+    problem's tolerance."""
+    modulo = CodeProblem("stdio", cases=(("7\n", "1000000007\n"),))
+    assert run_tests(modulo, "print(10 ** 9)\n", sandbox).passed == 0
+    assert run_tests(modulo, "print(10 ** 9 + int(input()))\n", sandbox).all_passed
+    half = CodeProblem("stdio", cases=(("1\n", "0.5\n"),), float_tolerance=1e-3)
+    assert run_tests(half, "print(0.5004)\n", sandbox).all_passed and run_tests(half, "print(0.502)\n", sandbox).passed == 0
+
+
 def test_partial_results_survive_a_timeout(sandbox):
     tests = "def check(candidate):\n    assert candidate(1) == 1\n    assert candidate(2) == 2\n    assert candidate(3) == 3\n"
     program = "import time\ndef ident(x):\n    if x == 3:\n        time.sleep(60)\n    return x\n"

@@ -55,7 +55,7 @@ def _run_stdio(problem: CodeProblem, code: str, sandbox, stop_at_first_failure: 
     for index, (given, wanted) in enumerate(problem.cases):
         result = sandbox.run_program(code, stdin=given)
         seconds += result.seconds
-        if result.status == "ok" and outputs_match(result.stdout, wanted):
+        if result.status == "ok" and outputs_match(result.stdout, wanted, problem.float_tolerance):
             passed += 1
             continue
         if status == "passed":

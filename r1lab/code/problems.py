@@ -25,10 +25,11 @@ import ast
 import json
 import math
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Any
 
 from r1lab.code._testcode import CHECK, count_tests, has_check_function
+from r1lab.config import check_bounds, setting
 from r1lab.errors import UserError
 
 LAYOUTS = ("auto", "humaneval", "mbpp", "stdio", "tests")
@@ -52,6 +53,10 @@ class CodeProblem:
     statements: tuple[str, ...] = ()  # assert: separate statements (MBPP)
     entry_point: str | None = None
     cases: tuple[tuple[str, str], ...] = ()  # stdio: (input, expected output)
+    float_tolerance: float = setting(
+        1e-6, "stdio: how far (absolute or relative) a number may be from an expected token written as a float; "
+        "expected integers are always compared exactly. A row's float_tolerance column sets it per problem.",
+        minimum=0.0, maximum=0.1)
 
     @property
     def style(self) -> str:
@@ -93,6 +98,9 @@ def extract_code(text: str, template_name: str) -> str | None:
     return last_code_block(answer_part(text, template_name))
 
 
+_INTEGER = re.compile(r"[+-]?[0-9]+")
+
+
 def _number(token: str) -> float | None:
     try:
         value = float(token)
@@ -103,17 +111,35 @@ def _number(token: str) -> float | None:
 
 def outputs_match(actual: str, expected: str, tolerance: float = 1e-6) -> bool:
     """stdout against the expected output: the same whitespace-separated tokens (line breaks and trailing spaces
-    do not matter), numbers equal within ``tolerance`` (absolute or relative) when they are written differently."""
+    do not matter). An expected integer token needs an integer of the same value (exactly: ``1000000000`` is
+    not ``1000000007``); an expected float token (``0.5``, ``1e-3``) accepts a number within ``tolerance``,
+    absolute or relative."""
     got, want = actual.split(), expected.split()
     if len(got) != len(want):
         return False
     for left, right in zip(got, want):
         if left == right:
             continue
+        if _INTEGER.fullmatch(right):
+            if not (_INTEGER.fullmatch(left) and int(left) == int(right)):
+                return False
+            continue
         a, b = _number(left), _number(right)
         if a is None or b is None or not math.isclose(a, b, rel_tol=tolerance, abs_tol=tolerance):
             return False
     return True
+
+
+def float_tolerance(row: dict[str, Any], where: str) -> float:
+    """A row's ``float_tolerance`` (within the field's declared bounds), else the declared default."""
+    declared = next(item for item in fields(CodeProblem) if item.name == "float_tolerance")
+    value = row.get("float_tolerance")
+    if value is None:
+        return declared.default
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise UserError(f"{where}: float_tolerance must be a number, got {value!r}")
+    check_bounds(f"{where}: float_tolerance", value, declared.metadata)
+    return float(value)
 
 
 def _as_list(value: Any, where: str) -> list[Any]:
@@ -236,7 +262,7 @@ def problem_from_row(row: dict[str, Any], where: str, layout: str = "auto") -> C
         cases = _stdio_cases(row, where)
         if not cases:
             raise UserError(f"{where}: no tests (no input/output pairs)")
-        return CodeProblem("stdio", cases=cases)
+        return CodeProblem("stdio", cases=cases, float_tolerance=float_tolerance(row, where))
     tests = row.get("tests")
     entry_point = str(row["entry_point"]) if row.get("entry_point") else None
     if isinstance(tests, str):
@@ -251,7 +277,8 @@ def problem_from_row(row: dict[str, Any], where: str, layout: str = "auto") -> C
     if all(isinstance(item, dict) for item in items):
         if any("input" not in item or "output" not in item for item in items):
             raise UserError(f"{where}: each test needs input and output (or give assert statements)")
-        return CodeProblem("stdio", cases=tuple((_text(item["input"]), _text(item["output"])) for item in items))
+        return CodeProblem("stdio", cases=tuple((_text(item["input"]), _text(item["output"])) for item in items),
+                           float_tolerance=float_tolerance(row, where))
     statements = tuple(str(item) for item in items)
     for statement in statements:
         _parses(statement, where)

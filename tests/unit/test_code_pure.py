@@ -35,6 +35,26 @@ def test_outputs_match_tokens_and_numbers():
     assert not outputs_match("3 4", "3") and not outputs_match("yes", "YES") and not outputs_match("nan", "nan0")
 
 
+def test_outputs_match_compares_integers_exactly():
+    """Issue 31: a relative 1e-6 on integers let 1000000000 pass for 1000000007. Expected integers need the exact
+    integer; a tolerance applies only where the expected token is a float."""
+    assert not outputs_match("1000000000", "1000000007") and not outputs_match("1000001", "1000000")
+    assert not outputs_match("3.0", "3") and not outputs_match("3.0000001", "3")
+    assert outputs_match("+5 007", "5 7") and outputs_match("2", "2.000000") and outputs_match("1e3", "1000.0")
+    assert outputs_match("0.1000001", "0.1") and not outputs_match("0.1000001", "0.1", tolerance=0.0)
+    assert outputs_match("0.11", "0.1", tolerance=0.1)
+
+
+def test_float_tolerance_per_problem():
+    row = {"inputs": ["1\n"], "outputs": ["0.5\n"]}
+    assert problem_from_row(row, "row 1").float_tolerance == 1e-6
+    assert problem_from_row({**row, "float_tolerance": 1e-3}, "row 1").float_tolerance == 1e-3
+    assert problem_from_row({"tests": [{"input": "", "output": "1"}], "float_tolerance": 0}, "row 2").float_tolerance == 0.0
+    for bad, message in ((5, "at most 0.1"), (-1e-3, "at least 0.0"), ("x", "must be a number"), (float("nan"), "finite")):
+        with pytest.raises(UserError, match=message):
+            problem_from_row({**row, "float_tolerance": bad}, "row 1")
+
+
 HUMANEVAL_ROW = {
     "task_id": "X/0", "entry_point": "inc",
     "prompt": "import math\n\ndef helper(x):\n    return x\n\n\ndef inc(x):\n    \"\"\"Add one.\"\"\"\n",
