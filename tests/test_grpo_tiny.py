@@ -271,21 +271,55 @@ def test_shared_prompt_forward_with_lora(tiny_model_dir, tmp_path, monkeypatch):
     assert losses and all(loss == loss for loss in losses)  # no NaN
 
 
+def _fast_paths(output_dir) -> dict[str, str]:
+    """The fast paths the run recorded (r1lab_stage.json's figures): {path: "on" | "off: why"}."""
+    return json.loads((output_dir / "r1lab_stage.json").read_text())["figures"]["fast_paths"]
+
+
 def test_compact_head_trains_as_trl_does(tiny_model_dir, tmp_path, monkeypatch):
     """With TRL's gradient checkpointing, each chunk is cut after its last completion token and only completion
     positions go through the LM head: same loss and update as TRL's own forward and head."""
+    assert _grpo_with_half_the_groups_flat(tiny_model_dir, tmp_path / "compact", skip=False, accumulation=2, extra=ONE_SGD_STEP) == 0
+    assert _fast_paths(tmp_path / "compact")["compact_head"] == "on"
     import r1lab.training.grpo_forward as grpo_forward
 
-    real = grpo_forward.can_score_compactly
-    monkeypatch.setattr(grpo_forward, "can_score_compactly", lambda trainer, model: False)
+    monkeypatch.setattr(grpo_forward, "compact_head_ruled_out", lambda trainer, model: "ruled out by the test")
     assert _grpo_with_half_the_groups_flat(tiny_model_dir, tmp_path / "trl", skip=False, accumulation=2, extra=ONE_SGD_STEP) == 0
-    calls = []
-
-    def counting(trainer, model):
-        calls.append(real(trainer, model))
-        return calls[-1]
-
-    monkeypatch.setattr(grpo_forward, "can_score_compactly", counting)
-    assert _grpo_with_half_the_groups_flat(tiny_model_dir, tmp_path / "compact", skip=False, accumulation=2, extra=ONE_SGD_STEP) == 0
-    assert calls and all(calls), "the compact head was not used"
+    assert _fast_paths(tmp_path / "trl")["compact_head"] == "off: ruled out by the test"
     _assert_same_training(tiny_model_dir, tmp_path / "trl", tmp_path / "compact")
+
+
+def _spy_on_fast_paths(monkeypatch) -> list[str]:
+    """The names of r1lab's fast-path functions called (decoding loop, scoring), in call order."""
+    import r1lab.training.grpo_forward as grpo_forward
+    import r1lab.training.grpo_trainer as grpo_trainer
+
+    called = []
+    for module, name in ((grpo_trainer, "decode_batch"), (grpo_forward, "score_trimmed"),
+                         (grpo_forward, "prompt_shared_logps"), (grpo_forward, "compact_head_chunk")):
+        real = getattr(module, name)
+
+        def spy(*args, _real=real, _name=name, **kwargs):
+            called.append(_name)
+            return _real(*args, **kwargs)
+
+        monkeypatch.setattr(module, name, spy)
+    return called
+
+
+def test_fast_paths_false_trains_through_trls_code_and_agrees(tiny_model_dir, tmp_path, monkeypatch):
+    """fast_paths false: every path is TRL's own (recorded, and none of r1lab's scoring or sampling code runs). With
+    TRL's sampler on both sides the completions are the same, and r1lab's trimmed scoring, compact head and
+    zero-advantage skip give TRL's loss and one-step update to float rounding."""
+    called = _spy_on_fast_paths(monkeypatch)
+    trl_sampler = ["--generation_loop", "trl", *ONE_SGD_STEP]
+    assert _grpo_with_half_the_groups_flat(tiny_model_dir, tmp_path / "trl", skip=True, accumulation=2,
+                                           extra=[*trl_sampler, "--fast_paths", "false"]) == 0
+    assert called == []
+    assert set(_fast_paths(tmp_path / "trl").values()) == {"off: fast_paths false"}
+    assert _grpo_with_half_the_groups_flat(tiny_model_dir, tmp_path / "fast", skip=True, accumulation=2, extra=trl_sampler) == 0
+    assert "compact_head_chunk" in called and "decode_batch" not in called
+    decided = _fast_paths(tmp_path / "fast")
+    assert decided["sampler"] == "off: generation_loop trl" and decided["shared_prompt_forward"].startswith("off: gradient_checkpointing")
+    assert all(decided[path] == "on" for path in ("trimmed_scoring", "compact_head", "zero_advantage_skip"))
+    _assert_same_training(tiny_model_dir, tmp_path / "trl", tmp_path / "fast")

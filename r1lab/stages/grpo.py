@@ -17,13 +17,14 @@ from datasets import Dataset
 from trl import GRPOConfig
 
 from r1lab.config import check_declared, setting
-from r1lab.distributed import launched_processes, sharded_launch
+from r1lab.distributed import launched_processes
 from r1lab.errors import UserError
 from r1lab.models import load_model, load_tokenizer, model_config_dict, resolve_model
 from r1lab.rewards import build_rewards
 from r1lab.tasks import TaskSpec, get_task
 from r1lab.templates import get_template
 from r1lab.training.callbacks import CompletionsFileCallback
+from r1lab.training.fast_paths import sampler_ruled_out
 from r1lab.training.grpo_trainer import R1GRPOTrainer
 from r1lab.training.heldout import heldout_callback, heldout_settings
 from r1lab.training.rollout_correction import MODES as IMPORTANCE_SAMPLING_MODES
@@ -67,6 +68,10 @@ class R1GRPOConfig(TrainingStageSettings, LoraSettings, GRPOConfig, TaskSpec):
     share_prompt_forward: bool = setting(
         True, "Score a micro-batch with each distinct prompt run once and the LM head over completion positions only: "
         "TRL's numbers to float rounding, less compute. One process, text only, no gradient checkpointing.")
+    fast_paths: bool = setting(
+        True, "r1lab's fast paths where they apply (sampler, recorded old log-probabilities, trimmed scoring, shared "
+        "prompt forward, compact head, zero-advantage skip; decided once, logged, recorded as fast_paths in the "
+        "stage's figures); false: TRL's own code for each, to bisect a difference from TRL.")
     dynamic_sampling: bool = setting(
         False, "DAPO's dynamic sampling: groups whose completions all get the same reward are dropped and more "
         "prompts sampled until the step has its groups with reward variance. One process.")
@@ -169,27 +174,14 @@ def _check_generation_settings(config: R1GRPOConfig, template) -> list[str]:
         raise UserError(f"stop_at_answer: template {template.name!r} has no closing tag to stop at (its answer follows it)")
     if config.use_vllm:
         return [template.stop_string]
-    if not _r1lab_loop_applies(config):
+    ruled_out = sampler_ruled_out(config)
+    if ruled_out:
         raise UserError(
-            "stop_at_answer needs use_vllm, or generation_loop r1lab with TRL's default top_k, min_p, "
-            "repetition_penalty, no generation_kwargs and unsharded weights"
+            f"stop_at_answer needs use_vllm or r1lab's sampler, which {ruled_out} rules out (it needs generation_loop "
+            "r1lab, fast_paths true, TRL's default top_k, min_p, repetition_penalty, no generation_kwargs and "
+            "unsharded weights)"
         )
     return [template.stop_string]
-
-
-def _r1lab_loop_applies(config) -> bool:
-    """r1lab's loop samples with temperature + top_p only: any other sampling setting goes to TRL's generate,
-    and so do sharded weights (ZeRO-3, FSDP), which TRL gathers for its own generate."""
-    return (
-        config.generation_loop == "r1lab"
-        and not config.use_vllm
-        and not config.use_transformers_continuous_batching
-        and not config.top_k
-        and config.min_p is None
-        and config.repetition_penalty == 1.0
-        and not config.generation_kwargs
-        and not sharded_launch(config)
-    )
 
 
 def _vllm_stop_kwargs(config, stop_strings: list[str]) -> None:
@@ -223,7 +215,6 @@ def main(config: R1GRPOConfig) -> dict[str, Any]:
         model = load_model(config.model, config.model_dtype, config.bf16, config.trust_remote_code,
                            config.attn_implementation, longest, training=True)
         trainer = R1GRPOTrainer(
-            r1lab_loop=_r1lab_loop_applies(config),
             stop_strings=prepared.stop_strings,
             vllm_engine=engine_kwargs(str(model.dtype).removeprefix("torch.")) if config.use_vllm else None,
             model=model,
@@ -239,7 +230,7 @@ def main(config: R1GRPOConfig) -> dict[str, Any]:
 
     def reward_figures() -> dict[str, Any]:
         failures = {f.__name__: f.failures for f in prepared.reward_functions if f.failures}
-        return {"train_prompts": len(dataset), "reward_failures": failures}
+        return {"train_prompts": len(dataset), "reward_failures": failures, "fast_paths": completions_log.trainer.fast_paths.as_record()}
 
     return run_training_stage(config, "grpo", build_trainer, prepared.tokenizer, started=started,
                               merge_lora=config.use_peft, figures=reward_figures)

@@ -139,23 +139,27 @@ def _one_unsharded_process(trainer) -> bool:
     )
 
 
-def can_score_compactly(trainer, model) -> bool:
-    """Whether :func:`compact_head_chunk` may score: one unwrapped process (it calls the backbone directly, which a
-    DDP/ZeRO/FSDP wrapper must see), a decoder whose head has no softcapping or scaling, TRL's chunked kernel."""
+def compact_head_ruled_out(trainer, model) -> str | None:
+    """What keeps :func:`compact_head_chunk` from scoring, or None: it needs one unwrapped process (it calls the
+    backbone directly, which a DDP/ZeRO/FSDP wrapper must see), a decoder whose head has no softcapping or scaling,
+    TRL's chunked kernel."""
     if not _one_unsharded_process(trainer):
-        return False
+        return "several processes or sharded weights"
     base = _base(model)
     config = getattr(base, "config", None)
     if config is None or getattr(config, "is_encoder_decoder", False) or base.get_output_embeddings() is None:
-        return False
+        return "not a decoder with an output embedding"
     text_config = config.get_text_config() if hasattr(config, "get_text_config") else config
-    if text_config is not config or any(getattr(text_config, name, None) is not None for name in _LOGIT_TRANSFORMS):
-        return False
+    if text_config is not config:
+        return "a multimodal model"
+    transforms = [name for name in _LOGIT_TRANSFORMS if getattr(text_config, name, None) is not None]
+    if transforms:
+        return f"the head transforms its logits ({', '.join(transforms)})"
     try:
         from trl.kernels import ChunkedLogProbFunction  # noqa: F401
     except ImportError:
-        return False
-    return True
+        return "TRL has no chunked log-prob kernel"
+    return None
 
 
 def text_only(extra: dict[str, Any]) -> bool:
@@ -164,17 +168,25 @@ def text_only(extra: dict[str, Any]) -> bool:
     return all(value is None or value is False for value in extra.values())
 
 
-def can_share_prompts(trainer, model) -> bool:
-    """Whether :func:`prompt_shared_logps` may score for this trainer: asked for (``share_prompt_forward``), one
-    process (a second forward before the backward would confuse DDP's gradient hooks; ZeRO/FSDP shard the weights),
-    a model that returns its KV cache in training (no gradient checkpointing) and carries TRL's fused LM head."""
-    if not getattr(trainer.args, "share_prompt_forward", False) or not _one_unsharded_process(trainer):
-        return False
+def shared_prompts_ruled_out(trainer, model) -> str | None:
+    """What keeps :func:`prompt_shared_logps` from scoring for this trainer, or None: it needs asking for
+    (``share_prompt_forward``), one process (a second forward before the backward would confuse DDP's gradient hooks;
+    ZeRO/FSDP shard the weights), a model that returns its KV cache in training (no gradient checkpointing) and
+    carries TRL's fused LM head."""
+    if not getattr(trainer.args, "share_prompt_forward", False):
+        return "share_prompt_forward false"
+    if not _one_unsharded_process(trainer):
+        return "several processes or sharded weights"
     base = _base(model)
     checkpointing = getattr(base, "is_activation_checkpointing", None)  # transformers >= 5.x; older: the other name
-    if checkpointing if checkpointing is not None else getattr(base, "is_gradient_checkpointing", False):
-        return False
+    # the Trainer turns the model's on when training starts: the setting says so before
+    if getattr(trainer.args, "gradient_checkpointing", False) or (
+        checkpointing if checkpointing is not None else getattr(base, "is_gradient_checkpointing", False)
+    ):
+        return "gradient_checkpointing (no KV cache in training)"
     if getattr(getattr(base, "config", None), "is_encoder_decoder", False):
-        return False
+        return "an encoder-decoder model"
     code = getattr(getattr(base.forward, "__func__", base.forward), "__code__", None)
-    return code is not None and "fused_lm_head" in code.co_varnames
+    if code is None or "fused_lm_head" not in code.co_varnames:
+        return "the model has no TRL fused LM head"
+    return None

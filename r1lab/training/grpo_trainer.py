@@ -23,8 +23,7 @@ from trl.models import unwrap_model_for_generation
 from trl.trainer.utils import RepeatSampler, nanstd
 
 from r1lab.generation import StopStringWatcher, decode_batch
-from r1lab.hardware import cpu_computes_bf16
-from r1lab.training import grpo_forward
+from r1lab.training import fast_paths, grpo_forward
 from r1lab.training.rollout_correction import (
     LINEAR_IN_ADVANTAGE,
     correction_settings,
@@ -160,18 +159,20 @@ class R1GRPOTrainer(GRPOTrainer):
     sampling policy's log-probabilities of the completions (a generation batch spread over several optimizer steps),
     they are the ones recorded while sampling, in float32 without dropout, instead of a second forward pass.
 
-    ``r1lab_loop``: sample with r1lab's loop (the stage decides: text only, temperature + top-p, unsharded weights);
+    Which of r1lab's paths run is decided once, when the trainer is built (:attr:`fast_paths`, a
+    :class:`~r1lab.training.fast_paths.FastPaths`), and logged in one line; ``fast_paths: false`` runs TRL's code.
     ``stop_strings``: end each completion there, closed with EOS (``stop_at_answer``; with vLLM, vLLM stops there and
     the EOS is added here); ``vllm_engine``: settings added to TRL's colocated ``vllm.LLM`` (``use_vllm``).
     """
 
-    def __init__(self, *args, r1lab_loop: bool = False, stop_strings: list[str] | None = None,
+    def __init__(self, *args, stop_strings: list[str] | None = None,
                  vllm_engine: dict | None = None, **kwargs):
         with vllm_engine_settings(vllm_engine):
             super().__init__(*args, **kwargs)
         if self.use_vllm and self.vllm_mode == "colocate" and not torch.cuda.is_available():
             self.vllm_generation.sync_weights = functools.partial(reload_colocated_weights, self.vllm_generation)
-        self.r1lab_loop = r1lab_loop
+        self.fast_paths = fast_paths.decide(self)
+        logger.info("r1lab: fast paths: %s", self.fast_paths.summary())
         self.r1lab_stop_strings = list(stop_strings or [])
         self.r1lab_sampled = None  # (completion ids, their log-probabilities) until TRL asks for old log-probs
         self.r1lab_sampling_round = 0  # dynamic sampling: which extra round of the step is being sampled
@@ -202,13 +203,12 @@ class R1GRPOTrainer(GRPOTrainer):
                 prompt_ids, images, multimodal_fields, num_generations, has_tool_images
             )
             return self._close_stopped_with_eos(completion_ids, logprobs)
-        if not self.r1lab_loop or images is not None or multimodal_fields or has_tool_images:
+        if not self.fast_paths.on("sampler") or images is not None or multimodal_fields or has_tool_images:
             return super()._generate_single_turn(prompt_ids, images, multimodal_fields, num_generations, has_tool_images)
         completion_ids, logps, exact = self._r1lab_generate(prompt_ids)
         if not exact:  # off the training forward's distribution: TRL's batch carries them for the correction
             return completion_ids, (logps if self._corrects_rollouts() else None)
-        generate_every = self.args.steps_per_generation * self.num_iterations
-        if self.model.training and self.args.gradient_accumulation_steps % generate_every != 0:
+        if self.model.training and self.fast_paths.on("sampled_old_logps"):
             self.r1lab_sampled = (completion_ids, logps)
         return completion_ids, None
 
@@ -260,7 +260,7 @@ class R1GRPOTrainer(GRPOTrainer):
             # decoding slower on the CPU, r1lab bench grpo --precision bf16). Under autocast (or with weights that
             # are not float32) the recorded log-probabilities are not the training forward's: TRL computes the
             # old ones itself, and the loss corrects for the difference (_correct_rollouts).
-            exact = logps_match_training_forward(model) and not (self.args.bf16 or self.args.fp16)
+            exact = fast_paths.sampling_is_exact(self.args, policy)
             try:
                 decoded = decode_batch(
                     model, [list(ids) for ids in distinct], pad, set(self.eos_token_ids),
@@ -276,7 +276,7 @@ class R1GRPOTrainer(GRPOTrainer):
         """What r1lab's loop samples from: the policy, or with ``sampling_dtype`` bfloat16 (auto: training in bf16
         autocast on a CPU with bf16 units) a bf16 copy of its float32 weights, refreshed once per optimizer step. A
         policy with a LoRA adapter, or whose weights are not float32, samples itself."""
-        if not self._samples_from_bf16_copy(policy):
+        if not fast_paths.samples_from_bf16_copy(self.args, policy):
             return policy
         with torch.no_grad():
             if self.r1lab_sampler is None:
@@ -290,14 +290,6 @@ class R1GRPOTrainer(GRPOTrainer):
                     target.copy_(source)
                 self.r1lab_sampler_step = self.state.global_step
         return self.r1lab_sampler
-
-    def _samples_from_bf16_copy(self, policy) -> bool:
-        choice = getattr(self.args, "sampling_dtype", "float32")
-        if choice == "auto":
-            choice = "bfloat16" if self.args.bf16 and not torch.cuda.is_available() and cpu_computes_bf16() else "float32"
-        if choice != "bfloat16" or getattr(policy, "peft_config", None):
-            return False
-        return all(parameter.dtype == torch.float32 for parameter in policy.parameters())
 
     def _corrects_rollouts(self) -> bool:
         """Whether r1lab's off-policy rollouts get TRL's importance-sampling correction (its vLLM setting, on by
@@ -400,17 +392,17 @@ class R1GRPOTrainer(GRPOTrainer):
             logps = sampled_logps_tensor(sampled, input_ids, logits_to_keep)
             if logps is not None:
                 return logps, None, None
-        if not grpo_forward.text_only(kwargs) or input_ids.shape[1] - logits_to_keep < 2:
+        if not (self.fast_paths.on("trimmed_scoring") and grpo_forward.text_only(kwargs)) or input_ids.shape[1] - logits_to_keep < 2:
             return super()._get_per_token_logps_and_entropies(
                 model, input_ids, attention_mask, logits_to_keep, batch_size=batch_size, compute_entropy=compute_entropy, **kwargs
             )
-        if grpo_forward.can_share_prompts(self, model):
+        if self.fast_paths.on("shared_prompt_forward"):
             with self.accelerator.autocast():
                 logps, entropies = grpo_forward.prompt_shared_logps(
                     model, input_ids, attention_mask, logits_to_keep, batch_size, compute_entropy
                 )
             return logps, entropies, None
-        compact = grpo_forward.can_score_compactly(self, model)
+        compact = self.fast_paths.on("compact_head")
 
         def score(ids, mask, kept):
             if compact:
@@ -448,13 +440,8 @@ class R1GRPOTrainer(GRPOTrainer):
         these settings."""
         advantages = inputs.get("advantages")
         exact = (
-            getattr(self.args, "skip_zero_advantage_rows", False)
+            self.fast_paths.on("zero_advantage_skip")
             and self.model.training
-            and self.beta == 0.0
-            and self.loss_type == "dapo"
-            and self.top_entropy_quantile == 1.0
-            and not self.aux_loss_enabled
-            and self.accelerator.num_processes == 1
             and advantages is not None
             and advantages.dim() in (1, 2)
             and not any(key.startswith(("pixel", "image")) for key in inputs)
@@ -462,17 +449,6 @@ class R1GRPOTrainer(GRPOTrainer):
         if not exact:
             return None
         return advantages != 0 if advantages.dim() == 1 else (advantages != 0).any(dim=1)
-
-
-def logps_match_training_forward(model) -> bool:
-    """Whether log-probabilities recorded while sampling (eval mode) equal TRL's training-mode forward up to float32
-    rounding: float32 weights and no dropout."""
-    if any(parameter.dtype != torch.float32 for parameter in model.parameters()):
-        return False
-    if any(isinstance(module, torch.nn.Dropout) and module.p > 0 for module in model.modules()):
-        return False
-    config = getattr(model, "config", None)
-    return not any(getattr(config, name, 0) or 0 for name in ("attention_dropout", "hidden_dropout", "dropout"))
 
 
 def sampled_logps_tensor(sampled, input_ids, logits_to_keep: int):

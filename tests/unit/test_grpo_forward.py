@@ -136,22 +136,25 @@ def test_compact_head_matches_trl(checkpointing):
 def test_compact_head_only_where_exact():
     from types import SimpleNamespace
 
-    from r1lab.training.grpo_forward import can_score_compactly
+    from r1lab.training.grpo_forward import compact_head_ruled_out
 
     model = _model()
     trainer = SimpleNamespace(args=SimpleNamespace(), accelerator=SimpleNamespace(num_processes=1))
-    assert can_score_compactly(trainer, model)
+    assert compact_head_ruled_out(trainer, model) is None
     model.config.final_logit_softcapping = 30.0  # a head that transforms its logits: TRL's fused head
-    assert not can_score_compactly(trainer, model)
+    assert "final_logit_softcapping" in compact_head_ruled_out(trainer, model)
     model.config.final_logit_softcapping = None
     trainer.accelerator.num_processes = 2  # the backbone must be called through the DDP wrapper
-    assert not can_score_compactly(trainer, model)
+    assert compact_head_ruled_out(trainer, model) == "several processes or sharded weights"
 
 
 def test_prompt_sharing_applies_only_where_exact():
     from types import SimpleNamespace
 
-    from r1lab.training.grpo_forward import can_share_prompts, text_only
+    from r1lab.training.grpo_forward import shared_prompts_ruled_out, text_only
+
+    def can_share_prompts(trainer, model):
+        return shared_prompts_ruled_out(trainer, model) is None
 
     assert text_only({"pixel_values": None, "compute_aux_loss": False})
     assert not text_only({"pixel_values": torch.zeros(1)}) and not text_only({"compute_aux_loss": True})
