@@ -76,9 +76,22 @@ def test_process_cap_holds_for_a_harmless_program(sandbox):
     assert 0 < int(result.stdout) < LIMITS.processes
 
 
-def hostile_cases(tmp_dir: str, port: int) -> list[tuple[str, CodeProblem, str]]:
+LIBC = "import ctypes\nlibc = ctypes.CDLL(None, use_errno=True)\n"
+
+
+def hostile_cases(tmp_dir: str, port: int, unix_path: str = "/x") -> list[tuple[str, CodeProblem, str]]:
     escape_targets = [os.path.join(tmp_dir, "escaped.txt"), os.path.join(REPO_ROOT, ".escaped-by-sandbox")]
     return [
+        # Kernel surface and what the network namespace does not cover (issue 31): each worked before.
+        ("nested user namespace with its own tmpfs", SUM_STDIO,
+         LIBC + "worked = libc.unshare(0x10000000 | 0x00020000) == 0 and libc.mount(b'none', b'/tmp', b'tmpfs', 0, None) == 0\n"
+         + PRINT_IF),
+        ("Unix socket on the filesystem", SUM_STDIO,
+         f"import socket\ntry:\n    client = socket.socket(socket.AF_UNIX)\n    client.connect({unix_path!r})\n"
+         "    client.sendall(b'escaped')\n    worked = True\nexcept OSError:\n    worked = False\n" + PRINT_IF),
+        ("Unix datagram to a path from a socket pair", SUM_STDIO,
+         f"import socket\ntry:\n    left, right = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)\n"
+         f"    left.sendto(b'escaped', {unix_path + '.dgram'!r})\n    worked = True\nexcept OSError:\n    worked = False\n" + PRINT_IF),
         ("infinite loop", SUM_STDIO, "while True:\n    pass\n"),
         ("fork bomb", SUM_STDIO, "import os\nwhile True:\n    try:\n        os.fork()\n    except OSError:\n        pass\n"),
         ("10 GB allocation", ADD, "hog = bytearray(10 * 1024 ** 3)\n" + CORRECT_ADD),
@@ -115,28 +128,46 @@ def hostile_cases(tmp_dir: str, port: int) -> list[tuple[str, CodeProblem, str]]
 
 @pytest.fixture(scope="module")
 def listener():
+    """A TCP server on 127.0.0.1, and Unix stream and datagram sockets bound to paths outside every masked directory
+    (in the repository, writable by all, as a careless service's would be): what reaches any of them is recorded."""
     server = socket.socket()
     server.bind(("127.0.0.1", 0))
+    unix_path = os.path.join(REPO_ROOT, f".sandbox-test-{os.getpid()}.sock")
+    unix_server, unix_datagram = socket.socket(socket.AF_UNIX), socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    unix_server.bind(unix_path)
+    unix_datagram.bind(unix_path + ".dgram")
+    for path in (unix_path, unix_path + ".dgram"):
+        os.chmod(path, 0o777)
+    servers = (server, unix_server, unix_datagram)
+    for each in servers:
+        each.settimeout(0.2)
     server.listen(8)
-    server.settimeout(0.2)
+    unix_server.listen(8)
     accepted: list[int] = []
     stop = threading.Event()
 
-    def serve():
+    def serve(each):
         while not stop.is_set():
             try:
-                connection, _ = server.accept()
+                if each.type == socket.SOCK_DGRAM:
+                    each.recv(64)
+                else:
+                    each.accept()[0].close()
                 accepted.append(1)
-                connection.close()
             except OSError:
                 continue
 
-    thread = threading.Thread(target=serve, daemon=True)
-    thread.start()
-    yield server.getsockname()[1], accepted
+    threads = [threading.Thread(target=serve, args=(each,), daemon=True) for each in servers]
+    for thread in threads:
+        thread.start()
+    yield server.getsockname()[1], accepted, unix_path
     stop.set()
-    thread.join()
-    server.close()
+    for thread in threads:
+        thread.join()
+    for each in servers:
+        each.close()
+    for path in (unix_path, unix_path + ".dgram"):
+        os.unlink(path)
 
 
 CASE_NAMES = [case[0] for case in hostile_cases("/x", 1)]
@@ -145,10 +176,11 @@ CASE_NAMES = [case[0] for case in hostile_cases("/x", 1)]
 @pytest.mark.parametrize("name", CASE_NAMES)
 def test_hostile_program_scores_zero_within_its_limits(name, sandbox, listener, tmp_path, monkeypatch):
     monkeypatch.setenv(SECRET_NAME, SECRET_VALUE)
-    port, accepted = listener
+    port, accepted, unix_path = listener
     if name == "fork bomb":  # never without a working cap
         test_process_cap_holds_for_a_harmless_program(sandbox)
-    problem, program = next((problem, program) for case, problem, program in hostile_cases(str(tmp_path), port) if case == name)
+    problem, program = next((problem, program) for case, problem, program in hostile_cases(str(tmp_path), port, unix_path)
+                            if case == name)
     started = time.monotonic()
     report = run_tests(problem, program, sandbox)
     elapsed = time.monotonic() - started
@@ -162,6 +194,51 @@ def test_hostile_program_scores_zero_within_its_limits(name, sandbox, listener, 
         time.sleep(0.05)
     assert not sandbox_processes(sandbox)
     assert run_tests(ADD, CORRECT_ADD, sandbox).all_passed
+
+
+# Memory past the bound by the routes RLIMIT_AS does not count (issue 31: System V segments held 512 MiB against a
+# 256 MiB bound), with a small bound so that the attempts stay cheap. Each prints the right sum only if it held
+# twice the bound (or, for the named routes, reached them at all).
+SMALL_MEMORY = 128 << 20
+MEMORY_ROUTES = {
+    "System V shared memory, detached": (
+        LIBC + "libc.shmat.restype = ctypes.c_void_p\nheld = 0\nfor _ in range(5):\n    key = libc.shmget(0, 64 << 20, 0o1600)\n"
+        "    address = libc.shmat(key, None, 0) if key >= 0 else None\n    if address in (None, ctypes.c_void_p(-1).value):\n"
+        "        break\n    ctypes.memset(address, 1, 64 << 20)\n    libc.shmdt(ctypes.c_void_p(address))\n    held += 64 << 20\n"
+        f"worked = held > 2 * {SMALL_MEMORY}\n"),
+    "POSIX shared memory (/dev/shm)": (
+        "worked = False\ntry:\n    from multiprocessing import shared_memory\n"
+        "    block = shared_memory.SharedMemory(create=True, size=1 << 20)\n    block.buf[:4] = b'held'\n    worked = True\n"
+        "except Exception:\n    pass\n"),
+    "memfd": "import os\ntry:\n    fd = os.memfd_create('hold')\n    worked = os.write(fd, b'x' * 4096) == 4096\nexcept OSError:\n    worked = False\n",
+    "mmap of a file": (
+        f"import mmap\nworked = False\nsize = 2 * {SMALL_MEMORY}\ntry:\n    with open('big', 'wb+') as f:\n        f.truncate(size)\n"
+        "        block = mmap.mmap(f.fileno(), size)\n        for i in range(0, size, 4096):\n            block[i] = 1\n"
+        "        worked = True\nexcept (OSError, ValueError):\n    pass\n"),
+    "anonymous memory over five processes": (
+        "import os, time\nread, write = os.pipe()\nfor _ in range(5):\n    if os.fork() == 0:\n        held = b'x' * (52 << 20)\n"
+        "        os.write(write, b'1')\n        time.sleep(1.5)\n        os._exit(0)\n"
+        "os.close(write)\nready = b''\nwhile len(ready) < 5:\n    chunk = os.read(read, 5)\n    if not chunk:\n        break\n"
+        "    ready += chunk\nworked = len(ready) == 5\n"),
+}
+
+
+@pytest.fixture(scope="module")
+def small_memory_sandbox():
+    limits = SandboxLimits(cpu_seconds=2, wall_seconds=4.0, memory_bytes=SMALL_MEMORY, processes=8, file_bytes=1 << 20,
+                           open_files=64, output_bytes=64 << 10)
+    with LocalSandbox(limits, workers=1) as box:
+        yield box
+
+
+@pytest.mark.parametrize("route", list(MEMORY_ROUTES))
+def test_memory_past_the_bound_scores_zero(route, small_memory_sandbox):
+    memory = small_memory_sandbox.isolation()["memory"]
+    if route.startswith("anonymous") and not memory.startswith("cgroup"):
+        pytest.skip(f"no memory cgroup here, each process has its own address-space limit: {memory}")
+    report = run_tests(SUM_STDIO, MEMORY_ROUTES[route] + PRINT_IF, small_memory_sandbox)
+    assert report.passed == 0, report
+    assert run_tests(SUM_STDIO, CORRECT_STDIO, small_memory_sandbox).all_passed
 
 
 def test_the_environment_is_minimal(sandbox, monkeypatch):
@@ -262,7 +339,7 @@ sys.path.insert(0, sys.argv[1])
 from r1lab.code.judging import run_tests
 from r1lab.code.problems import CodeProblem
 from r1lab.code.sandbox import LocalSandbox, SandboxLimits
-owned, port = sys.argv[2], int(sys.argv[3])
+owned, port, unix_path = sys.argv[2], int(sys.argv[3]), sys.argv[4]
 add = CodeProblem("assert", test_code="def check(candidate):\n    assert candidate(1, 2) == 3\n", entry_point="add")
 with LocalSandbox(SandboxLimits(cpu_seconds=1, wall_seconds=3.0, processes=8), workers=2, python=sys.executable) as box:
     out = {"isolation": box.isolation(), "uid": os.getuid()}
@@ -273,7 +350,12 @@ with LocalSandbox(SandboxLimits(cpu_seconds=1, wall_seconds=3.0, processes=8), w
              "except OSError:\n    results['net'] = False\ntry:\n    os.kill(%d, 0); results['signal'] = True\nexcept OSError:\n    results['signal'] = False\n"
              "results['secret'] = False\nfor p in os.listdir('/proc'):\n    try:\n"
              "        results['secret'] |= 'R1LAB_SANDBOX_TEST_SECRET' in open(f'/proc/{p}/environ', errors='replace').read()\n"
-             "    except OSError:\n        pass\nprint(repr(results))\n") % (owned, port, os.getpid())
+             "    except OSError:\n        pass\n"
+             "import ctypes\nlibc = ctypes.CDLL(None, use_errno=True)\nresults['sysv'] = libc.shmget(0, 1 << 20, 0o1600) >= 0\n"
+             "results['userns'] = libc.unshare(0x10000000) == 0\ntry:\n    socket.socket(socket.AF_UNIX).connect(%r); results['unix'] = True\n"
+             "except OSError:\n    results['unix'] = False\ntry:\n    os.memfd_create('x'); results['memfd'] = True\n"
+             "except OSError:\n    results['memfd'] = False\ntry:\n    open('/dev/shm/x', 'w').write('x'); results['shm'] = True\n"
+             "except OSError:\n    results['shm'] = False\nprint(repr(results))\n") % (owned, port, os.getpid(), unix_path)
     probed = box.run_program(probe)
     out["probe"] = probed.stdout.strip() or probed.stderr.strip()[-300:]
     forks = ("import os, time\nn = 0\nfor _ in range(40):\n    try:\n        pid = os.fork()\n    except OSError:\n        break\n"
@@ -286,20 +368,21 @@ print(json.dumps(out))
 @pytest.mark.skipif(os.getuid() != 0 or not os.path.exists("/usr/bin/setpriv") or not os.path.exists("/usr/bin/python3"),
                     reason="needs root (to become another user), setpriv and a world-readable /usr/bin/python3")
 def test_an_unprivileged_user_gets_the_same_guarantees(listener, monkeypatch):
-    """r1lab run as an ordinary user (uid 65534, the system Python): user + PID + network + mount namespaces; a file
-    the user owns outside the work directory stays unwritten (every mount is read-only inside)."""
+    """r1lab run as an ordinary user (uid 65534, the system Python): user + PID + network + mount + IPC namespaces; a
+    file the user owns outside the work directory stays unwritten (every mount is read-only inside); no System V
+    segment, nested user namespace, Unix socket on disk, memfd or /dev/shm file."""
     import json
     import shutil
     import subprocess
 
-    port, accepted = listener
+    port, accepted, unix_path = listener
     owned = os.path.join(REPO_ROOT, f".sandbox-test-{os.getpid()}")
     os.mkdir(owned)
     os.chown(owned, 65534, 65534)
     monkeypatch.setenv(SECRET_NAME, SECRET_VALUE)
     try:
         done = subprocess.run(["/usr/bin/setpriv", "--reuid", "65534", "--regid", "65534", "--clear-groups",
-                               "/usr/bin/python3", "-c", UNPRIVILEGED_SCRIPT, REPO_ROOT, owned, str(port)],
+                               "/usr/bin/python3", "-c", UNPRIVILEGED_SCRIPT, REPO_ROOT, owned, str(port), unix_path],
                               capture_output=True, text=True, timeout=120)
         assert done.returncode == 0, done.stderr[-2000:]
         out = json.loads(done.stdout.strip().splitlines()[-1])
@@ -310,5 +393,7 @@ def test_an_unprivileged_user_gets_the_same_guarantees(listener, monkeypatch):
         pytest.skip(f"no unprivileged user namespaces here: {out['isolation']}")
     assert out["uid"] == 65534 and out["correct"] and out["eq"] == 0
     assert out["isolation"]["network"].startswith("cut") and out["isolation"]["read_only"] == "every mount"
-    assert out["probe"] == repr({"write": False, "net": False, "signal": False, "secret": False})
+    assert out["probe"] == repr({"write": False, "net": False, "signal": False, "secret": False, "sysv": False, "userns": False,
+                                 "unix": False, "memfd": False, "shm": False})
     assert 0 < int(out["forks"]) < 8 and not accepted
+    print(out["isolation"])

@@ -4,11 +4,15 @@ r1lab starts it in a new session with one argument, the settings (a dict) in ``m
 json, re or enum to import, which would double this process's start-up. It applies what the machine allows,
 reports what it applied on ``status_fd`` (one line, a Python literal), then starts the program:
 
-- resource limits (CPU time, address space, processes, file size, open files, no core files);
+- resource limits (CPU time, address space, processes, file size, open files, no core files), and the memory
+  cgroup r1lab made for the program (``cgroup``: every kind of memory of all its processes) where it could;
 - new mount, PID, network, IPC and UTS namespaces (plus a user namespace when not root) where permitted: no
   network (not even loopback), a fresh /proc that shows only the sandbox's processes, every mount read-only,
-  tmpfs over the world-writable and private directories (``mask``) with only the interpreter bound back
-  (read-only), and the work directory a private tmpfs;
+  read-only tmpfs over the world-writable and private directories (``mask``) with only the interpreter bound
+  back, and the work directory a private tmpfs; System V limits at 0 in the IPC namespace (root) and no user
+  namespace below the sandbox's own (``max_user_namespaces`` 0 in it, ordinary user);
+- a seccomp filter (x86_64, aarch64; :func:`seccomp_program`): no new namespaces, no Unix sockets but stream
+  pairs (path-bound ones are outside the network namespace), no System V IPC, memfd, io_uring or keyrings;
 - as root, a dedicated unprivileged uid/gid for the program (no supplementary groups), so that it can neither
   signal nor read r1lab's processes and files, and so that RLIMIT_NPROC applies (root is exempt from it);
 - no new privileges, parent-death signal, a minimal environment, only fds 0-2 and ``keep_fds`` left open.
@@ -43,8 +47,16 @@ MS_STRICTATIME = 1 << 24
 MS_BIND = 4096
 MS_REC = 16384
 MS_PRIVATE = 1 << 18
+CLONE_NEWTIME = 0x00000080
+CLONE_NEWCGROUP = 0x02000000
 PR_SET_PDEATHSIG = 1
 PR_SET_NO_NEW_PRIVS = 38
+PR_SET_SECCOMP = 22
+SECCOMP_MODE_FILTER = 2
+EPERM = 1
+ENOSYS = 38
+AF_UNIX = 1
+SOCK_STREAM = 1
 SIGKILL = 9
 SIGTERM = 15
 
@@ -68,6 +80,122 @@ def mount(source, target, fstype, flags, data=None):
         ),
         f"mount {target}",
     )
+
+
+# The seccomp filter (classic BPF over struct seccomp_data: nr at 0, arch at 4, argument i's low word at 16 + 8i).
+BPF_LD_W_ABS, BPF_JEQ, BPF_JGE, BPF_JSET, BPF_AND, BPF_RET = 0x20, 0x15, 0x35, 0x45, 0x54, 0x06
+SECCOMP_RET_ALLOW, SECCOMP_RET_ERRNO = 0x7FFF0000, 0x00050000
+NAMESPACE_FLAGS = (CLONE_NEWNS | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWUSER | CLONE_NEWPID | CLONE_NEWNET
+                   | CLONE_NEWCGROUP | CLONE_NEWTIME)
+# Per machine: its audit architecture and the numbers of the system calls the filter looks at.
+SYSCALL_TABLES = {
+    "x86_64": (0xC000003E, {"unshare": 272, "clone": 56, "clone3": 435, "setns": 308, "socket": 41, "socketpair": 53,
+                            "shmget": 29, "semget": 64, "msgget": 68, "memfd_create": 319, "io_uring_setup": 425,
+                            "io_uring_enter": 426, "io_uring_register": 427, "add_key": 248, "request_key": 249,
+                            "keyctl": 250, "bpf": 321, "perf_event_open": 298, "userfaultfd": 323}),
+    "aarch64": (0xC00000B7, {"unshare": 97, "clone": 220, "clone3": 435, "setns": 268, "socket": 198, "socketpair": 199,
+                             "shmget": 194, "semget": 190, "msgget": 186, "memfd_create": 279, "io_uring_setup": 425,
+                             "io_uring_enter": 426, "io_uring_register": 427, "add_key": 217, "request_key": 218,
+                             "keyctl": 219, "bpf": 280, "perf_event_open": 241, "userfaultfd": 282}),
+}
+# Refused outright: System V IPC (memory that outlives its process), memfds, io_uring (its own socket and connect
+# bypass this filter), namespaces joined, kernel keyrings (shared with the user's own), bpf, perf, userfaultfd.
+DENIED_SYSCALLS = ("setns", "shmget", "semget", "msgget", "memfd_create", "io_uring_setup", "io_uring_enter",
+                   "io_uring_register", "add_key", "request_key", "keyctl", "bpf", "perf_event_open", "userfaultfd")
+
+
+def bpf(code, k, jump_true=0, jump_false=0):
+    return code.to_bytes(2, sys.byteorder) + bytes((jump_true, jump_false)) + k.to_bytes(4, sys.byteorder)
+
+
+def argument(index):
+    """The load of a system call argument's low 32 bits (all the filter compares)."""
+    return bpf(BPF_LD_W_ABS, 16 + 8 * index + (4 if sys.byteorder == "big" else 0))
+
+
+def seccomp_program(machine):
+    """The filter's instructions for ``machine`` (None where r1lab has no table): new namespaces (``unshare``,
+    ``clone`` with a CLONE_NEW* flag; ``clone3``, whose flags it cannot read, answers ENOSYS so that the C library
+    falls back to ``clone``), Unix sockets but stream pairs (a path-bound socket is reached by ``connect`` or
+    ``sendto``, which a filter cannot read; a stream pair reaches nothing else), ``DENIED_SYSCALLS``, and any
+    other architecture's calls, all refused with EPERM."""
+    if machine not in SYSCALL_TABLES:
+        return None
+    arch, numbers = SYSCALL_TABLES[machine]
+    allow, deny = bpf(BPF_RET, SECCOMP_RET_ALLOW), bpf(BPF_RET, SECCOMP_RET_ERRNO | EPERM)
+    namespaces = [argument(0), bpf(BPF_JSET, NAMESPACE_FLAGS, 0, 1), deny, allow]
+    blocks = [
+        ("unshare", namespaces), ("clone", namespaces), ("clone3", [bpf(BPF_RET, SECCOMP_RET_ERRNO | ENOSYS)]),
+        ("socket", [argument(0), bpf(BPF_JEQ, AF_UNIX, 0, 1), deny, allow]),
+        ("socketpair", [argument(0), bpf(BPF_JEQ, AF_UNIX, 0, 4), argument(1), bpf(BPF_AND, 0xF),
+                        bpf(BPF_JEQ, SOCK_STREAM, 1, 0), deny, allow]),
+        *((name, [deny]) for name in DENIED_SYSCALLS),
+    ]
+    program = [bpf(BPF_LD_W_ABS, 4), bpf(BPF_JEQ, arch, 1, 0), deny, bpf(BPF_LD_W_ABS, 0)]
+    if machine == "x86_64":  # the x32 ABI: the same architecture, numbers from 0x40000000
+        program += [bpf(BPF_JGE, 0x40000000, 0, 1), deny]
+    for name, block in blocks:
+        program.append(bpf(BPF_JEQ, numbers[name], 0, len(block)))
+        program.extend(block)
+    program.append(allow)
+    return b"".join(program)
+
+
+class SockFprog(ctypes.Structure):
+    _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.c_void_p)]
+
+
+def install_seccomp(status):
+    """The filter on this process and everything it starts (after no-new-privileges, which it requires)."""
+    program = seccomp_program(os.uname().machine)
+    if program is None:
+        status["seccomp"] = f"none (no system call table for {os.uname().machine})"
+        return
+    buffer = ctypes.create_string_buffer(program, len(program))
+    fprog = SockFprog(len(program) // 8, ctypes.addressof(buffer))
+    LIBC.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)
+    if LIBC.prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, ctypes.byref(fprog), 0, 0) != 0:
+        status["seccomp"] = f"none ({os.strerror(ctypes.get_errno())})"
+        return
+    status["seccomp"] = "namespaces, Unix sockets, System V IPC, memfd, io_uring, keyrings, bpf, perf refused"
+
+
+# In the sandbox's own IPC namespace: System V limits at 0 (a segment, once detached, is counted by no rlimit).
+SYSV_LIMITS = (("kernel/shmmax", "0"), ("kernel/shmall", "0"), ("kernel/shmmni", "0"), ("kernel/msgmni", "0"),
+               ("kernel/sem", "0 0 0 0"))
+
+
+def write_sysctls(settings, status):
+    """System V limits at 0 in the sandbox's own IPC namespace (root only: a user namespace may not set them), and
+    no user namespace below the sandbox's own (ordinary user: the limit is the user namespace's own)."""
+    wanted = list(SYSV_LIMITS) if status.get("ipc_namespace") else []
+    if status.get("user_namespace"):
+        wanted.append(("user/max_user_namespaces", "0"))
+    done = []
+    for name, value in wanted:
+        try:
+            with open(f"/proc/sys/{name}", "w", encoding="ascii") as handle:
+                handle.write(value)
+            done.append(name.split("/")[1])
+        except OSError:
+            continue
+    status["sysctls_zero"] = done
+
+
+def join_cgroup(settings, status):
+    """Into the program's memory cgroup (r1lab made it): every process the program starts is counted there."""
+    cgroup = settings.get("cgroup")
+    if not cgroup:
+        status["memory"] = settings.get("memory_note", "address space per process (RLIMIT_AS)")
+        return True
+    try:
+        with open(cgroup + "/cgroup.procs", "w", encoding="ascii") as handle:
+            handle.write(str(os.getpid()))
+    except OSError as error:
+        status["mount_error"] = f"cannot join the memory cgroup {cgroup}: {error.strerror}"
+        return False
+    status["memory"] = settings["memory_note"]
+    return True
 
 
 def set_limits(limits, processes):
@@ -114,6 +242,8 @@ def enter_namespaces(root, status):
                 handle.write(text)
     status["network"] = "cut (new network namespace)"
     status["mount_namespace"] = bool(flags & CLONE_NEWNS)
+    status["ipc_namespace"] = bool(flags & CLONE_NEWIPC)
+    status["user_namespace"] = bool(flags & CLONE_NEWUSER)
     return bool(flags & CLONE_NEWPID)
 
 
@@ -193,6 +323,10 @@ def build_mounts(settings, status):
         os.close(target)
     os.close(workdir_fd)
     status["workdir"] = "private tmpfs"
+    # The masks read-only once the work directory is mounted (it may lie under one): as an ordinary user a mask's
+    # tmpfs is the user's own, and memory written there would be bounded only by its size.
+    for directory in masked:
+        mount(None, directory, None, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV)
     try:
         mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)
         status["proc"] = "private"
@@ -237,6 +371,8 @@ def run_init(settings, status, status_fd):
             status["mount_error"] = str(error)
             report(status_fd, status)
             os._exit(126)
+    write_sysctls(settings, status)
+    install_seccomp(status)
     report(status_fd, status)
     program = os.fork()
     if program == 0:
@@ -280,6 +416,9 @@ def main():
     root = os.getuid() == 0
     limits = settings["limits"]
     status = {"uid": settings.get("uid") if root else os.getuid(), "network": "not cut", "proc": "host's", "masked": []}
+    if not join_cgroup(settings, status):  # fail closed: no program runs with less isolation than was set up
+        report(status_fd, status)
+        return 126
     pid_namespace = settings.get("namespaces", True) and enter_namespaces(root, status)
     status["pid_namespace"] = pid_namespace
     # Root is exempt from RLIMIT_NPROC: it counts once the program runs as its own uid. In a new user
@@ -290,6 +429,7 @@ def main():
         processes = own_process_count() + limits["processes"]
     set_limits(limits, processes)
     if not pid_namespace:
+        install_seccomp(status)
         report(status_fd, status)
         try:
             drop_privileges(settings)

@@ -19,6 +19,7 @@ What is and is not isolated, per mode: docs/reliability.md.
 from __future__ import annotations
 
 import ast
+import itertools
 import json
 import marshal
 import math
@@ -61,8 +62,9 @@ LIMIT_MAXIMUM = {"cpu_seconds": 3600, "wall_seconds": 3600.0, "memory_bytes": 1 
 
 @dataclass(frozen=True)
 class SandboxLimits:
-    """Per program. Memory is address space (RLIMIT_AS) per process; processes count threads too (RLIMIT_NPROC).
-    Without a cgroup, one program may hold up to processes x memory_bytes (4 GiB by default)."""
+    """Per program. Memory: a memory cgroup of ``memory_bytes`` for all of a program's processes where r1lab can
+    make one (every kind of memory), and address space (RLIMIT_AS) per process always; without a cgroup one
+    program may hold up to processes x memory_bytes (4 GiB by default). Processes count threads (RLIMIT_NPROC)."""
 
     cpu_seconds: int = 5
     wall_seconds: float = 10.0
@@ -164,6 +166,97 @@ def untraversable_ancestors(paths: Iterable[str]) -> list[str]:
     return sorted(found)
 
 
+def memory_cgroup_parent() -> tuple[str | None, str]:
+    """Where this process may make memory cgroups for its programs: (directory, kind) or (None, why not).
+
+    cgroup v2 where this process's cgroup hands the memory controller to its children (r1lab does not move
+    itself: it asks for ``+memory`` and takes the answer), else cgroup v1's memory hierarchy; either needs
+    the right to make a directory there (root, or a delegated cgroup)."""
+    try:
+        with open("/proc/self/cgroup", encoding="utf-8") as handle:
+            lines = [line.rstrip("\n").split(":", 2) for line in handle if line.count(":") >= 2]
+        with open("/proc/self/mountinfo", encoding="utf-8") as handle:
+            mounts = [line.split() for line in handle]
+    except OSError as error:
+        return None, f"cannot read this process's cgroups ({error.strerror})"
+    found = []
+    for parts in mounts:
+        tail = parts[parts.index("-") + 1:] if "-" in parts else []
+        if len(tail) < 3 or tail[0] not in ("cgroup", "cgroup2"):
+            continue
+        version = 2 if tail[0] == "cgroup2" else 1
+        for hierarchy, controllers, path in lines:
+            if (version == 2 and hierarchy == "0" and controllers == "") or (version == 1 and "memory" in controllers.split(",")
+                                                                             and "memory" in tail[2].split(",")):
+                relative = os.path.relpath(path, parts[3]) if path.startswith(parts[3]) else None
+                if relative is not None:
+                    found.append((version, os.path.normpath(os.path.join(parts[4], relative))))
+    reasons = []
+    for version, directory in sorted(found, key=lambda item: -item[0]):
+        if version == 2:
+            control = os.path.join(directory, "cgroup.subtree_control")
+            try:
+                with open(control, encoding="ascii") as handle:
+                    delegated = "memory" in handle.read().split()
+                if not delegated:
+                    with open(control, "w", encoding="ascii") as handle:
+                        handle.write("+memory")
+            except OSError as error:
+                reasons.append(f"cgroup v2 {directory}: no memory controller for its children ({error.strerror})")
+                continue
+        if not os.access(directory, os.W_OK):
+            reasons.append(f"cgroup v{version} {directory} is not writable")
+            continue
+        return directory, f"cgroup v{version}"
+    return None, "; ".join(reasons) or "no cgroup memory controller mounted"
+
+
+def make_memory_cgroup(parent: str, kind: str, name: str, limit: int) -> str | None:
+    """A cgroup of ``limit`` bytes of memory (every kind: anonymous, shared, tmpfs, kernel), no swap; None when the
+    kernel refuses (the program then runs with its per-process limits only)."""
+    directory = os.path.join(parent, name)
+    files = ((("memory.max", limit), ("memory.swap.max", 0)) if kind == "cgroup v2"
+             else (("memory.limit_in_bytes", limit), ("memory.memsw.limit_in_bytes", limit)))
+    try:
+        os.mkdir(directory)
+    except OSError:
+        return None
+    for index, (file, value) in enumerate(files):
+        try:
+            with open(os.path.join(directory, file), "w", encoding="ascii") as handle:
+                handle.write(str(value))
+        except OSError:
+            if index == 0:  # the memory bound itself: without it the cgroup is useless
+                remove_cgroup(directory)
+                return None
+    return directory
+
+
+def remove_cgroup(directory: str, wait: float = 2.0) -> None:
+    """Remove a program's cgroup, killing what is left in it first (the kernel refuses to remove one in use)."""
+    deadline = time.monotonic() + wait
+    while True:
+        try:
+            os.rmdir(directory)
+            return
+        except FileNotFoundError:
+            return
+        except OSError:
+            if time.monotonic() >= deadline:
+                return
+        try:
+            if os.path.exists(os.path.join(directory, "cgroup.kill")):
+                with open(os.path.join(directory, "cgroup.kill"), "w", encoding="ascii") as handle:
+                    handle.write("1")
+            else:
+                with open(os.path.join(directory, "cgroup.procs"), encoding="ascii") as handle:
+                    for pid in handle.read().split():
+                        os.kill(int(pid), signal.SIGKILL)
+        except (OSError, ValueError):
+            pass
+        time.sleep(0.01)
+
+
 def minimal_env(workdir: str) -> dict[str, str]:
     """The environment a program gets: nothing of r1lab's (no tokens, no keys), only what Python needs."""
     return {
@@ -179,8 +272,10 @@ def minimal_env(workdir: str) -> dict[str, str]:
 class _Process:
     """One sandboxed process under supervision: its pipes, what it printed, what it is being fed."""
 
-    def __init__(self, popen: subprocess.Popen, status_read: int, stdin_data: bytes | None, output_cap: int):
+    def __init__(self, popen: subprocess.Popen, status_read: int, stdin_data: bytes | None, output_cap: int,
+                 cgroup: str | None = None):
         self.popen = popen
+        self.cgroup = cgroup
         self.status_read = status_read
         self.stdin_data = stdin_data or b""
         self.output_cap = output_cap
@@ -228,6 +323,9 @@ class LocalSandbox:
         os.chmod(self.base_dir, 0o711)  # a dropped uid may enter its own work directory, not list the others
         self.pool = ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="r1lab-sandbox")
         self.isolation_status: dict[str, Any] | None = None
+        # Each program in a memory cgroup of its own where one can be made: memory_bytes for all its processes.
+        self.cgroup_parent, self.cgroup_kind = memory_cgroup_parent()
+        self.cgroup_names = itertools.count()
         self.lock = threading.Lock()
         self.pair_lock = threading.Lock()
 
@@ -268,8 +366,20 @@ class LocalSandbox:
                 os.chown(os.path.join(workdir, name), uid, uid)
         return workdir
 
+    def _memory_cgroup(self) -> tuple[str | None, str]:
+        """A cgroup for one program (None when none can be made) and what bounds its memory, in words."""
+        per_process = "address space per process (RLIMIT_AS) only: "
+        if self.cgroup_parent is None:
+            return None, per_process + self.cgroup_kind
+        name = f"r1lab-{os.getpid()}-{next(self.cgroup_names)}"
+        cgroup = make_memory_cgroup(self.cgroup_parent, self.cgroup_kind, name, int(self.limits.memory_bytes))
+        if cgroup is None:
+            return None, per_process + f"the kernel refused a {self.cgroup_kind} under {self.cgroup_parent}"
+        return cgroup, f"{self.cgroup_kind}: memory_bytes for all its processes, every kind of memory"
+
     def _spawn(self, workdir: str, uid: int | None, script_argv: list[str], stdin_data: bytes | None,
                keep_fds: tuple[int, ...] = ()) -> _Process:
+        cgroup, memory_note = self._memory_cgroup()
         status_read, status_write = os.pipe()
         settings = {
             "workdir": workdir,
@@ -288,6 +398,8 @@ class LocalSandbox:
             "tmpfs_bytes": int(self.limits.file_bytes),
             "status_fd": status_write,
             "keep_fds": list(keep_fds),
+            "cgroup": cgroup,
+            "memory_note": memory_note,
         }
         try:
             popen = subprocess.Popen(
@@ -300,9 +412,13 @@ class LocalSandbox:
                 start_new_session=True,
                 pass_fds=(status_write, *keep_fds),
             )
+        except BaseException:
+            if cgroup:
+                remove_cgroup(cgroup)
+            raise
         finally:
             os.close(status_write)
-        return _Process(popen, status_read, stdin_data, int(self.limits.output_bytes))
+        return _Process(popen, status_read, stdin_data, int(self.limits.output_bytes), cgroup)
 
     def _supervise(self, processes: list[_Process], deadline: float) -> str:
         """Feed, read and wait until every process has exited and closed its pipes; kill at the deadline or when
@@ -386,18 +502,27 @@ class LocalSandbox:
                     subprocess.run([self.python, "-I", "-S", RUNNER, marshal.dumps({"kill_uid": uid}).hex()], env={}, check=False)
         shutil.rmtree(workdir, ignore_errors=True)
 
+    @staticmethod
+    def _remove_cgroups(processes: list[_Process]) -> None:
+        for process in processes:
+            if process.cgroup:
+                remove_cgroup(process.cgroup)
+
     def run_program(self, source: str, stdin: str = "", files: dict[str, str] | None = None) -> ProgramResult:
         """Run ``source`` as ``python -I -S solution.py`` with ``stdin``; stdout and stderr come back (capped)."""
         uid = self.free_uids.get()
         started = time.monotonic()
         workdir = self._workdir(uid, {**(files or {}), "solution.py": source})
+        processes: list[_Process] = []
         try:
-            process = self._spawn(workdir, uid, ["solution.py"], stdin.encode("utf-8"))
+            processes.append(self._spawn(workdir, uid, ["solution.py"], stdin.encode("utf-8")))
+            process = processes[0]
             outcome = self._supervise([process], started + self.limits.wall_seconds)
             status = self._record_isolation(process)
             code = process.popen.returncode
             self._cleanup(workdir, [uid], bool(status.get("pid_namespace")))
         finally:
+            self._remove_cgroups(processes)
             self.free_uids.put(uid)
         if outcome == "finished":
             outcome = "ok" if code == 0 else ("signal" if code is not None and code > 128 else "exit")
@@ -438,6 +563,7 @@ class LocalSandbox:
             self._cleanup(candidate_dir, [candidate_uid], pid_namespace)
             self._cleanup(judge_dir, [judge_uid], pid_namespace)
         finally:
+            self._remove_cgroups(processes)
             self.free_uids.put(candidate_uid)
             self.free_uids.put(judge_uid)
         candidate, judge = processes
