@@ -34,6 +34,7 @@ from r1lab.generation import (
     is_hf_model,
     load_generation_model,
     prompt_token_ids,
+    repeat_completions,
 )
 from r1lab.models import ModelDtype, load_tokenizer, model_config_dict, resolve_model
 from r1lab.outputs import check_output_dir
@@ -72,16 +73,31 @@ class EvalConfig(TaskSpec):
 
 
 @dataclass
-class EvalPlan:
-    """Everything validated before the model is loaded."""
+class EvalQuestions:
+    """The questions an eval asks: the task, the template, the rows and their prompts."""
 
-    config: EvalConfig
     task: Any
     template: Any
     rows: list[dict[str, Any]]
     prompts: list[list[dict[str, str]]]
+
+
+@dataclass
+class EvalPlan:
+    """Everything validated before the model is loaded."""
+
+    config: EvalConfig
+    questions: EvalQuestions
     model_path: str
     tokenizer: Any
+
+
+def load_questions(config: EvalConfig) -> EvalQuestions:
+    """The task's rows (UserError for a bad split, limit or file) and each row's prompt in the template."""
+    template = get_template(config.template)
+    task = get_task(config)
+    rows = task.load()
+    return EvalQuestions(task, template, rows, [task.prompt(row["question"], template) for row in rows])
 
 
 def check_eval_settings(config: EvalConfig) -> None:
@@ -108,21 +124,18 @@ def plan(config: EvalConfig) -> EvalPlan:
     if os.path.exists(os.path.join(config.output_dir, SUMMARY.name)) and not config.overwrite:
         raise UserError(f"{config.output_dir} already holds an eval summary; pass --overwrite true to replace it")
     check_output_dir(config.output_dir, overwrite=True)
-    template = get_template(config.template)
-    task = get_task(config)
-    rows = task.load()
+    questions = load_questions(config)
     model_path = resolve_model(config.model)
     tokenizer = load_tokenizer(config.model, config.trust_remote_code)
-    prompts = [task.prompt(row["question"], template) for row in rows]
     context = (model_config_dict(model_path) or {}).get("max_position_embeddings")
     if context:
-        longest = max(len(ids) for ids in prompt_token_ids(tokenizer, prompts))
+        longest = max(len(ids) for ids in prompt_token_ids(tokenizer, questions.prompts))
         if longest + config.max_new_tokens > context:
             raise UserError(
                 f"the longest prompt ({longest} tokens) + max_new_tokens ({config.max_new_tokens}) exceeds "
                 f"the model's context of {context} tokens"
             )
-    return EvalPlan(config, task, template, rows, prompts, model_path, tokenizer)
+    return EvalPlan(config, questions, model_path, tokenizer)
 
 
 def checked(completion, row: dict[str, Any], task, template, verdict=None) -> dict[str, Any]:
@@ -210,18 +223,18 @@ def command_line(config: EvalConfig) -> str:
     return " ".join(parts)
 
 
-def _timed_generate(model, plan_: EvalPlan, **settings) -> tuple[list, dict[str, float]]:
-    config = plan_.config
+def _timed_generate(model, tokenizer, questions: EvalQuestions, config: EvalConfig, progress: bool,
+                    **settings) -> tuple[list, dict[str, float]]:
     started = time.perf_counter()
     outputs = generate(
         model,
-        plan_.tokenizer,
-        plan_.prompts,
+        tokenizer,
+        questions.prompts,
         max_new_tokens=config.max_new_tokens,
         batch_size=config.batch_size,
         seed=config.seed,
-        stop_strings=plan_.template.stop_string,
-        progress=config.progress,
+        stop_strings=questions.template.stop_string,
+        progress=progress,
         **settings,
     )
     seconds = time.perf_counter() - started
@@ -229,27 +242,37 @@ def _timed_generate(model, plan_: EvalPlan, **settings) -> tuple[list, dict[str,
     return outputs, {"tokens": tokens, "seconds": round(seconds, 3), "tokens_per_second": round(tokens / max(seconds, 1e-9), 2)}
 
 
+def evaluate_questions(model, tokenizer, questions: EvalQuestions, config: EvalConfig,
+                       progress: bool) -> tuple[list[dict[str, Any]], dict[str, dict[str, float]]]:
+    """The evaluation core (``r1lab eval``, a training stage's held-out eval and its final eval): the greedy pass
+    when ``config.greedy``, k samples per question, the task's verdict on each → (per-question records, the
+    passes' tokens and seconds). At temperature 0 the k samples are the greedy completion (generated once)."""
+    passes: dict[str, dict[str, float]] = {}
+    greedy_outputs = None
+    if config.greedy:
+        greedy_outputs, passes["greedy"] = _timed_generate(
+            model, tokenizer, questions, config, progress, n=1, temperature=0.0, description="greedy")
+    if config.temperature == 0 and greedy_outputs is not None:
+        sampled_outputs = repeat_completions(greedy_outputs, config.k)
+    else:
+        sampled_outputs, passes["sampled"] = _timed_generate(
+            model, tokenizer, questions, config, progress, n=config.k, temperature=config.temperature,
+            top_p=config.top_p, description=f"sampling k={config.k}")
+    records = build_records(questions.rows, greedy_outputs, sampled_outputs, questions.task, questions.template)
+    return records, passes
+
+
 def main(config: EvalConfig) -> dict[str, Any]:
     started = time.time()
     prepared = plan(config)
     model = load_generation_model(config.model, config.model_dtype, config.trust_remote_code, config.seed, config.backend)
-    passes: dict[str, dict[str, float]] = {}
-    greedy_outputs = None
-    if config.greedy:
-        greedy_outputs, passes["greedy"] = _timed_generate(model, prepared, n=1, temperature=0.0, description="greedy")
-    if config.temperature == 0 and greedy_outputs is not None:
-        sampled_outputs = [completions * config.k for completions in greedy_outputs]  # greedy is deterministic
-    else:
-        sampled_outputs, passes["sampled"] = _timed_generate(
-            model, prepared, n=config.k, temperature=config.temperature, top_p=config.top_p, description=f"sampling k={config.k}"
-        )
-    records = build_records(prepared.rows, greedy_outputs, sampled_outputs, prepared.task, prepared.template)
+    records, passes = evaluate_questions(model, prepared.tokenizer, prepared.questions, config, config.progress)
     generated = sum(item["tokens"] for item in passes.values())
     seconds = sum(item["seconds"] for item in passes.values())
     summary: dict[str, Any] = {
         "model": config.model,
         "model_path": prepared.model_path,
-        "task": prepared.task.name,
+        "task": prepared.questions.task.name,
         "split": config.split,
         "template": config.template,
         **aggregate(records),

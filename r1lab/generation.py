@@ -124,17 +124,44 @@ def generate(
 ) -> list[list[Completion]]:
     """``n`` completions for each prompt, in prompt order (see the module docstring)."""
     check_settings(n, temperature, top_p, max_new_tokens, batch_size)
+    return generate_from_ids(model, tokenizer, prompt_token_ids(tokenizer, prompts), n, temperature, top_p, max_new_tokens,
+                             batch_size, seed, stop_strings, progress, description)
+
+
+def generate_from_ids(
+    model,
+    tokenizer,
+    ids: Sequence[Sequence[int]],
+    n: int = 1,
+    temperature: float = 0.0,
+    top_p: float = 1.0,
+    max_new_tokens: int = 256,
+    batch_size: int = 16,
+    seed: int = 0,
+    stop_strings: str | Sequence[str] | None = None,
+    progress: bool = True,
+    description: str = "generating",
+) -> list[list[Completion]]:
+    """:func:`generate` on prompts already rendered and tokenized (a judge's filled-in prompt, say)."""
+    check_settings(n, temperature, top_p, max_new_tokens, batch_size)
     stops = clean_stop_strings(stop_strings)
-    ids = prompt_token_ids(tokenizer, prompts)
+    ids = [list(row) for row in ids]
     if not ids:
         return []
     if temperature == 0 and n > 1:
-        once = generate(model, tokenizer, prompts, 1, temperature, top_p, max_new_tokens, batch_size, seed, stops, progress, description)
-        return [completions * n for completions in once]
+        once = generate_from_ids(model, tokenizer, ids, 1, temperature, top_p, max_new_tokens, batch_size, seed, stops,
+                                 progress, description)
+        return repeat_completions(once, n)
     settings = dict(temperature=temperature, top_p=top_p, max_new_tokens=max_new_tokens, seed=seed, stops=stops)
     if not is_hf_model(model):
         return _generate_vllm(model, ids, n=n, progress=progress, **settings)
     return _generate_hf(model, tokenizer, ids, n, batch_size, progress, description, **settings)
+
+
+def repeat_completions(outputs: list[list[Completion]], n: int) -> list[list[Completion]]:
+    """Each prompt's one greedy completion as its ``n`` completions: greedy decoding is deterministic, so ``n``
+    greedy completions are one generated once (the shortcut every greedy pass takes)."""
+    return [completions[:1] * n for completions in outputs]
 
 
 class StopStringWatcher:

@@ -40,6 +40,7 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 from r1lab.errors import UserError
+from r1lab.generation import generate_from_ids
 from r1lab.models import (
     fix_padding,
     loadable,
@@ -409,24 +410,13 @@ class ModelReward(BatchReward):
         return prompt + ("\n" + self.settings.judge_prefill if self.settings.judge_prefill else "")
 
     def _judge(self, questions, responses, stats) -> list[float | None]:
-        import torch
-        from transformers import GenerationConfig
-
         model, tokenizer = self.loaded
         texts = [self._judge_text(tokenizer, q, r, stats) for q, r in zip(questions, responses)]
         templated = self.settings.chat_template and getattr(tokenizer, "chat_template", None)
-        encoded = tokenizer(
-            texts, padding=True, padding_side="left", add_special_tokens=not templated, return_tensors="pt"
-        ).to(model.device)
-        generation = GenerationConfig(
-            max_new_tokens=self.settings.max_new_tokens,
-            do_sample=False,
-            pad_token_id=tokenizer.pad_token_id,
-            eos_token_id=model.generation_config.eos_token_id,
-        )
-        with torch.inference_mode():
-            output = model.generate(**encoded, generation_config=generation)
-        replies = tokenizer.batch_decode(output[:, encoded["input_ids"].shape[1] :], skip_special_tokens=True)
+        ids = [tokenizer(text, add_special_tokens=not templated)["input_ids"] for text in texts]
+        outputs = generate_from_ids(model, tokenizer, ids, n=1, temperature=0.0, max_new_tokens=self.settings.max_new_tokens,
+                                    batch_size=max(len(ids), 1), progress=False)
+        replies = [completions[0].text for completions in outputs]
         scores: list[float | None] = []
         for reply in replies:
             value = parse_judge_score(reply)

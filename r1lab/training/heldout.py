@@ -26,11 +26,8 @@ from transformers import TrainerCallback
 from r1lab.config import build_config
 from r1lab.errors import UserError
 from r1lab.eval_metrics import aggregate
-from r1lab.evaluate import EvalConfig, build_records, check_eval_settings
-from r1lab.generation import generate
+from r1lab.evaluate import EvalConfig, check_eval_settings, evaluate_questions, load_questions
 from r1lab.run_files import HELDOUT, append_records, keep_records_up_to
-from r1lab.tasks import get_task
-from r1lab.templates import get_template
 
 logger = logging.getLogger("r1lab")
 
@@ -68,10 +65,7 @@ class HeldoutEvalCallback(TrainerCallback):
         self.config = eval_config
         self.tokenizer = tokenizer
         self.path = os.path.join(output_dir, HELDOUT.name)
-        self.template = get_template(eval_config.template)
-        self.task = get_task(eval_config)
-        self.rows = self.task.load()  # loaded now: a bad split or limit fails before training starts
-        self.prompts = [self.task.prompt(row["question"], self.template) for row in self.rows]
+        self.questions = load_questions(eval_config)  # loaded now: a bad split or limit fails before training starts
         self.due: int | None = None  # a step whose eval runs when that step is logged
         self.done: set[int] = set()
 
@@ -80,17 +74,10 @@ class HeldoutEvalCallback(TrainerCallback):
         was_training = model.training
         started = time.perf_counter()
         try:
-            common = dict(max_new_tokens=config.max_new_tokens, batch_size=config.batch_size, seed=config.seed,
-                          stop_strings=self.template.stop_string, progress=False)
-            greedy = generate(model, self.tokenizer, self.prompts, n=1, temperature=0.0, **common)
-            if config.temperature == 0:
-                sampled = [completions * config.k for completions in greedy]
-            else:
-                sampled = generate(model, self.tokenizer, self.prompts, n=config.k, temperature=config.temperature,
-                                   top_p=config.top_p, **common)
+            records, _ = evaluate_questions(model, self.tokenizer, self.questions, config, progress=False)
         finally:
             model.train(was_training)
-        summary = aggregate(build_records(self.rows, greedy, sampled, self.task, self.template))
+        summary = aggregate(records)
         record = {"step": step, "questions": summary["questions"], "k": summary["k"]}
         record.update({key: summary[key] for key in FIGURES if summary.get(key) is not None})
         record["seconds"] = round(time.perf_counter() - started, 2)
