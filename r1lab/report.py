@@ -21,13 +21,9 @@ from __future__ import annotations
 
 import base64
 import html
-import io
-import math
 import os
-import re
-from dataclasses import dataclass, field
-from functools import lru_cache
-from typing import Any, Callable, Iterable, Iterator
+from dataclasses import dataclass
+from typing import Any
 
 from r1lab.config import setting
 from r1lab.errors import UserError
@@ -36,19 +32,15 @@ from r1lab.outputs import (
     write_bytes_atomic,
     write_text_atomic,
 )
-from r1lab.run_files import (
-    COMPLETIONS,
-    HELDOUT,
-    MANIFEST,
-    METRICS,
-    SAMPLES,
-    SUMMARY,
-    RunFileError,
-    iter_records,
-    read_manifest,
-    read_records,
-    read_summary,
+from r1lab.report_data import (
+    DEFAULT_REFLECTION_WORDS,
+    EVAL_DIR_KEY,
+    collect,
+    finite_number,
+    reflection_pattern,
 )
+from r1lab.report_plots import plot_reflection, plot_training
+from r1lab.run_files import COMPLETIONS, METRICS, SUMMARY
 from r1lab.significance import (
     BOOTSTRAP_RESAMPLES,
     BOOTSTRAP_SEED,
@@ -57,11 +49,6 @@ from r1lab.significance import (
 )
 
 REPORT_FILE = "report.html"
-FINAL_EVAL_DIR = "eval"  # a training stage's ``final_eval`` lands in output_dir/eval
-EVAL_DIR_KEY = "_eval_dir"  # set on an eval row's summary when its samples.jsonl is there (for the significance table)
-
-# Words and phrases that mark a model re-examining its own reasoning (R1's "aha moment").
-DEFAULT_REFLECTION_WORDS = ("wait", "let me check", "re-check", "recheck", "double-check", "verify", "等等", "重新", "检查")
 
 # Eval table columns: summary.json key → number format ("rate", "tokens" or "int").
 EVAL_COLUMNS = (
@@ -102,76 +89,12 @@ def check(config: ReportConfig) -> None:
     (``__post_init__``); what it reads is the run itself, checked as it is read."""
 
 
-# ---------------------------------------------------------------------------------------------- reading
-
-
-def _number(value: Any) -> float | None:
-    """A finite int or float as float; anything else (None, bool, text, NaN, inf) is None."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return None
-    value = float(value)
-    return value if math.isfinite(value) else None
-
-
-def read_metrics(path: str) -> list[dict[str, Any]]:
-    """metrics.jsonl's step records (the trainer's final summary line left out)."""
-    return [record for record in read_records(path, METRICS) if "train_runtime" not in record]
-
-
-def iter_completions(path: str) -> Iterator[dict[str, Any]]:
-    """completions.jsonl records as ``{"step": int, "completion": str, "reward": float | None, "question": str | None}``
-    (a reward that is not a finite number is None)."""
-    for record in iter_records(path, COMPLETIONS):
-        yield {
-            "step": record["step"],
-            "completion": record["completion"],
-            "reward": _number(record.get("reward")),
-            "question": record.get("question"),
-        }
-
-
-def read_completions(path: str) -> list[dict[str, Any]]:
-    return list(iter_completions(path))
-
-
-# ---------------------------------------------------------------------------------------------- reflection
-
-_LATIN_WORD_CHAR = r"0-9A-Za-z_\u00C0-\u024F"
-
-
-@lru_cache(maxsize=64)
-def _reflection_pattern(words: tuple[str, ...]) -> re.Pattern | None:
-    """One case-insensitive regex for all words: whitespace inside a phrase matches any whitespace; a word
-    that starts (ends) with a Latin letter or digit must not be preceded (followed) by one. CJK words match
-    anywhere, as CJK text has no spaces between words."""
-    parts = []
-    for word in sorted({w.strip() for w in words if isinstance(w, str) and w.strip()}, key=len, reverse=True):
-        body = r"\s+".join(re.escape(piece) for piece in word.split())
-        before = f"(?<![{_LATIN_WORD_CHAR}])" if re.match(f"[{_LATIN_WORD_CHAR}]", word[0]) else ""
-        after = f"(?![{_LATIN_WORD_CHAR}])" if re.match(f"[{_LATIN_WORD_CHAR}]", word[-1]) else ""
-        parts.append(before + body + after)
-    return re.compile("|".join(parts), re.IGNORECASE) if parts else None
-
-
-def has_reflection(text: str | None, words: Iterable[str]) -> bool:
-    pattern = _reflection_pattern(tuple(words))
-    return bool(pattern and text and pattern.search(text))
-
-
-def reflection_rate(texts: Iterable[str | None], words: Iterable[str]) -> float:
-    """The fraction of ``texts`` that contain at least one of ``words`` (0.0 for no texts)."""
-    pattern = _reflection_pattern(tuple(words))
-    total = hits = 0
-    for text in texts:
-        total += 1
-        if pattern is not None and isinstance(text, str) and pattern.search(text):
-            hits += 1
-    return hits / total if total else 0.0
+# ---------------------------------------------------------------------------------------------- page
 
 
 def _highlight(text: str, words: tuple[str, ...]) -> str:
     """``text`` as HTML with every reflection word in <mark>."""
-    pattern = _reflection_pattern(words)
+    pattern = reflection_pattern(words)
     if pattern is None:
         return html.escape(text)
     pieces, last = [], 0
@@ -183,257 +106,8 @@ def _highlight(text: str, words: tuple[str, ...]) -> str:
     return "".join(pieces)
 
 
-@dataclass
-class CompletionsSummary:
-    steps: list[int]  # every logged step, ascending
-    counts: list[int]  # completions per step
-    rates: list[float]  # reflection-word rate per step
-    first_reflections: list[dict[str, Any]]  # the first completions (file order) with a reflection word
-    phases: list[tuple[str, int, list[dict[str, Any]]]]  # (early/middle/late, step, completions shown)
-    total: int
-
-
-def _spread(records: list[dict[str, Any]], count: int) -> list[dict[str, Any]]:
-    """``count`` records spread over the reward ranking, best first (best and worst for two)."""
-    ranked = sorted(records, key=lambda r: (r["reward"] is None, -(r["reward"] or 0.0)))
-    if count <= 0 or not ranked:
-        return []
-    if count >= len(ranked):
-        return ranked
-    if count == 1:
-        return ranked[:1]
-    indices = sorted({round(i * (len(ranked) - 1) / (count - 1)) for i in range(count)})
-    return [ranked[i] for i in indices]
-
-
-def summarize_completions(path: str, words: Iterable[str], examples: int = 3, per_phase: int = 2) -> CompletionsSummary | None:
-    """Reflection-word rate per step, the first reflective completions and a few completions per phase;
-    None when the file holds no usable record. Two streaming passes: the file can be large."""
-    words = tuple(words)
-    per_step: dict[int, list[int]] = {}
-    firsts: list[dict[str, Any]] = []
-    for record in iter_completions(path):
-        counts = per_step.setdefault(record["step"], [0, 0])
-        counts[0] += 1
-        if has_reflection(record["completion"], words):
-            counts[1] += 1
-            if len(firsts) < examples:
-                firsts.append(record)
-    if not per_step:
-        return None
-    steps = sorted(per_step)
-    chosen = {"early": steps[0], "middle": steps[(len(steps) - 1) // 2], "late": steps[-1]}
-    if chosen["late"] == chosen["early"]:
-        del chosen["late"]
-    if chosen["middle"] in (chosen["early"], chosen.get("late")):
-        del chosen["middle"]
-    wanted = set(chosen.values())
-    by_step: dict[int, list[dict[str, Any]]] = {step: [] for step in wanted}
-    if per_phase > 0:
-        for record in iter_completions(path):
-            if record["step"] in wanted:
-                by_step[record["step"]].append(record)
-    phases = [(name, step, _spread(by_step[step], per_phase)) for name, step in chosen.items()]
-    return CompletionsSummary(
-        steps=steps,
-        counts=[per_step[s][0] for s in steps],
-        rates=[per_step[s][1] / per_step[s][0] for s in steps],
-        first_reflections=firsts,
-        phases=phases,
-        total=sum(per_step[s][0] for s in steps),
-    )
-
-
-def eval_reflection_rate(samples_path: str, words: Iterable[str]) -> float | None:
-    """Reflection-word rate over every completion (greedy and sampled) in an eval's samples.jsonl."""
-    words = tuple(words)
-    total = hits = 0
-    for record in iter_records(samples_path, SAMPLES):
-        for item in [record.get("greedy"), *record["samples"]]:
-            if item is not None:
-                total += 1
-                hits += has_reflection(item["completion"], words)
-    return hits / total if total else None
-
-
-# ---------------------------------------------------------------------------------------------- stages
-
-
-def _stage_dir(run_dir: str, output: Any, index: int, name: str) -> str:
-    """A stage's directory: the manifest's path, else the same ``NN-name`` under ``run_dir`` (a run moved,
-    or a relative path recorded from another working directory)."""
-    candidates = []
-    if isinstance(output, str) and output:
-        candidates += [output, os.path.join(run_dir, os.path.basename(os.path.normpath(output)))]
-    candidates.append(os.path.join(run_dir, f"{index + 1:02d}-{name}"))
-    return next((path for path in candidates if os.path.isdir(path)), candidates[0])
-
-
-def _stages(run_dir: str) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
-    """Each stage's name, command, status, inputs, error and directory: the manifest's, or the directory
-    itself as one stage. Report stages are left out (this is their output)."""
-    if not os.path.isfile(os.path.join(run_dir, MANIFEST.name)):
-        name = os.path.basename(os.path.normpath(os.path.abspath(run_dir)))
-        return [{"name": name, "command": "", "dir": run_dir, "status": "", "inputs": {}, "error": None, "seconds": None}], None
-    manifest = read_manifest(run_dir)
-    stages = []
-    for index, entry in enumerate(manifest["stages"]):
-        if entry["command"] == "report":
-            continue
-        stages.append(
-            {
-                "name": entry["name"],
-                "command": entry["command"],
-                "dir": _stage_dir(run_dir, entry.get("output"), index, entry["name"]),
-                "status": entry["status"],
-                "inputs": entry.get("inputs", {}),
-                "error": entry.get("error"),
-                "seconds": _number(entry.get("seconds")),
-            }
-        )
-    return stages, manifest
-
-
-# ---------------------------------------------------------------------------------------------- plots
-
-
-def _label(key: str) -> str:
-    if key.startswith("rewards/") and key.endswith("/mean"):
-        key = key[len("rewards/") : -len("/mean")]
-    return key.replace("$", r"\$")  # matplotlib would read $…$ as math
-
-
-def _series(records: list[dict[str, Any]], key: str) -> tuple[list[float], list[float]]:
-    steps, values = [], []
-    for position, record in enumerate(records, start=1):
-        value = _number(record.get(key))
-        if value is not None:
-            step = _number(record.get("step"))
-            steps.append(step if step is not None else float(position))
-            values.append(value)
-    return steps, values
-
-
-def training_panels(records: list[dict[str, Any]]) -> list[tuple[str, list[str], list[str]]]:
-    """(title, keys on the left axis, keys on a right axis) of each panel with at least one logged value."""
-    keys = {key for record in records for key, value in record.items() if _number(value) is not None}
-    components = sorted(k for k in keys if k.startswith("rewards/") and k.endswith("/mean"))
-    p90 = sorted(k for k in keys if k.startswith("completions/") and "p90" in k)
-    panels = [
-        ("reward and accuracy", ["reward"] + components + ["accuracy", "mean_token_accuracy"], []),
-        ("completion length", ["completions/mean_length"] + (p90 or ["completions/max_length"]), []),
-        ("held-out accuracy", ["heldout/greedy_accuracy"] + (["heldout/pass_at_1"] if _sampled_heldout(records) else []), []),
-        ("zero-std groups and clipped completions", ["frac_reward_zero_std", "completions/clipped_ratio"], []),
-        ("dynamic sampling: groups per step", ["dynamic_sampling/effective_groups", "dynamic_sampling/groups_sampled",
-                                               "dynamic_sampling/groups_dropped"], ["dynamic_sampling/rounds"]),
-        ("loss and KL", ["loss"], ["kl"]),
-    ]
-    kept = []
-    for title, left, right in panels:
-        left, right = [k for k in left if k in keys], [k for k in right if k in keys]
-        if not left and right:
-            left, right = right, []
-        if left:
-            kept.append((title, left, right))
-    return kept
-
-
-def _sampled_heldout(records: list[dict[str, Any]]) -> bool:
-    """Whether a held-out eval's pass@1 differs from its greedy accuracy (sampled, not greedy copies)."""
-    return any(
-        _number(record.get("heldout/pass_at_1")) not in (None, _number(record.get("heldout/greedy_accuracy"))) for record in records
-    )
-
-
-def with_heldout_start(records: list[dict[str, Any]], stage_dir: str) -> list[dict[str, Any]]:
-    """The metrics records with the held-out eval before the first step (``heldout.jsonl``'s step 0) put first,
-    so that the held-out curve starts where training started; the later points are in the metrics already."""
-    path = os.path.join(stage_dir, HELDOUT.name)
-    if not os.path.isfile(path):
-        return records
-    start = [
-        {"step": 0, **{f"heldout/{key}": value for key, value in record.items() if key not in ("step", "questions", "k", "seconds")}}
-        for record in read_records(path, HELDOUT)
-        if record["step"] == 0
-    ]
-    return start[:1] + records
-
-
-def _figure(panels: int, width: float = 6.0, height: float = 3.6):
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    columns = min(panels, 2)
-    rows = math.ceil(panels / columns)
-    figure = Figure(figsize=(width * columns, height * rows))
-    FigureCanvasAgg(figure)
-    axes = list(figure.subplots(rows, columns, squeeze=False).ravel())
-    for spare in axes[panels:]:
-        spare.set_visible(False)
-    return figure, axes[:panels]
-
-
-def _png(figure) -> bytes:
-    from matplotlib.ticker import MaxNLocator
-
-    for axis in figure.axes:
-        axis.xaxis.set_major_locator(MaxNLocator(integer=True))  # steps
-        low, high = axis.get_xlim()
-        if axis.has_data() and high - low < 2:  # one logged step: show a step either side, not ±0.05
-            middle = (low + high) / 2
-            axis.set_xlim(middle - 1, middle + 1)
-    figure.tight_layout()
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=90)
-    return buffer.getvalue()
-
-
-def plot_training(records: list[dict[str, Any]], title: str) -> bytes | None:
-    """The training curves of one stage as PNG bytes (None when nothing numeric was logged)."""
-    panels = training_panels(records)
-    if not panels:
-        return None
-    figure, axes = _figure(len(panels))
-    for axis, (panel, left, right) in zip(axes, panels):
-        for key in left:
-            axis.plot(*_series(records, key), marker=".", label=_label(key))
-        handles, labels = axis.get_legend_handles_labels()
-        if right:
-            twin = axis.twinx()
-            for index, key in enumerate(right):
-                twin.plot(*_series(records, key), marker=".", linestyle="--", color=f"C{len(left) + index}", label=_label(key))
-                twin.set_ylabel(", ".join(_label(k) for k in right))
-            more_handles, more_labels = twin.get_legend_handles_labels()
-            handles, labels = handles + more_handles, labels + more_labels
-        axis.set_title(panel)
-        axis.set_xlabel("step")
-        (twin if right else axis).legend(handles, labels, fontsize=7)  # on the top axis, so no line crosses it
-    figure.suptitle(title)
-    return _png(figure)
-
-
-def plot_reflection(summary: CompletionsSummary, title: str) -> bytes:
-    figure, (axis,) = _figure(1, width=8.0)
-    axis.plot(summary.steps, summary.rates, marker=".", label="completions with a reflection word")
-    first = next((step for step, rate in zip(summary.steps, summary.rates) if rate > 0), None)
-    if first is not None:
-        axis.axvline(first, color="C3", linestyle=":", label=f"first at step {first}")
-    axis.set_ylim(-0.02, 1.02)
-    axis.set_xlabel("step")
-    axis.set_ylabel("rate")
-    axis.set_title(f"{title}: reflection-word rate")
-    axis.legend(fontsize=7)
-    return _png(figure)
-
-
-# ---------------------------------------------------------------------------------------------- writing
-
-
-# ---------------------------------------------------------------------------------------------- page
-
-
 def _cell(value: Any, kind: str) -> str:
-    number = _number(value)
+    number = finite_number(value)
     if number is None:
         return "" if value is None else html.escape(str(value))
     if kind == "int" and number.is_integer():
@@ -448,7 +122,7 @@ def _eval_table(rows: list[tuple[str, str, str, dict[str, Any]]]) -> str:
         cells = [html.escape(name), html.escape(model), html.escape(status)]
         for column, kind in EVAL_COLUMNS:
             text = _cell(summary.get(column), kind)
-            now, before = _number(summary.get(column)), _number((previous or {}).get(column))
+            now, before = finite_number(summary.get(column)), finite_number((previous or {}).get(column))
             if kind == "rate" and now is not None and before is not None:
                 text += f' <small class="delta">({now - before:+.3f})</small>'
             cells.append(text)
@@ -528,56 +202,8 @@ _STYLE = (
 )
 
 
-def _left_out(notes: list[str], label: str, what: str, read: Callable[[], Any]) -> Any:
-    """``read()``, or None with a note when a file of the stage does not hold what r1lab declares for it
-    (:mod:`r1lab.run_files`): the report shows what it can of a run, the note names file, line and field."""
-    try:
-        return read()
-    except RunFileError as error:
-        notes.append(f"{label}: {what} left out: {error}")
-        return None
 
 
-def _collect(config: ReportConfig, words: tuple[str, ...]):
-    """Read every stage (no writing): the stages, the manifest, notes, training data and eval rows."""
-    stages, manifest = _stages(config.run_dir)
-    notes: list[str] = []
-    training, eval_rows = [], []
-    omitted = "reflection-word rate and sample completions omitted"
-    for stage in stages:
-        name, folder = stage["name"], stage["dir"]
-        metrics_path = os.path.join(folder, METRICS.name)
-        records: list[dict[str, Any]] = []
-        if os.path.isfile(metrics_path):
-            logged = _left_out(notes, name, "training curves", lambda: read_metrics(metrics_path))
-            if logged == []:
-                notes.append(f"{name}: {METRICS.name} holds no step records")
-            elif logged:
-                records = _left_out(notes, name, "held-out start", lambda: with_heldout_start(logged, folder)) or logged
-        completions_path = os.path.join(folder, COMPLETIONS.name)
-        completions = None
-        if os.path.isfile(completions_path):
-            noted = len(notes)
-            completions = _left_out(notes, name, "completions", lambda: summarize_completions(
-                completions_path, words, config.reflection_examples, config.samples_per_phase))
-            if completions is None and len(notes) == noted:
-                notes.append(f"{name}: {COMPLETIONS.name} holds no completions; {omitted}")
-        elif stage["command"] == "grpo" or any("reward" in record for record in records):
-            notes.append(f"{name}: no {COMPLETIONS.name}; {omitted}")
-        if records or completions:
-            training.append((stage, records, completions))
-        model = str(stage["inputs"].get("model", ""))
-        for eval_dir, label in ((folder, name), (os.path.join(folder, FINAL_EVAL_DIR), f"{name} (final eval)")):
-            if not os.path.isfile(os.path.join(eval_dir, SUMMARY.name)):
-                continue
-            summary = _left_out(notes, label, "eval", lambda: read_summary(eval_dir))
-            if summary is None:
-                continue
-            if os.path.isfile(os.path.join(eval_dir, SAMPLES.name)):
-                rate = _left_out(notes, label, "reflection-word rate", lambda: eval_reflection_rate(os.path.join(eval_dir, SAMPLES.name), words))
-                summary = {**summary, "reflection_rate": rate, EVAL_DIR_KEY: eval_dir}
-            eval_rows.append((label, model if eval_dir == folder else name, stage["status"], summary))
-    return stages, manifest, notes, training, eval_rows
 
 
 def _training_section(stage, records, completions, out_dir: str, config: ReportConfig, words: tuple[str, ...]) -> list[str]:
@@ -617,7 +243,7 @@ def build_report(config: ReportConfig) -> str:
     if not os.path.isdir(config.run_dir):
         raise UserError(f"not a directory: {config.run_dir}")
     words = tuple(word for word in config.reflection_words if isinstance(word, str))
-    stages, manifest, notes, training, eval_rows = _collect(config, words)
+    stages, manifest, notes, training, eval_rows = collect(config.run_dir, words, config.reflection_examples, config.samples_per_phase)
     if not training and not eval_rows:
         where = f" ({len(stages)} stage(s) in manifest.json, none has written one yet)" if manifest is not None else ""
         files = f"{METRICS.name}, {COMPLETIONS.name} or {SUMMARY.name}"

@@ -40,7 +40,8 @@ def test_heldout_eval_logs_a_learning_curve(tiny_model_dir, tmp_path):
 
     page = open(build_report(ReportConfig(run_dir=str(output_dir))), encoding="utf-8").read()
     assert page.count("<img") >= 1 and (output_dir / "training.png").is_file()
-    from r1lab.report import read_metrics, training_panels, with_heldout_start
+    from r1lab.report_data import read_metrics, with_heldout_start
+    from r1lab.report_plots import training_panels
 
     records = with_heldout_start(read_metrics(str(output_dir / "metrics.jsonl")), str(output_dir))
     assert records[0]["step"] == 0 and records[0]["heldout/greedy_accuracy"] == curve[0]["greedy_accuracy"]

@@ -141,7 +141,7 @@ def _images(page: str) -> list[bytes]:
 
 
 def test_reflection_rate_counts_texts_with_any_word_case_insensitively_on_word_boundaries():
-    from r1lab.report import DEFAULT_REFLECTION_WORDS, has_reflection, reflection_rate
+    from r1lab.report_data import DEFAULT_REFLECTION_WORDS, has_reflection, reflection_rate
 
     words = ["wait", "let me check", "re-check", "recheck", "verify", "等等", "重新"]
     assert reflection_rate(["Wait, that is wrong.", "The answer is 4."], words) == 0.5
@@ -162,7 +162,7 @@ def test_reflection_rate_counts_texts_with_any_word_case_insensitively_on_word_b
 
 
 def test_read_completions_skips_only_a_cut_last_line(tmp_path):
-    from r1lab.report import read_completions
+    from r1lab.report_data import read_completions
 
     path = str(tmp_path / "completions.jsonl")
     rows = [
@@ -190,7 +190,7 @@ def test_read_completions_skips_only_a_cut_last_line(tmp_path):
     ],
 )
 def test_a_completions_line_of_the_wrong_shape_names_file_line_and_field(tmp_path, line, problem):
-    from r1lab.report import read_completions
+    from r1lab.report_data import read_completions
     from r1lab.run_files import RunFileError
 
     path = tmp_path / "completions.jsonl"
@@ -322,7 +322,7 @@ def test_a_stage_file_of_the_wrong_shape_is_left_out_with_a_note(tmp_path, bad_f
 
 
 def test_training_panels_pick_p90_over_max_and_skip_what_was_not_logged():
-    from r1lab.report import training_panels
+    from r1lab.report_plots import training_panels
 
     records = [{"step": 1, "completions/mean_length": 3, "completions/max_length": 9, "completions/p90_length": 7, "kl": 0.1}]
     assert training_panels(records) == [
@@ -398,7 +398,7 @@ def test_write_bytes_atomic_replaces_whole_files(tmp_path):
 @pytest.mark.parametrize("steps, phases", [([1], [("early", 1)]), ([1, 2], [("early", 1), ("late", 2)]),
                                            ([1, 2, 3, 4], [("early", 1), ("middle", 2), ("late", 4)])])
 def test_sample_phases_of_short_runs(tmp_path, steps, phases):
-    from r1lab.report import summarize_completions
+    from r1lab.report_data import summarize_completions
 
     path = str(tmp_path / "completions.jsonl")
     _write_jsonl(path, [{"step": s, "completion": f"c{s}-{i}", "reward": i} for s in steps for i in range(3)])
