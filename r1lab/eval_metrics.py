@@ -148,3 +148,33 @@ def aggregate(records: Sequence[dict[str, Any]]) -> dict[str, Any]:
     greedy_stats = _completion_stats(greedy, prefix="greedy_")
     summary.update(greedy_stats if has_greedy else {key: None for key in greedy_stats})
     return summary
+
+
+ACCURACY_FIGURES = ("greedy_accuracy", "pass_at_1", "cons_at_k", "pass_at_k")
+
+
+def judge_means(records: Sequence[dict[str, Any]]) -> dict[str, dict[str, float | None]]:
+    """Each judge's mean score (``judges`` on a completion) over the greedy completions and over the sampled
+    ones; a completion a judge did not score (None) is left out of its means."""
+    names = sorted({name for record in records for completion in [record.get("greedy"), *record["samples"]]
+                    if completion for name in completion.get("judges", {})})
+
+    def mean(completions, name):
+        return _mean([c["judges"][name] for c in completions if c and c.get("judges", {}).get(name) is not None])
+
+    greedy = [record.get("greedy") for record in records]
+    sampled = [sample for record in records for sample in record["samples"]]
+    return {name: {"greedy": mean(greedy, name), "sampled": mean(sampled, name)} for name in names}
+
+
+def summarize(records: Sequence[dict[str, Any]], has_gold: bool = True) -> dict[str, Any]:
+    """:func:`aggregate`, with the judges' means (:func:`judge_means`) when completions carry them; a task without
+    gold answers (general prompts) has no accuracy: those figures are None."""
+    summary = aggregate(records)
+    if not has_gold:
+        summary.update({key: None for key in ACCURACY_FIGURES})
+        summary.pop("pass_at", None)
+    judges = judge_means(records)
+    if judges:
+        summary["judges"] = judges
+    return summary

@@ -27,7 +27,7 @@ from typing import Any
 import r1lab
 from r1lab.config import build_config, config_to_dict, setting
 from r1lab.errors import UserError
-from r1lab.eval_metrics import aggregate, correct_samples, score_question
+from r1lab.eval_metrics import correct_samples, score_question, summarize
 from r1lab.generation import (
     check_settings,
     generate,
@@ -38,6 +38,7 @@ from r1lab.generation import (
 )
 from r1lab.models import ModelDtype, load_tokenizer, model_config_dict, resolve_model
 from r1lab.outputs import check_output_dir
+from r1lab.rewards import build_rewards
 from r1lab.run_files import HEADLINE, SAMPLES, SUMMARY, read_summary, write_eval
 from r1lab.significance import compare_evals, format_significance
 from r1lab.tasks import TaskSpec, get_task
@@ -70,16 +71,22 @@ class EvalConfig(TaskSpec):
     overwrite: bool = setting(False, 'Replace a finished output (its finish marker goes first).')
     backend: Backend = setting("auto", "auto: vLLM where installed and a GPU is visible, else r1lab's decoding loop (hf).")
     progress: bool = setting(True, 'Progress bars with ETA on stderr.')
+    judges: list[Any] = setting(
+        default_factory=list, help="Rewards that score every completion, as GRPO's rewards list names them, e.g. "
+        "[{name: helpfulness, model: embedded}, harmlessness]: their means go into the summary, and eval --compare "
+        "pairs them (mean difference with a bootstrap interval, win rate with a sign test). For task: prompts.")
 
 
 @dataclass
 class EvalQuestions:
-    """The questions an eval asks: the task, the template, the rows and their prompts."""
+    """The questions an eval asks: the task, the template, the rows, their prompts, and the judges (reward
+    functions) that score each completion."""
 
     task: Any
     template: Any
     rows: list[dict[str, Any]]
     prompts: list[list[dict[str, str]]]
+    judges: list[Any] = dataclasses.field(default_factory=list)
 
 
 @dataclass
@@ -97,7 +104,47 @@ def load_questions(config: EvalConfig) -> EvalQuestions:
     template = get_template(config.template)
     task = get_task(config)
     rows = task.load()
-    return EvalQuestions(task, template, rows, [task.prompt(row["question"], template) for row in rows])
+    prompts = [task.prompt(row["question"], template) for row in rows]
+    return EvalQuestions(task, template, rows, prompts, build_judges(config, task, template))
+
+
+def build_judges(config: EvalConfig, task, template) -> list[Any]:
+    """The ``judges`` as reward functions, built (names, options) as GRPO builds its rewards."""
+    if not config.judges:
+        return []
+    if not isinstance(config.judges, list):
+        raise UserError(f"judges must be a list of rewards, got {config.judges!r}")
+    functions, _ = build_rewards(config.judges, {"task": task, "template": template.name})
+    return functions
+
+
+def score_with_judges(records: list[dict[str, Any]], questions: EvalQuestions) -> None:
+    """Each judge's score on every completion (greedy and sampled) into the completion's ``judges``, the judge
+    called as GRPO calls a reward (prompts, completions, the rows' columns); a completion repeated within a
+    question (greedy copies at temperature 0) is scored once."""
+    if not questions.judges:
+        return
+    placed: list[tuple[dict[str, Any], int]] = []
+    distinct: dict[tuple[int, str], int] = {}
+    prompts, texts, rows = [], [], []
+    for index, record in enumerate(records):
+        for completion in [record.get("greedy"), *record["samples"]]:
+            if completion is None:
+                continue
+            key = (index, completion["completion"])
+            if key not in distinct:
+                distinct[key] = len(texts)
+                prompts.append(questions.prompts[index])
+                texts.append(completion["completion"])
+                rows.append(questions.rows[index])
+            placed.append((completion, distinct[key]))
+    names = sorted({key for row in rows for key in row} - {"question"})
+    columns = {name: [row.get(name) for row in rows] for name in names}
+    for judge in questions.judges:
+        scores = judge(prompts=prompts, completions=texts, **columns)
+        for completion, position in placed:
+            value = scores[position]
+            completion.setdefault("judges", {})[judge.__name__] = None if value is None else float(value)
 
 
 def check_eval_settings(config: EvalConfig) -> None:
@@ -109,11 +156,11 @@ def check_eval_settings(config: EvalConfig) -> None:
 
 
 def check(config: EvalConfig) -> None:
-    """The stage contract's check (commands.Command.check): the sampling settings, the task and template they name;
-    reads no rows, no model, no output path."""
+    """The stage contract's check (commands.Command.check): the sampling settings, the task, template and judges
+    they name; reads no rows, no model, no output path."""
     check_eval_settings(config)
-    get_template(config.template)
-    get_task(config)
+    template = get_template(config.template)
+    build_judges(config, get_task(config), template)
 
 
 def plan(config: EvalConfig) -> EvalPlan:
@@ -259,6 +306,7 @@ def evaluate_questions(model, tokenizer, questions: EvalQuestions, config: EvalC
             model, tokenizer, questions, config, progress, n=config.k, temperature=config.temperature,
             top_p=config.top_p, description=f"sampling k={config.k}")
     records = build_records(questions.rows, greedy_outputs, sampled_outputs, questions.task, questions.template)
+    score_with_judges(records, questions)
     return records, passes
 
 
@@ -275,7 +323,7 @@ def main(config: EvalConfig) -> dict[str, Any]:
         "task": prepared.questions.task.name,
         "split": config.split,
         "template": config.template,
-        **aggregate(records),
+        **summarize(records, prepared.questions.task.has_gold),
         "temperature": config.temperature,
         "top_p": config.top_p,
         "generated_tokens": generated,
@@ -334,6 +382,8 @@ def format_summary(summary: dict[str, Any], output_dir: str | None = None) -> st
         ("format rate (greedy / sampled)", f"{_rate(summary.get('greedy_format_rate'))} / {_rate(summary['format_rate'])}"),
         ("mean / p90 tokens", f"{summary['mean_tokens']:.1f} / {summary['p90_tokens']}"),
         ("truncation rate", _rate(summary["truncation_rate"])),
+        *[(f"judge {name} (greedy / sampled)", f"{_rate(means.get('greedy'))} / {_rate(means.get('sampled'))}")
+          for name, means in (summary.get("judges") or {}).items()],
         ("generated tokens/s", f"{summary['tokens_per_second']}"),
         ("wall time", f"{summary['wall_seconds']} s"),
     ]

@@ -48,6 +48,7 @@ class CheckedCompletion(TypedDict):
     tokens: NotRequired[int]
     truncated: NotRequired[bool]
     tests: NotRequired[dict[str, Any]]  # task code: tests passed / total, status, detail, seconds
+    judges: NotRequired[dict[str, float | None]]  # each judge's score (eval's judges); None: not scored
 
 
 class Vote(TypedDict):
@@ -104,6 +105,7 @@ class EvalSummary(TypedDict):
     mean_tokens: NotRequired[float | None]
     p90_tokens: NotRequired[float | None]
     tokens_per_second: NotRequired[float | None]
+    judges: NotRequired[dict[str, dict[str, float | None]]]  # judge → {"greedy": mean, "sampled": mean}
     settings: NotRequired[dict[str, Any]]
 
 

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import math
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Sequence
 
 from r1lab.errors import UserError
@@ -115,6 +115,40 @@ def _pass_at_1(record: dict[str, Any]) -> float | None:
     return sum(bool(sample.get("correct")) for sample in samples) / len(samples)
 
 
+def _judge_score(record: dict[str, Any], name: str) -> float | None:
+    """A question's score from judge ``name``: its greedy completion's, else the mean over its samples."""
+    greedy = record.get("greedy")
+    if greedy is not None:
+        return (greedy.get("judges") or {}).get(name)
+    values = [(sample.get("judges") or {}).get(name) for sample in record["samples"]]
+    values = [value for value in values if value is not None]
+    return sum(values) / len(values) if values else None
+
+
+def _judge_names(records: list[dict[str, Any]]) -> set[str]:
+    return {name for record in records for completion in [record.get("greedy"), *record["samples"]]
+            if completion for name in (completion.get("judges") or {})}
+
+
+def compare_judges(pairs: list[tuple[dict, dict]], resamples: int, seed: int) -> dict[str, dict[str, Any]]:
+    """For each judge both evals carry, over the questions both scored: the mean difference B - A with its paired
+    bootstrap interval, and B's wins and losses (a tie is neither) with the sign test's p."""
+    judged: dict[str, dict[str, Any]] = {}
+    names = _judge_names([a for a, _ in pairs]) & _judge_names([b for _, b in pairs])
+    for name in sorted(names):
+        scores = [(_judge_score(a, name), _judge_score(b, name)) for a, b in pairs]
+        scores = [(old, new) for old, new in scores if old is not None and new is not None]
+        if not scores:
+            continue
+        delta, low, high = paired_bootstrap([old for old, _ in scores], [new for _, new in scores], resamples, seed)
+        wins = sum(1 for old, new in scores if new > old)
+        losses = sum(1 for old, new in scores if new < old)
+        judged[name] = {"questions": len(scores), "delta": delta, "low": low, "high": high, "wins": wins,
+                        "losses": losses, "win_rate": wins / (wins + losses) if wins + losses else None,
+                        "p": sign_test(wins, losses)}
+    return judged
+
+
 @dataclass
 class Significance:
     questions: int
@@ -129,6 +163,8 @@ class Significance:
     k_after: int | None = None
     resamples: int = BOOTSTRAP_RESAMPLES
     seed: int = BOOTSTRAP_SEED
+    gold: bool = True  # False: general prompts without gold answers, accuracy not compared
+    judges: dict[str, dict[str, Any]] = field(default_factory=dict)  # compare_judges
 
     def as_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -140,6 +176,10 @@ def compare_records(
     """The paired figures of B against A (see the module docstring); UserError when the questions differ."""
     pairs = pair_records(before, after)
     result = Significance(questions=len(pairs), resamples=resamples, seed=seed)
+    result.judges = compare_judges(pairs, resamples, seed)
+    if all(a.get("gold") == "" for a, _ in pairs):
+        result.gold = False
+        return result
     if all(a.get("greedy") and b.get("greedy") for a, b in pairs):
         verdicts = [(bool(a["greedy"].get("correct")), bool(b["greedy"].get("correct"))) for a, b in pairs]
         result.became_right = sum(1 for old, new in verdicts if new and not old)
@@ -167,7 +207,16 @@ def format_p(p: float) -> str:
 
 def format_significance(result: Significance, indent: str = "  ") -> list[str]:
     """Two lines: greedy (became right / wrong, sign-test p) and pass@1 (difference and bootstrap interval)."""
-    lines = []
+    lines = [] if result.gold else [f"{indent}accuracy: not compared (general prompts, no gold answers)"]
+    for name, judged in result.judges.items():
+        rate = "-" if judged["win_rate"] is None else f"{judged['win_rate']:.3f}"
+        lines.append(
+            f"{indent}judge {name} ({judged['questions']} questions): B - A {judged['delta']:+.4f}, paired bootstrap 95% "
+            f"interval [{judged['low']:+.4f}, {judged['high']:+.4f}]; B better on {judged['wins']}, worse on "
+            f"{judged['losses']} (win rate {rate}), sign test p = {format_p(judged['p'])}"
+        )
+    if not result.gold:
+        return lines
     if result.greedy_p is None:
         lines.append(f"{indent}greedy: not compared (an eval has no greedy pass)")
     else:

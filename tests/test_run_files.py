@@ -21,7 +21,8 @@ from r1lab.cli import main as cli_main
 from r1lab.run_files import RUN_FILES, RunFileError
 
 COMPLETION = {"completion": "<answer>4</answer>", "correct": True, "extracted": "4", "formatted": True, "tokens": 9,
-              "truncated": False, "tests": {"passed": 1, "total": 1}}
+              "truncated": False, "tests": {"passed": 1, "total": 1},
+              "judges": {"helpfulness": 0.5}}
 # One valid record per file with every declared field set (test_every_declared_field_has_an_example checks it).
 EXAMPLES: dict[str, dict[str, Any]] = {
     "samples.jsonl": {"question": "What is 2 + 2?", "samples": [dict(COMPLETION)], "index": 0, "task_index": 0, "gold": "4",
@@ -30,7 +31,8 @@ EXAMPLES: dict[str, dict[str, Any]] = {
     "summary.json": {"questions": 1, "k": 1, "model": "m", "task": "gym:chain_sum", "split": "test", "greedy_accuracy": 1.0,
                      "pass_at_1": 1.0, "cons_at_k": 1.0, "pass_at_k": 1.0, "pass_at": {"1": 1.0}, "format_rate": 1.0,
                      "greedy_format_rate": 1.0, "truncation_rate": 0.0, "mean_tokens": 9.0, "p90_tokens": 9.0,
-                     "tokens_per_second": 30.0, "settings": {"k": 1}},
+                     "tokens_per_second": 30.0, "judges": {"helpfulness": {"greedy": 0.5, "sampled": None}},
+                     "settings": {"k": 1}},
     "manifest.json": {"name": "run", "run_dir": "runs/x", "created": "2026-12-04T00:00:00", "updated": "2026-12-04T00:00:00",
                       "machine": {"cpu": {}}, "stages": [
                           {"name": "eval", "command": "eval", "status": "finished", "output": "runs/x/01-eval",

@@ -36,6 +36,7 @@ class Task:
     """Base task: rows have ``question`` and ``answer`` (the gold); correctness is mathematical equality."""
 
     name = "task"
+    has_gold = True  # False: general prompts, scored by an eval's judges only (no accuracy)
 
     def __init__(self, spec: TaskSpec):
         self.spec = spec

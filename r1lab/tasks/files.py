@@ -103,3 +103,18 @@ def require_columns(rows: list[dict[str, Any]], columns: tuple[str, ...], source
                 f"dataset {source} row {index + 1} lacks column(s) {', '.join(missing)} "
                 f"(has: {', '.join(sorted(row)) or 'nothing'})"
             )
+
+
+def read_prompt_rows(source: str, split: str, question_key: str | None = None,
+                     hub_config: str | None = None) -> list[dict[str, Any]]:
+    """General prompts without a gold answer (R1's stage-4 data, or an eval's general prompts): rows
+    ``{"question": prompt, "answer": ""}`` from a local file or directory or a hub set; the column is
+    ``question_key``, else ``prompt`` when the first row has one, else ``question``."""
+    source = os.path.expanduser(str(source))
+    raw = read_local_rows(source, split) if looks_local(source) else read_hub_rows(source, hub_config, split)
+    key = question_key or ("prompt" if raw and "prompt" in raw[0] else "question")
+    require_columns(raw, (key,), source)
+    questions = [str(item[key]).strip() for item in raw]
+    if not all(questions):
+        raise UserError(f"dataset {source}: empty prompt in column {key!r} (row {questions.index('') + 1})")
+    return [{"question": question, "answer": ""} for question in questions]

@@ -6,13 +6,15 @@ import os
 from typing import Any
 
 from r1lab.errors import UserError
-from r1lab.tasks.base import Task, apply_limit
+from r1lab.tasks.base import Task, Verdict, apply_limit
 from r1lab.tasks.files import (
     looks_local,
     read_hub_rows,
     read_local_rows,
+    read_prompt_rows,
     require_columns,
 )
+from r1lab.templates import Template
 from r1lab.tasks.registry import register_task
 
 
@@ -72,3 +74,28 @@ class MathTask(QuestionAnswerTask):
         if split == "test":
             return self.TEST_SPLIT_ALIASES.get(dataset_id.lower(), split)
         return split
+
+
+@register_task("prompts")
+class GeneralPromptsTask(Task):
+    """``task: prompts`` with ``dataset: prompts.jsonl``: general prompts without a gold answer (R1's stage-4
+    prompts). Nothing is right or wrong: ``r1lab eval`` scores their completions with its ``judges`` (the
+    model rewards GRPO uses) and reports the layout rate; ``task_options``: ``question_key``, ``hub_config``."""
+
+    name = "prompts"
+    has_gold = False
+
+    def load(self, split: str | None = None, limit: int | None = None) -> list[dict[str, Any]]:
+        split = split or self.spec.split
+        options = dict(self.spec.task_options)
+        question_key, hub_config = options.pop("question_key", None), options.pop("hub_config", None)
+        if options:
+            raise UserError(f"unknown task_options for task {self.name!r}: {', '.join(sorted(options))} (question_key, hub_config)")
+        if not self.spec.dataset:
+            raise UserError("task 'prompts' needs a dataset: pass --dataset prompts.jsonl (a 'prompt' or 'question' column)")
+        rows = read_prompt_rows(self.spec.dataset, split, question_key, hub_config)
+        rows = [{**row, "task_index": index, "source": "general"} for index, row in enumerate(rows)]
+        return apply_limit(rows, limit if limit is not None else self.spec.limit, f"{self.spec.dataset} [{split}]")
+
+    def check(self, completion: str, row: dict[str, Any], template: Template) -> Verdict:
+        return Verdict(extracted=None, correct=False, formatted=template.is_formatted(completion))

@@ -22,18 +22,12 @@ template's layout with a system prompt that asks for an answer rather than a ``\
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 from r1lab.config import build_config
 from r1lab.errors import UserError
 from r1lab.tasks.base import Task, TaskSpec, Verdict, apply_limit
-from r1lab.tasks.files import (
-    looks_local,
-    read_hub_rows,
-    read_local_rows,
-    require_columns,
-)
+from r1lab.tasks.files import read_prompt_rows
 from r1lab.tasks.registry import get_task, register_task
 from r1lab.templates import Template
 
@@ -81,16 +75,9 @@ class MixTask(Task):
         self._reasoning_questions: set[str] = set()
 
     def _general_rows(self, split: str) -> list[dict[str, Any]]:
-        source = os.path.expanduser(str(self.general["dataset"]))
-        raw = read_local_rows(source, split) if looks_local(source) else read_hub_rows(source, self.general.get("hub_config"), split)
-        key = self.general.get("question_key") or ("prompt" if raw and "prompt" in raw[0] else "question")
-        require_columns(raw, (key,), source)
-        questions = [str(item[key]).strip() for item in raw]
-        if not all(questions):
-            raise UserError(f"dataset {source}: empty prompt in column {key!r} (row {questions.index('') + 1})")
+        rows = read_prompt_rows(self.general["dataset"], split, self.general.get("question_key"), self.general.get("hub_config"))
         limit = self.general.get("limit")
-        rows = [{"question": question, "answer": ""} for question in questions]
-        return apply_limit(rows, int(limit) if limit is not None else None, f"{source} [general prompts]")
+        return apply_limit(rows, int(limit) if limit is not None else None, f"{self.general['dataset']} [general prompts]")
 
     def load(self, split: str | None = None, limit: int | None = None) -> list[dict[str, Any]]:
         split = split or self.spec.split

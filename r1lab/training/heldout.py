@@ -25,7 +25,7 @@ from transformers import TrainerCallback
 
 from r1lab.config import build_config
 from r1lab.errors import UserError
-from r1lab.eval_metrics import aggregate
+from r1lab.eval_metrics import summarize
 from r1lab.evaluate import EvalConfig, check_eval_settings, evaluate_questions, load_questions
 from r1lab.run_files import HELDOUT, append_records, keep_records_up_to
 
@@ -77,7 +77,7 @@ class HeldoutEvalCallback(TrainerCallback):
             records, _ = evaluate_questions(model, self.tokenizer, self.questions, config, progress=False)
         finally:
             model.train(was_training)
-        summary = aggregate(records)
+        summary = summarize(records, self.questions.task.has_gold)
         record = {"step": step, "questions": summary["questions"], "k": summary["k"]}
         record.update({key: summary[key] for key in FIGURES if summary.get(key) is not None})
         record["seconds"] = round(time.perf_counter() - started, 2)
