@@ -49,6 +49,7 @@ from r1lab.hardware import CpuKind, cpu_kind
 from r1lab.models import resolve_model
 from r1lab.outputs import check_writable_dir, write_json_atomic
 from r1lab.tasks import TaskSpec, get_task
+from r1lab.training.trl_compat import wrap_grpo_trainer
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SEED_SCRIPT = os.path.join(REPO, "benchmarks", "seed_grpo.py")
@@ -209,7 +210,6 @@ def _install_probe(record: dict[str, Any]) -> None:
     """Time every optimizer step and generation of any GRPOTrainer in this process (the seed's and r1lab's)."""
     import torch
     from transformers import TrainerCallback
-    from trl import GRPOTrainer
 
     def gpu_used() -> None:
         if torch.cuda.is_available():
@@ -228,16 +228,12 @@ def _install_probe(record: dict[str, Any]) -> None:
             record["completions_per_step"] = args.per_device_train_batch_size * args.gradient_accumulation_steps * args.world_size
             record["num_generations"] = args.num_generations
 
-    original_init, original_generate = GRPOTrainer.__init__, GRPOTrainer._generate
-    original_score = GRPOTrainer._generate_and_score_completions
-    original_loss = GRPOTrainer._compute_loss
-
-    def init(self, *args, **kwargs):
+    def init(original_init, self, *args, **kwargs):
         original_init(self, *args, **kwargs)
         self.add_callback(StepTimer())
         record.update(model_figures(self.model, self.args.bf16, self.args.fp16))
 
-    def generate(self, prompts):
+    def generate(original_generate, self, prompts):
         started = time.perf_counter()
         result = original_generate(self, prompts)
         completion_ids = result[1]
@@ -254,14 +250,14 @@ def _install_probe(record: dict[str, Any]) -> None:
         gpu_used()
         return result
 
-    def compute_loss(self, model, inputs):
+    def compute_loss(original_loss, self, model, inputs):
         # The rows that go through the training forward and backward (r1lab's zero-advantage skip passes fewer, or
         # none); their prompt and completion tokens, padding left out.
         if torch.is_grad_enabled():
             record["trained_tokens"] += int(inputs["prompt_mask"].sum()) + int(inputs["completion_mask"].sum())
         return original_loss(self, model, inputs)
 
-    def score(self, inputs):
+    def score(original_score, self, inputs):
         output = original_score(self, inputs)
         advantages = output["advantages"].detach()
         if advantages.dim() == 2:  # per-token advantages (r1lab's rollout correction): a row has signal anywhere
@@ -271,8 +267,7 @@ def _install_probe(record: dict[str, Any]) -> None:
         record["groups_with_signal"] += int((groups.abs() > 0).any(dim=1).sum())
         return output
 
-    GRPOTrainer.__init__, GRPOTrainer._generate = init, generate
-    GRPOTrainer._generate_and_score_completions, GRPOTrainer._compute_loss = score, compute_loss
+    wrap_grpo_trainer(init=init, generate=generate, generate_and_score=score, loss=compute_loss)
 
 
 def _dtype_name(dtype) -> str:

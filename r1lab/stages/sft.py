@@ -31,6 +31,7 @@ from r1lab.tasks import TaskSpec, get_task
 from r1lab.templates import get_template
 from r1lab.training.settings import LoraSettings, TrainingStageSettings, peft_config
 from r1lab.training.stage import check_final_eval, check_training_outputs, run_training_stage
+from r1lab.training.trl_compat import restore_trained_token_count
 
 logger = logging.getLogger("r1lab")
 
@@ -113,8 +114,8 @@ class ResumableSFTTrainer(SFTTrainer):
     the trainer object, which a checkpoint does not keep; it is taken back from the checkpoint's log history."""
 
     def train(self, resume_from_checkpoint=None, *args, **kwargs):
-        if isinstance(resume_from_checkpoint, str) and hasattr(self, "_total_train_tokens"):
-            self._total_train_tokens = logged_token_count(resume_from_checkpoint)
+        if isinstance(resume_from_checkpoint, str):
+            restore_trained_token_count(self, logged_token_count(resume_from_checkpoint))
         return super().train(resume_from_checkpoint, *args, **kwargs)
 
 

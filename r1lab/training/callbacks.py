@@ -15,6 +15,7 @@ from transformers import TrainerCallback
 
 from r1lab.outputs import remove_stage_marker
 from r1lab.run_files import COMPLETIONS, METRICS, append_records, keep_records_up_to
+from r1lab.training.trl_compat import generation_logs
 
 logger = logging.getLogger("r1lab")
 
@@ -150,7 +151,7 @@ class CompletionsFileCallback(TrainerCallback):
             keep_records_up_to(self.path, COMPLETIONS, state.global_step)
 
     def on_log(self, args, state, control, logs=None, **kwargs):
-        logged = getattr(self.trainer, "_logs", None)
+        logged = generation_logs(self.trainer)
         if not state.is_world_process_zero or not logged or state.global_step == self.written_for_step:
             return
         completions = list(logged.get("completion", ()))

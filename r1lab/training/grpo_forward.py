@@ -19,6 +19,7 @@ from contextlib import nullcontext
 from typing import Any
 
 from r1lab.kv_cache import cache_keyword
+from r1lab.training.trl_compat import chunked_log_probs, fused_head_forward, has_chunked_kernel, has_fused_lm_head
 
 
 def score_trimmed(score, input_ids, attention_mask, logits_to_keep: int, batch_size: int | None = None,
@@ -84,8 +85,8 @@ def _prompt_shared_chunk(model, input_ids, attention_mask, logits_to_keep: int, 
     tail_ids = input_ids[:, prefix_width:]
     labels = tail_ids.masked_fill(attention_mask[:, prefix_width:] == 0, -100)
     labels[:, 0] = -100  # the last prompt token is context, not scored
-    outputs = model(input_ids=tail_ids, attention_mask=attention_mask, labels=labels, fused_lm_head=True,
-                    **{cache_name: cache})
+    outputs = fused_head_forward(model, input_ids=tail_ids, attention_mask=attention_mask, labels=labels,
+                                 **{cache_name: cache})
     return outputs.log_probs, (outputs.entropy if compute_entropy else None)
 
 
@@ -101,7 +102,6 @@ def compact_head_chunk(model, input_ids, attention_mask, logits_to_keep: int, co
     """Score one (cut) chunk as TRL's fused head does, but project only the positions that predict a real
     completion token: off Triton devices TRL's head projects every position, the prompt's included."""
     import torch
-    from trl.kernels import ChunkedLogProbFunction
 
     base = _base(model)
     hidden = base.base_model(input_ids=input_ids, attention_mask=attention_mask, use_cache=False).last_hidden_state
@@ -114,9 +114,7 @@ def compact_head_chunk(model, input_ids, attention_mask, logits_to_keep: int, co
         picked, context = picked.float(), torch.autocast(picked.device.type, enabled=False)
     outputs = ("log_probs", "entropy") if compute_entropy else ("log_probs",)
     with context:
-        logps, entropy, *_ = ChunkedLogProbFunction.apply(
-            picked, head.weight, head.bias, targets, temperature, HEAD_VOCAB_TILE, None, 1.0, outputs
-        )
+        logps, entropy, *_ = chunked_log_probs(picked, head.weight, head.bias, targets, temperature, HEAD_VOCAB_TILE, outputs)
     # masked_scatter keeps an all-padding chunk connected to the graph, as TRL's head does
     logps = logps.new_zeros(scored.shape).masked_scatter(scored, logps)
     if compute_entropy:
@@ -155,9 +153,7 @@ def compact_head_ruled_out(trainer, model) -> str | None:
     transforms = [name for name in _LOGIT_TRANSFORMS if getattr(text_config, name, None) is not None]
     if transforms:
         return f"the head transforms its logits ({', '.join(transforms)})"
-    try:
-        from trl.kernels import ChunkedLogProbFunction  # noqa: F401
-    except ImportError:
+    if not has_chunked_kernel():
         return "TRL has no chunked log-prob kernel"
     return None
 
@@ -186,7 +182,6 @@ def shared_prompts_ruled_out(trainer, model) -> str | None:
         return "gradient_checkpointing (no KV cache in training)"
     if getattr(getattr(base, "config", None), "is_encoder_decoder", False):
         return "an encoder-decoder model"
-    code = getattr(getattr(base.forward, "__func__", base.forward), "__code__", None)
-    if code is None or "fused_lm_head" not in code.co_varnames:
+    if not has_fused_lm_head(base):
         return "the model has no TRL fused LM head"
     return None

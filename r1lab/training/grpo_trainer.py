@@ -4,26 +4,24 @@ Rewards, advantages, the loss and the optimizer are TRL's. What changes is how c
 policy's log-probabilities are computed, each exact or with TRL's own code as the fallback, and the prompt order of
 each epoch (a function of the seed and the epoch, so a resumed run reads what the uninterrupted run would have).
 
-TRL has no public hook for these, so the trainer overrides private methods of TRL's GRPOTrainer, listed here with
-why (:data:`TRL_OVERRIDES`, the signature each was written against). TRL is pinned to the minor version below in
-``pyproject.toml``; ``tests/unit/test_trl_overrides.py`` fails, naming the method, when TRL's signature changes.
+TRL has no public hook for these: :class:`~r1lab.training.trl_compat.GRPOHooks` forwards each private GRPOTrainer
+method r1lab overrides to a hook under r1lab's name, and every private TRL name r1lab touches lives there, each with
+the TRL source it was written against (checked by ``tests/unit/test_trl_compat.py``).
 """
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import functools
-import importlib
 import logging
 
 import torch
-from trl import GRPOTrainer
 from trl.models import unwrap_model_for_generation
 from trl.trainer.utils import RepeatSampler, nanstd
 
 from r1lab.generation import StopStringWatcher, decode_batch
 from r1lab.training import fast_paths, grpo_forward
+from r1lab.training.trl_compat import GRPOHooks, reload_colocated_weights, vllm_engine_settings
 from r1lab.training.rollout_correction import (
     LINEAR_IN_ADVANTAGE,
     correction_settings,
@@ -32,108 +30,6 @@ from r1lab.training.rollout_correction import (
 )
 
 logger = logging.getLogger("r1lab")
-
-# The TRL version the overrides were written against (pyproject pins trl to its minor version).
-TRL_VERSION = "1.16"
-# Each private GRPOTrainer method R1GRPOTrainer overrides: (TRL's signature it was written against, why).
-TRL_OVERRIDES = {
-    "_get_train_sampler": (
-        "(self, dataset: datasets.arrow_dataset.Dataset | None = None) -> torch.utils.data.sampler.Sampler",
-        "each epoch's prompt order drawn from (seed + epoch), so a run resumed in epoch e reads epoch e's order "
-        "(TRL's sampler draws every epoch from one generator seeded once, and a resumed run would restart at epoch 0's)",
-    ),
-    "_generate_single_turn": (
-        "(self, prompt_ids, images, multimodal_fields, num_generations, has_tool_images=False)",
-        "text-only sampling without vLLM through r1lab's decoding loop (a group's prompt read once, finished rows "
-        "leave the batch, stop_at_answer) instead of model.generate; the sampled log-probabilities are kept. "
-        "With vLLM, TRL's call, and a completion that stopped at stop_at_answer's string is closed with EOS",
-    ),
-    "_get_per_token_logps_and_entropies": (
-        "(self, model, input_ids, attention_mask, logits_to_keep, batch_size=None, compute_entropy=False, "
-        "compute_aux_loss=False, pixel_values=None, image_grid_thw=None, num_images=None, pixel_attention_mask=None, "
-        "spatial_shapes=None, num_tiles=None, image_sizes=None, token_type_ids=None, mm_token_type_ids=None, "
-        "image_position_ids=None) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]",
-        "the old log-probabilities recorded while sampling (no second forward); scoring with padding cut, each "
-        "prompt's forward shared by its rows, the LM head over completion positions only (grpo_forward)",
-    ),
-    "_generate_and_score_completions": (
-        "(self, inputs: list[dict[str, torch.Tensor | typing.Any]]) -> dict[str, torch.Tensor | typing.Any]",
-        "dynamic sampling (DAPO): groups whose rewards are all equal are dropped and more prompts sampled until the "
-        "step has its configured number of groups with reward variance; the groups kept are joined into one batch. "
-        "Rollouts of r1lab's loop in another precision than the training forward: TRL's truncated importance "
-        "sampling weights applied to the advantages (rollout_correction)",
-    ),
-    "_calculate_rewards": (
-        "(self, inputs, prompts, completions, completion_ids_list)",
-        "keeps the batch's rewards per function, which dynamic sampling reads to find the groups without variance",
-    ),
-    "_compute_loss": (
-        "(self, model, inputs)",
-        "rows whose advantage is exactly 0 skip their forward and backward where that changes nothing "
-        "(beta 0, loss_type dapo, one process)",
-    ),
-}
-
-
-# What R1GRPOTrainer replaces in TRL's vLLM backend beyond GRPOTrainer's methods: (where, the TRL source it was written
-# against, why). tests/unit/test_trl_overrides.py checks that TRL's source still reads so.
-TRL_PATCHES = {
-    "trl.generation.vllm_generation.LLM": (
-        "VLLMGeneration._init_vllm",
-        "self.llm = LLM(",
-        "TRL builds its colocated engine with fixed settings: r1lab adds its own (vllm_support.engine_kwargs: the "
-        "trained weights' dtype; on a CPU eager execution, no minutes of torch.compile at start-up, and the KV-cache "
-        "size), for the duration of TRL's __init__",
-    ),
-    "trl.generation.vllm_generation.VLLMGeneration.sync_weights": (
-        "VLLMGeneration.sync_weights",
-        "model_runner.model.load_weights([(name, param)])",
-        "on a CPU vLLM repacks each linear layer's weight for its GEMM kernels and drops the loadable parameter, so "
-        "TRL's load_weights fails ('Parameter' object has no attribute 'weight_loader'): the colocated engine of a "
-        "CPU run takes TRL's parameters (VLLMGeneration._iter_named_params: PEFT merged) through vLLM's layer-wise "
-        "reload_weights, which repacks them (and a tied LM head's too, which it leaves stale)",
-    ),
-}
-
-
-@contextlib.contextmanager
-def vllm_engine_settings(settings: dict | None):
-    """TRL's colocated ``vllm.LLM`` built with ``settings`` added (TRL_PATCHES), inside the block."""
-    if not settings:
-        yield
-        return
-    module = importlib.import_module("trl.generation.vllm_generation")
-    original = getattr(module, "LLM", None)
-    if original is None:  # vLLM is not installed: TRL raises its own error, and r1lab's plan refused earlier
-        yield
-        return
-    module.LLM = functools.partial(original, **settings)
-    try:
-        yield
-    finally:
-        module.LLM = original
-
-
-def reload_colocated_weights(generation) -> None:
-    """TRL's colocated weight sync for a CPU engine (TRL_PATCHES): the policy's parameters, named as vLLM expects
-    and with any LoRA adapter merged, reloaded layer by layer, then the prefix cache reset (as TRL does).
-
-    vLLM's layer-wise reload repacks a tied weight for one of the layers that share it only (the embedding), so the
-    tied LM head would keep computing logits from the weights it was packed from at start-up: each layer sharing a
-    weight repacks it again."""
-    runner = generation.llm.llm_engine.model_executor.driver_worker.model_runner
-    runner.reload_weights(weights_iterator=generation._iter_named_params(), is_checkpoint_format=True)
-    sharing: dict[int, list] = {}
-    for module in runner.get_model().modules():
-        weight, method = getattr(module, "weight", None), getattr(module, "quant_method", None)
-        if isinstance(weight, torch.Tensor) and method is not None:
-            sharing.setdefault(id(weight), []).append(module)
-    for modules in sharing.values():
-        if len(modules) > 1:
-            for module in modules:
-                module.quant_method.process_weights_after_loading(module)
-    generation.llm.reset_prefix_cache()
-
 
 class EpochSeededRepeatSampler(RepeatSampler):
     """TRL's RepeatSampler with an order that is a function of (seed, epoch): Trainer calls ``set_epoch`` before
@@ -150,7 +46,7 @@ class EpochSeededRepeatSampler(RepeatSampler):
         return super().__iter__()
 
 
-class R1GRPOTrainer(GRPOTrainer):
+class R1GRPOTrainer(GRPOHooks):
     """TRL's GRPOTrainer; without vLLM, completions come from r1lab's decoding loop (:func:`decode_batch`).
 
     Same sampling distribution as TRL's ``model.generate`` (temperature + top_p), but each group's prompt is encoded
@@ -182,8 +78,7 @@ class R1GRPOTrainer(GRPOTrainer):
         self.r1lab_warned_uncorrected = False
 
     # --- prompt order ----------------------------------------------------------------------------------------
-    def _get_train_sampler(self, dataset=None):
-        sampler = super()._get_train_sampler(dataset)
+    def prompt_sampler(self, sampler):
         if type(sampler) is not RepeatSampler:  # not the sampler the override was written for: leave it alone
             return sampler
         return EpochSeededRepeatSampler(
@@ -196,15 +91,15 @@ class R1GRPOTrainer(GRPOTrainer):
         )
 
     # --- sampling ----------------------------------------------------------------------------------------------
-    def _generate_single_turn(self, prompt_ids, images, multimodal_fields, num_generations, has_tool_images=False):
+    def sample_turn(self, prompt_ids, images, multimodal_fields, num_generations, has_tool_images=False):
         self.r1lab_sampled = None
         if self.use_vllm:
-            completion_ids, logprobs = super()._generate_single_turn(
+            completion_ids, logprobs = self.trl_sample_turn(
                 prompt_ids, images, multimodal_fields, num_generations, has_tool_images
             )
             return self._close_stopped_with_eos(completion_ids, logprobs)
         if not self.fast_paths.on("sampler") or images is not None or multimodal_fields or has_tool_images:
-            return super()._generate_single_turn(prompt_ids, images, multimodal_fields, num_generations, has_tool_images)
+            return self.trl_sample_turn(prompt_ids, images, multimodal_fields, num_generations, has_tool_images)
         completion_ids, logps, exact = self._r1lab_generate(prompt_ids)
         if not exact:  # off the training forward's distribution: TRL's batch carries them for the correction
             return completion_ids, (logps if self._corrects_rollouts() else None)
@@ -218,7 +113,7 @@ class R1GRPOTrainer(GRPOTrainer):
         importance-sampling correction leaves uncorrected (ratio 1)."""
         if not self.r1lab_stop_strings:
             return completion_ids, logprobs
-        watcher = StopStringWatcher(self._tokenizer, self.r1lab_stop_strings)
+        watcher = StopStringWatcher(self.text_tokenizer, self.r1lab_stop_strings)
         eos = self.eos_token_ids[0]
         closed, closed_logprobs = [], []
         for row, ids in enumerate(completion_ids):
@@ -239,10 +134,10 @@ class R1GRPOTrainer(GRPOTrainer):
         distinct = list(dict.fromkeys(tuple(ids) for ids in prompt_ids))
         position = {ids: index for index, ids in enumerate(distinct)}
         eos = self.eos_token_ids[0]
-        pad = self._tokenizer.pad_token_id if self._tokenizer.pad_token_id is not None else eos
+        pad = self.text_tokenizer.pad_token_id if self.text_tokenizer.pad_token_id is not None else eos
         # Seeded by (seed, step, accumulation step, process): a rerun, or a run resumed from a checkpoint,
         # samples the same completions at the same step.
-        micro_step = self._step % max(1, getattr(self, "current_gradient_accumulation_steps", 1) or 1)
+        micro_step = self.micro_step % max(1, getattr(self, "current_gradient_accumulation_steps", 1) or 1)
         seed = self.args.seed + 1_000_003 * self.state.global_step + 1009 * micro_step + 7919 * self.accelerator.process_index
         seed += 104_729 * self.r1lab_sampling_round  # dynamic sampling's extra rounds of the same step
         with unwrap_model_for_generation(
@@ -264,7 +159,7 @@ class R1GRPOTrainer(GRPOTrainer):
             try:
                 decoded = decode_batch(
                     model, [list(ids) for ids in distinct], pad, set(self.eos_token_ids),
-                    StopStringWatcher(self._tokenizer, self.r1lab_stop_strings), self.max_completion_length,
+                    StopStringWatcher(self.text_tokenizer, self.r1lab_stop_strings), self.max_completion_length,
                     self.temperature, self.top_p if self.top_p is not None else 1.0, generator,
                     [position[tuple(ids)] for ids in prompt_ids], close_with=eos, record_logps=True,
                 )
@@ -318,7 +213,7 @@ class R1GRPOTrainer(GRPOTrainer):
             input_ids = torch.cat([output["prompt_ids"], output["completion_ids"]], dim=1)
             attention_mask = torch.cat([output["prompt_mask"], output["completion_mask"]], dim=1)
             with torch.no_grad():
-                old, _, _ = self._get_per_token_logps_and_entropies(
+                old, _, _ = self.score_tokens(
                     self.model, input_ids, attention_mask, output["completion_ids"].shape[1],
                     batch_size=self.args.per_device_train_batch_size,
                 )
@@ -326,18 +221,16 @@ class R1GRPOTrainer(GRPOTrainer):
         weights, figures = importance_weights(old, sampling, mask, **correction_settings(self.args))
         output["advantages"] = weighted_advantages(output["advantages"], weights)
         for name, value in figures.as_metrics().items():
-            self._metrics["train"][name].append(value)
+            self.log_metric(name, value)
         return output
 
     # --- dynamic sampling (DAPO) ---------------------------------------------------------------------------
-    def _calculate_rewards(self, inputs, prompts, completions, completion_ids_list):
-        rewards_per_func = super()._calculate_rewards(inputs, prompts, completions, completion_ids_list)
+    def rewards_scored(self, rewards_per_func) -> None:
         self.r1lab_rewards_per_func = rewards_per_func
-        return rewards_per_func
 
-    def _generate_and_score_completions(self, inputs):
+    def generate_and_score(self, inputs):
         if not (getattr(self.args, "dynamic_sampling", False) and self.model.training):
-            return self._correct_rollouts(super()._generate_and_score_completions(inputs))
+            return self._correct_rollouts(self.trl_generate_and_score(inputs))
         size = self.num_generations
         wanted = len(inputs) // size
         drawn = oversampled_prompt_count(wanted, varied_share(self.state.log_history),
@@ -346,7 +239,7 @@ class R1GRPOTrainer(GRPOTrainer):
         rounds, batch, sampled = 0, inputs + extra, []  # sampled: (output, group index, has variance)
         while True:
             self.r1lab_sampling_round = rounds
-            output = super()._generate_and_score_completions(batch)
+            output = self.trl_generate_and_score(batch)
             flat = flat_groups(self.r1lab_rewards_per_func, self.reward_weights, size).tolist()
             sampled += [(output, group, not is_flat) for group, is_flat in enumerate(flat)]
             if sum(varied for _, _, varied in sampled) >= wanted or rounds == self.args.max_resample_rounds:
@@ -363,13 +256,12 @@ class R1GRPOTrainer(GRPOTrainer):
                 "step %d trains on them, the rest of the batch are flat groups that teach nothing",
                 effective, wanted, rounds + 1, self.args.max_resample_rounds + 1, self.state.global_step,
             )
-        metrics = self._metrics["train"]
-        metrics["dynamic_sampling/groups_sampled"].append(float(len(sampled)))
-        metrics["dynamic_sampling/groups_dropped"].append(float(sum(not varied for _, _, varied in sampled)))
-        metrics["dynamic_sampling/rounds"].append(float(rounds + 1))
-        metrics["dynamic_sampling/groups_oversampled"].append(float(drawn - wanted))
-        metrics["dynamic_sampling/effective_groups"].append(float(effective))
-        joined = join_groups([(output, group) for output, group, _ in chosen], size, self._tokenizer.pad_token_id)
+        self.log_metric("dynamic_sampling/groups_sampled", float(len(sampled)))
+        self.log_metric("dynamic_sampling/groups_dropped", float(sum(not varied for _, _, varied in sampled)))
+        self.log_metric("dynamic_sampling/rounds", float(rounds + 1))
+        self.log_metric("dynamic_sampling/groups_oversampled", float(drawn - wanted))
+        self.log_metric("dynamic_sampling/effective_groups", float(effective))
+        joined = join_groups([(output, group) for output, group, _ in chosen], size, self.text_tokenizer.pad_token_id)
         return self._correct_rollouts(joined)
 
     def _resampled_prompts(self, count: int, round_number: int) -> list[dict]:
@@ -384,8 +276,8 @@ class R1GRPOTrainer(GRPOTrainer):
         return [dataset[index] for index in picks for _ in range(self.num_generations)]
 
     # --- scoring -----------------------------------------------------------------------------------------------
-    def _get_per_token_logps_and_entropies(self, model, input_ids, attention_mask, logits_to_keep, batch_size=None,
-                                           compute_entropy=False, **kwargs):
+    def score_tokens(self, model, input_ids, attention_mask, logits_to_keep, batch_size=None, compute_entropy=False,
+                     **kwargs):
         sampled, self.r1lab_sampled = self.r1lab_sampled, None
         # TRL's old-log-probs call: the policy model, no gradient, no entropy (the loss's call has both).
         if sampled is not None and model is self.model and not compute_entropy and not torch.is_grad_enabled():
@@ -393,9 +285,7 @@ class R1GRPOTrainer(GRPOTrainer):
             if logps is not None:
                 return logps, None, None
         if not (self.fast_paths.on("trimmed_scoring") and grpo_forward.text_only(kwargs)) or input_ids.shape[1] - logits_to_keep < 2:
-            return super()._get_per_token_logps_and_entropies(
-                model, input_ids, attention_mask, logits_to_keep, batch_size=batch_size, compute_entropy=compute_entropy, **kwargs
-            )
+            return self.trl_score_tokens(model, input_ids, attention_mask, logits_to_keep, batch_size, compute_entropy, **kwargs)
         if self.fast_paths.on("shared_prompt_forward"):
             with self.accelerator.autocast():
                 logps, entropies = grpo_forward.prompt_shared_logps(
@@ -409,21 +299,19 @@ class R1GRPOTrainer(GRPOTrainer):
                 with self.accelerator.autocast():
                     return grpo_forward.compact_head_chunk(model, ids, mask, kept, compute_entropy, self.temperature,
                                                            self.args.cast_lm_head_to_fp32)
-            logps, entropies, _ = super(R1GRPOTrainer, self)._get_per_token_logps_and_entropies(
-                model, ids, mask, kept, compute_entropy=compute_entropy, **kwargs
-            )
+            logps, entropies, _ = self.trl_score_tokens(model, ids, mask, kept, compute_entropy=compute_entropy, **kwargs)
             return logps, entropies
 
         logps, entropies = grpo_forward.score_trimmed(score, input_ids, attention_mask, logits_to_keep, batch_size, compute_entropy)
         return logps, entropies, None
 
     # --- loss --------------------------------------------------------------------------------------------------
-    def _compute_loss(self, model, inputs):
+    def policy_loss(self, model, inputs):
         keep = self._rows_to_train(inputs)
         if keep is not None:
-            self._metrics["train"]["zero_advantage_rows_skipped"].append(1.0 - keep.float().mean().item())
+            self.log_metric("zero_advantage_rows_skipped", 1.0 - keep.float().mean().item())
         if keep is None or keep.all():
-            return super()._compute_loss(model, inputs)
+            return self.trl_policy_loss(model, inputs)
         if not keep.any():
             # No row left: a loss of 0 that still gives every trainable weight a (zero) gradient, so the
             # optimizer steps exactly as it would after the full forward and backward.
@@ -433,7 +321,7 @@ class R1GRPOTrainer(GRPOTrainer):
             key: value[keep] if torch.is_tensor(value) and value.dim() > 0 and value.shape[0] == rows else value
             for key, value in inputs.items()
         }
-        return super()._compute_loss(model, sliced)
+        return self.trl_policy_loss(model, sliced)
 
     def _rows_to_train(self, inputs):
         """Which rows have a non-zero advantage (a bool tensor), or None when the skip is off or not exact for
