@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import json
-import os
+
+from grpo_helpers import (
+    ONE_SGD_STEP,
+    assert_same_training,
+    fast_paths,
+    grpo_with_half_the_groups_flat,
+    losses_and_skipped,
+    weights,
+)
 
 from r1lab.cli import main as cli_main
-
-
-def _weights(model_dir):
-    from safetensors.torch import load_file
-
-    return load_file(os.path.join(model_dir, "model.safetensors"))
 
 
 def test_two_grpo_steps_change_weights_and_log_reward_components(tiny_model_dir, tmp_path):
@@ -37,7 +39,7 @@ def test_two_grpo_steps_change_weights_and_log_reward_components(tiny_model_dir,
         ]
     )
     assert code == 0
-    before, after = _weights(tiny_model_dir), _weights(str(output_dir))
+    before, after = weights(tiny_model_dir), weights(str(output_dir))
     changed = [name for name in before if not (before[name] == after[name]).all()]
     assert changed, "GRPO did not change any weight"
 
@@ -84,42 +86,16 @@ def test_finished_output_is_not_overwritten(tiny_model_dir, tmp_path, capsys):
     assert "finished stage" in capsys.readouterr().err
 
 
-# Two training paths that differ only by float rounding are compared over ONE optimizer step of plain SGD without
-# weight decay: the completions of step 1 are sampled from the same weights with the same seed, so they are the same
-# on both sides, and SGD's update is the learning rate times the gradient, so the two updates differ by the gradient's
-# rounding alone. More steps (or Adam, whose first update is about lr * sign(gradient)) turn that rounding into
-# other samples and other updates, differently on each kind of CPU (an AMX CPU failed the 4-step Adam version).
-ONE_SGD_STEP = ("--max_steps", "1", "--optim", "sgd", "--weight_decay", "0")
-
-
-def _grpo_with_half_the_groups_flat(tiny_model_dir, output_dir, skip: bool, accumulation: int, extra=()) -> int:
-    return cli_main([
-        "grpo", "--model", tiny_model_dir, "--task", "gym:chain_sum", "--task_size", "8",
-        "--task_options", "{min_terms: 2, max_terms: 2, min_digits: 1, max_digits: 1}",
-        "--rewards", "reward_helpers.varies_on_even_questions",
-        "--num_generations", "4", "--per_device_train_batch_size", "4", "--gradient_accumulation_steps", str(accumulation),
-        "--max_completion_length", "12", "--max_steps", "4", "--learning_rate", "1e-2", "--weight_decay", "0.1",
-        "--logging_steps", "1", "--save_strategy", "no", "--report_to", "none", "--disable_tqdm", "true",
-        "--skip_zero_advantage_rows", str(skip).lower(), "--output_dir", str(output_dir), *extra,
-    ])
-
-
-def _losses_and_skipped(output_dir):
-    records = [json.loads(line) for line in (output_dir / "metrics.jsonl").read_text().splitlines()]
-    records = [record for record in records if "loss" in record]
-    return [record["loss"] for record in records], [record.get("zero_advantage_rows_skipped") for record in records]
-
-
-def test_skipping_flat_groups_leaves_the_weights_bit_identical(tiny_model_dir, tmp_path):
+def test_skipping_flat_groups_leaves_theweights_bit_identical(tiny_model_dir, tmp_path):
     """One group per optimizer step, half the groups without reward variance: their forward and backward are
     skipped, and the trained weights, Adam's state included, end exactly as without the skip."""
-    assert _grpo_with_half_the_groups_flat(tiny_model_dir, tmp_path / "full", skip=False, accumulation=1) == 0
-    assert _grpo_with_half_the_groups_flat(tiny_model_dir, tmp_path / "skip", skip=True, accumulation=1) == 0
-    base, full, skipped = _weights(tiny_model_dir), _weights(str(tmp_path / "full")), _weights(str(tmp_path / "skip"))
+    assert grpo_with_half_the_groups_flat(tiny_model_dir, tmp_path / "full", skip=False, accumulation=1) == 0
+    assert grpo_with_half_the_groups_flat(tiny_model_dir, tmp_path / "skip", skip=True, accumulation=1) == 0
+    base, full, skipped = weights(tiny_model_dir), weights(str(tmp_path / "full")), weights(str(tmp_path / "skip"))
     assert any(not (full[name] == base[name]).all() for name in full), "GRPO changed nothing"
     assert all(bool((full[name] == skipped[name]).all()) for name in full), "the skip changed the trained weights"
-    full_losses, none_skipped = _losses_and_skipped(tmp_path / "full")
-    skip_losses, skipped_shares = _losses_and_skipped(tmp_path / "skip")
+    full_losses, none_skipped = losses_and_skipped(tmp_path / "full")
+    skip_losses, skipped_shares = losses_and_skipped(tmp_path / "skip")
     assert full_losses == skip_losses and set(none_skipped) == {None}
     assert set(skipped_shares) == {0.0, 1.0}, skipped_shares  # whole steps skipped, others computed in full
 
@@ -127,10 +103,10 @@ def test_skipping_flat_groups_leaves_the_weights_bit_identical(tiny_model_dir, t
 def test_skipping_zero_advantage_rows_inside_a_batch_keeps_the_update(tiny_model_dir, tmp_path):
     """Two groups shuffled into each micro-batch: the flat group's rows are sliced out; the update is the same
     up to float rounding (a smaller batch sums in another order)."""
-    assert _grpo_with_half_the_groups_flat(tiny_model_dir, tmp_path / "full", skip=False, accumulation=2, extra=ONE_SGD_STEP) == 0
-    assert _grpo_with_half_the_groups_flat(tiny_model_dir, tmp_path / "skip", skip=True, accumulation=2, extra=ONE_SGD_STEP) == 0
-    _assert_same_training(tiny_model_dir, tmp_path / "full", tmp_path / "skip")
-    _, skipped_shares = _losses_and_skipped(tmp_path / "skip")
+    assert grpo_with_half_the_groups_flat(tiny_model_dir, tmp_path / "full", skip=False, accumulation=2, extra=ONE_SGD_STEP) == 0
+    assert grpo_with_half_the_groups_flat(tiny_model_dir, tmp_path / "skip", skip=True, accumulation=2, extra=ONE_SGD_STEP) == 0
+    assert_same_training(tiny_model_dir, tmp_path / "full", tmp_path / "skip")
+    _, skipped_shares = losses_and_skipped(tmp_path / "skip")
     assert all(0 < share < 1 for share in skipped_shares), skipped_shares
 
 
@@ -171,7 +147,7 @@ def test_bf16_autocast_on_the_cpu_corrects_float32_rollouts(tiny_model_dir, tmp_
 
     decodes, exact_flags = _watch_sampling(monkeypatch)
     output_dir = tmp_path / "bf16"
-    code = _grpo_with_half_the_groups_flat(tiny_model_dir, output_dir, skip=True, accumulation=2,
+    code = grpo_with_half_the_groups_flat(tiny_model_dir, output_dir, skip=True, accumulation=2,
                                            extra=["--bf16", "true", "--use_cpu", "true", "--max_steps", "2"])
     assert code == 0 and decodes and not any(autocast for autocast, _ in decodes)
     assert all(dtypes == {torch.float32} for _, dtypes in decodes)
@@ -179,7 +155,7 @@ def test_bf16_autocast_on_the_cpu_corrects_float32_rollouts(tiny_model_dir, tmp_
     records = _correction_records(output_dir)
     assert all(record["sampling/importance_sampling_ratio/mean"] > 0 for record in records)
     assert all(0 <= record["sampling/sampling_logp_difference/mean"] < 0.5 for record in records)
-    base, trained = _weights(tiny_model_dir), _weights(str(output_dir))
+    base, trained = weights(tiny_model_dir), weights(str(output_dir))
     assert all(trained[name].dtype == torch.float32 for name in trained)  # float32 weights, bf16 compute
     assert any(not (trained[name] == base[name]).all() for name in trained), "GRPO changed nothing"
 
@@ -202,36 +178,15 @@ def test_a_bf16_copy_samples_for_a_policy_trained_in_bf16_autocast(tiny_model_di
 
     monkeypatch.setattr(grpo_trainer.R1GRPOTrainer, "_sampling_model", checking)
     output_dir = tmp_path / "copy"
-    code = _grpo_with_half_the_groups_flat(tiny_model_dir, output_dir, skip=True, accumulation=2, extra=[
+    code = grpo_with_half_the_groups_flat(tiny_model_dir, output_dir, skip=True, accumulation=2, extra=[
         "--bf16", "true", "--use_cpu", "true", "--max_steps", "3", "--sampling_dtype", "bfloat16"])
     assert code == 0 and len(copies) == 3 and all(copies)  # one generation per step, each from the current weights
     assert all(dtypes == {torch.bfloat16} for _, dtypes in decodes) and not any(exact_flags)
     records = _correction_records(output_dir)
     assert len(records) == 3 and all("sampling/importance_sampling_capped" in record for record in records)
-    base, trained = _weights(tiny_model_dir), _weights(str(output_dir))
+    base, trained = weights(tiny_model_dir), weights(str(output_dir))
     assert all(trained[name].dtype == torch.float32 for name in trained)
     assert any(not (trained[name] == base[name]).all() for name in trained), "GRPO changed nothing"
-
-
-# How far apart two float32 updates computed in another order may be, relative to the update's size (per tensor):
-# rounding gives about 1e-6; a wrong row, position or mask gives order 1.
-UPDATE_RELATIVE_TOLERANCE = 1e-4
-
-
-def _assert_same_training(model_dir, reference_dir, other_dir) -> None:
-    """The same loss and the same one-step SGD update (:data:`ONE_SGD_STEP`), to float rounding."""
-    import torch
-
-    (reference_losses, _), (other_losses, _) = _losses_and_skipped(reference_dir), _losses_and_skipped(other_dir)
-    assert abs(reference_losses[0] - other_losses[0]) <= 1e-5 * max(1.0, abs(reference_losses[0]))
-    base, reference, other = _weights(model_dir), _weights(str(reference_dir)), _weights(str(other_dir))
-    assert any(not (reference[name] == base[name]).all() for name in reference), "GRPO changed nothing"
-    for name in reference:
-        expected, got = (reference[name] - base[name]).double(), (other[name] - base[name]).double()
-        # float32 weights: an update below the weight's own rounding step is not resolved by either side
-        floor = 4 * torch.finfo(torch.float32).eps * base[name].double().norm()
-        difference = (expected - got).norm()
-        assert difference <= UPDATE_RELATIVE_TOLERANCE * expected.norm() + floor, (name, float(difference), float(expected.norm()))
 
 
 def _count_shared_forwards(monkeypatch) -> list[int]:
@@ -252,41 +207,36 @@ def test_shared_prompt_forward_trains_as_trl_does(tiny_model_dir, tmp_path, monk
     the same loss and the same update as TRL's forward up to float rounding."""
     calls = _count_shared_forwards(monkeypatch)
     no_checkpointing = ["--gradient_checkpointing", "false", *ONE_SGD_STEP]
-    assert _grpo_with_half_the_groups_flat(tiny_model_dir, tmp_path / "trl", skip=False, accumulation=2,
+    assert grpo_with_half_the_groups_flat(tiny_model_dir, tmp_path / "trl", skip=False, accumulation=2,
                                            extra=[*no_checkpointing, "--share_prompt_forward", "false"]) == 0
     assert not calls
-    assert _grpo_with_half_the_groups_flat(tiny_model_dir, tmp_path / "shared", skip=False, accumulation=2,
+    assert grpo_with_half_the_groups_flat(tiny_model_dir, tmp_path / "shared", skip=False, accumulation=2,
                                            extra=no_checkpointing) == 0
     assert calls, "the shared prompt forward was not used"
-    _assert_same_training(tiny_model_dir, tmp_path / "trl", tmp_path / "shared")
+    assert_same_training(tiny_model_dir, tmp_path / "trl", tmp_path / "shared")
 
 
 def test_shared_prompt_forward_with_lora(tiny_model_dir, tmp_path, monkeypatch):
     calls = _count_shared_forwards(monkeypatch)
     output_dir = tmp_path / "lora"
-    code = _grpo_with_half_the_groups_flat(tiny_model_dir, output_dir, skip=False, accumulation=1, extra=[
+    code = grpo_with_half_the_groups_flat(tiny_model_dir, output_dir, skip=False, accumulation=1, extra=[
         "--gradient_checkpointing", "false", "--use_peft", "true", "--lora_r", "4", "--max_steps", "2"])
     assert code == 0 and calls
-    losses, _ = _losses_and_skipped(output_dir)
+    losses, _ = losses_and_skipped(output_dir)
     assert losses and all(loss == loss for loss in losses)  # no NaN
-
-
-def _fast_paths(output_dir) -> dict[str, str]:
-    """The fast paths the run recorded (r1lab_stage.json's figures): {path: "on" | "off: why"}."""
-    return json.loads((output_dir / "r1lab_stage.json").read_text())["figures"]["fast_paths"]
 
 
 def test_compact_head_trains_as_trl_does(tiny_model_dir, tmp_path, monkeypatch):
     """With TRL's gradient checkpointing, each chunk is cut after its last completion token and only completion
     positions go through the LM head: same loss and update as TRL's own forward and head."""
-    assert _grpo_with_half_the_groups_flat(tiny_model_dir, tmp_path / "compact", skip=False, accumulation=2, extra=ONE_SGD_STEP) == 0
-    assert _fast_paths(tmp_path / "compact")["compact_head"] == "on"
+    assert grpo_with_half_the_groups_flat(tiny_model_dir, tmp_path / "compact", skip=False, accumulation=2, extra=ONE_SGD_STEP) == 0
+    assert fast_paths(tmp_path / "compact")["compact_head"] == "on"
     import r1lab.training.grpo_forward as grpo_forward
 
     monkeypatch.setattr(grpo_forward, "compact_head_ruled_out", lambda trainer, model: "ruled out by the test")
-    assert _grpo_with_half_the_groups_flat(tiny_model_dir, tmp_path / "trl", skip=False, accumulation=2, extra=ONE_SGD_STEP) == 0
-    assert _fast_paths(tmp_path / "trl")["compact_head"] == "off: ruled out by the test"
-    _assert_same_training(tiny_model_dir, tmp_path / "trl", tmp_path / "compact")
+    assert grpo_with_half_the_groups_flat(tiny_model_dir, tmp_path / "trl", skip=False, accumulation=2, extra=ONE_SGD_STEP) == 0
+    assert fast_paths(tmp_path / "trl")["compact_head"] == "off: ruled out by the test"
+    assert_same_training(tiny_model_dir, tmp_path / "trl", tmp_path / "compact")
 
 
 def _spy_on_fast_paths(monkeypatch) -> list[str]:
@@ -313,13 +263,13 @@ def test_fast_paths_false_trains_through_trls_code_and_agrees(tiny_model_dir, tm
     zero-advantage skip give TRL's loss and one-step update to float rounding."""
     called = _spy_on_fast_paths(monkeypatch)
     trl_sampler = ["--generation_loop", "trl", *ONE_SGD_STEP]
-    assert _grpo_with_half_the_groups_flat(tiny_model_dir, tmp_path / "trl", skip=True, accumulation=2,
+    assert grpo_with_half_the_groups_flat(tiny_model_dir, tmp_path / "trl", skip=True, accumulation=2,
                                            extra=[*trl_sampler, "--fast_paths", "false"]) == 0
     assert called == []
-    assert set(_fast_paths(tmp_path / "trl").values()) == {"off: fast_paths false"}
-    assert _grpo_with_half_the_groups_flat(tiny_model_dir, tmp_path / "fast", skip=True, accumulation=2, extra=trl_sampler) == 0
+    assert set(fast_paths(tmp_path / "trl").values()) == {"off: fast_paths false"}
+    assert grpo_with_half_the_groups_flat(tiny_model_dir, tmp_path / "fast", skip=True, accumulation=2, extra=trl_sampler) == 0
     assert "compact_head_chunk" in called and "decode_batch" not in called
-    decided = _fast_paths(tmp_path / "fast")
+    decided = fast_paths(tmp_path / "fast")
     assert decided["sampler"] == "off: generation_loop trl" and decided["shared_prompt_forward"].startswith("off: gradient_checkpointing")
     assert all(decided[path] == "on" for path in ("trimmed_scoring", "compact_head", "zero_advantage_skip"))
-    _assert_same_training(tiny_model_dir, tmp_path / "trl", tmp_path / "fast")
+    assert_same_training(tiny_model_dir, tmp_path / "trl", tmp_path / "fast")

@@ -127,6 +127,8 @@ def _zero_advantage_skip_ruled_out(trainer) -> str | None:
         (trainer.beta != 0.0, f"beta {trainer.beta}: the KL term trains every row"),
         (trainer.loss_type != "dapo", f"loss_type {trainer.loss_type}: exact for dapo only"),
         (trainer.top_entropy_quantile != 1.0, "top_entropy_quantile < 1: the entropy mask reads the whole batch"),
+        (bool(getattr(trainer.args, "entropy_coef", 0.0)) or getattr(trainer.args, "use_adaptive_entropy", False),
+         "an entropy bonus trains every row"),
         (trainer.aux_loss_enabled, "an auxiliary (MoE) loss"),
         (trainer.accelerator.num_processes != 1, "several processes"),
     )
