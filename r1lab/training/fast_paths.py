@@ -121,7 +121,7 @@ def _sampled_old_logps_ruled_out(trainer, sampler: str | None) -> str | None:
     return None
 
 
-def _zero_advantage_skip_ruled_out(trainer) -> str | None:
+def zero_advantage_skip_ruled_out(trainer) -> str | None:
     reasons = (
         (not getattr(trainer.args, "skip_zero_advantage_rows", False), "skip_zero_advantage_rows false"),
         (trainer.beta != 0.0, f"beta {trainer.beta}: the KL term trains every row"),
@@ -148,5 +148,5 @@ def decide(trainer) -> FastPaths:
         trimmed_scoring=None,
         shared_prompt_forward=shared,
         compact_head=compact,
-        zero_advantage_skip=_zero_advantage_skip_ruled_out(trainer),
+        zero_advantage_skip=zero_advantage_skip_ruled_out(trainer),
     )
