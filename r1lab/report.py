@@ -115,12 +115,22 @@ def _cell(value: Any, kind: str) -> str:
     return f"{number:.1f}" if kind == "tokens" else f"{number:.3f}"
 
 
+def _with_judges(summary: dict[str, Any]) -> dict[str, Any]:
+    """The summary with each judge's greedy mean (else its sampled mean) as ``judge <name>``."""
+    judged = {f"judge {name}": means.get("greedy") if means.get("greedy") is not None else means.get("sampled")
+              for name, means in (summary.get("judges") or {}).items() if isinstance(means, dict)}
+    return {**summary, **judged}
+
+
 def _eval_table(rows: list[tuple[str, str, str, dict[str, Any]]]) -> str:
-    header = "".join(f"<th>{html.escape(h)}</th>" for h in ("stage", "model", "status") + tuple(c for c, _ in EVAL_COLUMNS))
+    rows = [(name, model, status, _with_judges(summary)) for name, model, status, summary in rows]
+    judge_columns = sorted({key for *_, summary in rows for key in summary if key.startswith("judge ")})
+    columns = EVAL_COLUMNS + tuple((key, "rate") for key in judge_columns)
+    header = "".join(f"<th>{html.escape(h)}</th>" for h in ("stage", "model", "status") + tuple(c for c, _ in columns))
     body, previous = [], None
     for name, model, status, summary in rows:
         cells = [html.escape(name), html.escape(model), html.escape(status)]
-        for column, kind in EVAL_COLUMNS:
+        for column, kind in columns:
             text = _cell(summary.get(column), kind)
             now, before = finite_number(summary.get(column)), finite_number((previous or {}).get(column))
             if kind == "rate" and now is not None and before is not None:
@@ -141,7 +151,8 @@ def _significance_table(rows: list[tuple[str, str, str, dict[str, Any]]]) -> str
         return ""
     header = "".join(
         f"<th>{h}</th>"
-        for h in ("A", "B", "questions", "became right", "became wrong", "greedy B − A", "sign test p", "pass@1 B − A", "95% interval")
+        for h in ("A", "B", "questions", "became right", "became wrong", "greedy B − A", "sign test p", "pass@1 B − A", "95% interval",
+                  "judges B − A [95% interval], win rate (sign test p)")
     )
     body = []
     for item in found:
@@ -149,11 +160,16 @@ def _significance_table(rows: list[tuple[str, str, str, dict[str, Any]]]) -> str
         result = item.result
         if result is None:
             note = html.escape(f"not compared: {item.note}")
-            body.append(f'<tr><td>{cells[0]}</td><td>{cells[1]}</td><td colspan="7">{note}</td></tr>')
+            body.append(f'<tr><td>{cells[0]}</td><td>{cells[1]}</td><td colspan="8">{note}</td></tr>')
             continue
         greedy = [] if result.greedy_p is None else [str(result.became_right), str(result.became_wrong), f"{result.greedy_delta:+.3f}", format_p(result.greedy_p)]
         sampled = [] if result.pass_delta is None else [f"{result.pass_delta:+.3f}", f"[{result.pass_low:+.3f}, {result.pass_high:+.3f}]"]
-        cells += [str(result.questions)] + (greedy or ["–"] * 4) + (sampled or ["–"] * 2)
+        judged = "<br>".join(
+            html.escape(f"{name} {j['delta']:+.3f} [{j['low']:+.3f}, {j['high']:+.3f}], "
+                        f"{'–' if j['win_rate'] is None else format(j['win_rate'], '.2f')} (p {format_p(j['p'])})")
+            for name, j in result.judges.items()
+        )
+        cells += [str(result.questions)] + (greedy or ["–"] * 4) + (sampled or ["–"] * 2) + [judged or "–"]
         body.append("<tr>" + "".join(f"<td>{cell}</td>" for cell in cells) + "</tr>")
     caption = (
         "each eval against the nearest earlier eval on the same questions: greedy answers that became right / wrong "

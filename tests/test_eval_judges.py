@@ -100,3 +100,23 @@ def test_eval_compare_prints_the_judge_line_for_two_evals_of_general_prompts(tmp
     printed = capsys.readouterr().out
     assert "judge helpfulness (6 questions): B - A +0.5000" in printed
     assert f"B better on 6, worse on 0 (win rate 1.000), sign test p = {format_p(sign_test(6, 0))}" in printed
+
+
+def test_the_report_shows_each_judge_in_the_eval_and_significance_tables(tmp_path):
+    from r1lab.report import ReportConfig, build_report
+
+    run = tmp_path / "run"
+    stages = []
+    for number, (name, scores) in enumerate((("rs-eval", [0.1, 0.2, 0.3, 0.4]), ("rl-eval", [0.5, 0.6, 0.7, 0.8])), start=1):
+        folder = run / f"{number:02d}-{name}"
+        folder.mkdir(parents=True)
+        rows = [_record(i, score, [score]) for i, score in enumerate(scores)]
+        (folder / "samples.jsonl").write_text("".join(json.dumps(row) + "\n" for row in rows))
+        mean = sum(scores) / 4
+        (folder / "summary.json").write_text(json.dumps(
+            {"questions": 4, "k": 1, "format_rate": 1.0, "judges": {"helpfulness": {"greedy": mean, "sampled": mean}}}))
+        stages.append({"name": name, "command": "eval", "status": "finished", "output": str(folder)})
+    (run / "manifest.json").write_text(json.dumps({"name": "r", "stages": stages}))
+    page = open(build_report(ReportConfig(run_dir=str(run))), encoding="utf-8").read()
+    assert "<th>judge helpfulness</th>" in page and "<td>0.650" in page
+    assert "helpfulness +0.400 [+0.400, +0.400], 1.00 (p 0.125)" in page
