@@ -108,24 +108,11 @@ def prompt_token_ids(tokenizer, prompts: Sequence[Messages]) -> list[list[int]]:
     return [tokenizer(text, add_special_tokens=False)["input_ids"] for text in rendered]
 
 
-def generate(
-    model,
-    tokenizer,
-    prompts: Sequence[Messages],
-    n: int = 1,
-    temperature: float = 0.0,
-    top_p: float = 1.0,
-    max_new_tokens: int = 256,
-    batch_size: int = 16,
-    seed: int = 0,
-    stop_strings: str | Sequence[str] | None = None,
-    progress: bool = True,
-    description: str = "generating",
-) -> list[list[Completion]]:
-    """``n`` completions for each prompt, in prompt order (see the module docstring)."""
-    check_settings(n, temperature, top_p, max_new_tokens, batch_size)
-    return generate_from_ids(model, tokenizer, prompt_token_ids(tokenizer, prompts), n, temperature, top_p, max_new_tokens,
-                             batch_size, seed, stop_strings, progress, description)
+def generate(model, tokenizer, prompts: Sequence[Messages], *settings, **named) -> list[list[Completion]]:
+    """``n`` completions for each chat prompt, in prompt order (see the module docstring); the settings are
+    :func:`generate_from_ids`'s (n, temperature, top_p, max_new_tokens, batch_size, seed, stop_strings, progress,
+    description)."""
+    return generate_from_ids(model, tokenizer, prompt_token_ids(tokenizer, prompts), *settings, **named)
 
 
 def generate_from_ids(
@@ -142,7 +129,8 @@ def generate_from_ids(
     progress: bool = True,
     description: str = "generating",
 ) -> list[list[Completion]]:
-    """:func:`generate` on prompts already rendered and tokenized (a judge's filled-in prompt, say)."""
+    """``n`` completions for each prompt given as token ids (:func:`generate` renders chats into them; a judge's
+    filled-in prompt comes tokenized), in prompt order."""
     check_settings(n, temperature, top_p, max_new_tokens, batch_size)
     stops = clean_stop_strings(stop_strings)
     ids = [list(row) for row in ids]
