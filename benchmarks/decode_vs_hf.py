@@ -27,7 +27,7 @@ import json
 import statistics
 import time
 
-from _prompts import load, run, test_prompts
+from _prompts import run, test_prompts
 
 PRECISIONS = ("fp32", "bf16")
 ATTENTION = ("sdpa", "eager")
@@ -45,12 +45,19 @@ def parse_arguments():
     parser.add_argument("--sampled", action="store_true", help="also a sampled pass (--temperature, --top_p)")
     parser.add_argument("--temperature", type=float, default=0.6)
     parser.add_argument("--top_p", type=float, default=0.95)
-    parser.add_argument("--emulated_bf16_products", action="store_true",
-                        help="r1lab's loop keeps PyTorch's emulated bf16 matrix products on a CPU without bf16 units "
-                             "(r1lab.generation.FLOAT32_PRODUCTS_WHERE_BF16_IS_EMULATED off), as before 2026-12-04")
-    parser.add_argument("--threads", type=int, default=1,
-                        help="torch threads (default 1: on a 2-core machine shared with other runs, torch's one thread "
-                             "per core stalled, the same run taking 21 to 171 s; 0: torch's choice)")
+    parser.add_argument(
+        "--emulated_bf16_products",
+        action="store_true",
+        help="r1lab's loop keeps PyTorch's emulated bf16 matrix products on a CPU without bf16 units "
+        "(r1lab.generation.FLOAT32_PRODUCTS_WHERE_BF16_IS_EMULATED off), as before 2026-12-04",
+    )
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="torch threads (default 1: on a 2-core machine shared with other runs, torch's one thread "
+        "per core stalled, the same run taking 21 to 171 s; 0: torch's choice)",
+    )
     parser.add_argument("--json", default=None, help="also write the figures to this file")
     return parser.parse_args()
 
@@ -78,8 +85,17 @@ def r1lab_rows(model, tokenizer, ids, eos_ids, sampling: dict, max_new_tokens: i
     from r1lab.generation import StopStringWatcher, decode_batch
 
     generator = torch.Generator(device=model.device).manual_seed(seed)
-    decoded = decode_batch(model, ids, tokenizer.pad_token_id, eos_ids, StopStringWatcher(tokenizer, []), max_new_tokens,
-                           sampling["temperature"], sampling["top_p"], generator)
+    decoded = decode_batch(
+        model,
+        ids,
+        tokenizer.pad_token_id,
+        eos_ids,
+        StopStringWatcher(tokenizer, []),
+        max_new_tokens,
+        sampling["temperature"],
+        sampling["top_p"],
+        generator,
+    )
     return [until_eos(row, eos_ids) for row in decoded.tokens]
 
 
@@ -93,12 +109,18 @@ def hf_rows(model, tokenizer, ids, eos_ids, sampling: dict, max_new_tokens: int,
     attention = torch.tensor([[0] * (width - len(row)) + [1] * len(row) for row in ids], device=model.device)
     if sampling["temperature"] > 0:
         torch.manual_seed(seed)
-        how = dict(do_sample=True, temperature=sampling["temperature"], top_p=sampling["top_p"], top_k=0)
+        how = {"do_sample": True, "temperature": sampling["temperature"], "top_p": sampling["top_p"], "top_k": 0}
     else:
-        how = dict(do_sample=False, temperature=None, top_p=None, top_k=None)
+        how = {"do_sample": False, "temperature": None, "top_p": None, "top_k": None}
     with torch.inference_mode():
-        output = model.generate(input_ids, attention_mask=attention, max_new_tokens=max_new_tokens, pad_token_id=pad,
-                                eos_token_id=sorted(eos_ids), **how)
+        output = model.generate(
+            input_ids,
+            attention_mask=attention,
+            max_new_tokens=max_new_tokens,
+            pad_token_id=pad,
+            eos_token_id=sorted(eos_ids),
+            **how,
+        )
     return [until_eos(row, eos_ids) for row in output[:, width:].tolist()]
 
 
@@ -124,8 +146,11 @@ def compare(model, tokenizer, ids, eos_ids, sampling: dict, max_new_tokens: int,
             rows[side], elapsed = timed_run(side, model, tokenizer, ids, eos_ids, sampling, max_new_tokens, repeat)
             seconds[side].append(elapsed)
             tokens[side].append(sum(len(row) for row in rows[side]))
-            print(f"    {side:5s} run {repeat + 1}: {tokens[side][-1]:5d} tokens in {elapsed:7.1f} s = "
-                  f"{tokens[side][-1] / elapsed:6.1f} tok/s", flush=True)
+            print(
+                f"    {side:5s} run {repeat + 1}: {tokens[side][-1]:5d} tokens in {elapsed:7.1f} s = "
+                f"{tokens[side][-1] / elapsed:6.1f} tok/s",
+                flush=True,
+            )
     return summary(seconds, tokens, rows)
 
 
@@ -134,8 +159,12 @@ def summary(seconds: dict, tokens: dict, rows: dict) -> dict:
     result = {}
     for side in SIDES:
         rates = [count / elapsed for count, elapsed in zip(tokens[side], seconds[side])]
-        result[side] = {"seconds": seconds[side], "tokens": tokens[side],
-                        "median_seconds": statistics.median(seconds[side]), "median_tok_s": statistics.median(rates)}
+        result[side] = {
+            "seconds": seconds[side],
+            "tokens": tokens[side],
+            "median_seconds": statistics.median(seconds[side]),
+            "median_tok_s": statistics.median(rates),
+        }
     result["tok_s_ratio"] = result["r1lab"]["median_tok_s"] / result["hf"]["median_tok_s"]
     result["wall_ratio"] = result["hf"]["median_seconds"] / result["r1lab"]["median_seconds"]
     result["same_rows"] = sum(mine == theirs for mine, theirs in zip(rows["r1lab"], rows["hf"]))
@@ -146,9 +175,11 @@ def summary(seconds: dict, tokens: dict, rows: dict) -> dict:
 def report_line(label: str, result: dict, greedy: bool) -> str:
     mine, theirs = result["r1lab"], result["hf"]
     agreement = f", greedy rows identical {result['same_rows']}/{result['rows']}" if greedy else ""
-    return (f"{label:28s} r1lab {mine['median_tok_s']:6.1f} tok/s ({mine['median_seconds']:6.1f} s)  "
-            f"HF {theirs['median_tok_s']:6.1f} tok/s ({theirs['median_seconds']:6.1f} s)  "
-            f"r1lab/HF tok/s {result['tok_s_ratio']:.2f}x, wall {result['wall_ratio']:.2f}x{agreement}")
+    return (
+        f"{label:28s} r1lab {mine['median_tok_s']:6.1f} tok/s ({mine['median_seconds']:6.1f} s)  "
+        f"HF {theirs['median_tok_s']:6.1f} tok/s ({theirs['median_seconds']:6.1f} s)  "
+        f"r1lab/HF tok/s {result['tok_s_ratio']:.2f}x, wall {result['wall_ratio']:.2f}x{agreement}"
+    )
 
 
 def header(args, ids) -> str:
@@ -162,9 +193,11 @@ def header(args, ids) -> str:
         machine = "CPU kind unknown"
     products = "emulated (PyTorch's)" if args.emulated_bf16_products else "float32 where the CPU emulates bf16"
     lengths = f"{min(map(len, ids))}-{max(map(len, ids))}"
-    return (f"model {args.model}: {len(ids)} GSM8K test prompts in one batch ({lengths} "
-            f"tokens), max_new_tokens {args.max_new_tokens}, {args.repeats} alternating runs per side; r1lab's bf16 "
-            f"products: {products}; torch {torch.__version__}, {torch.get_num_threads()} threads; {machine}")
+    return (
+        f"model {args.model}: {len(ids)} GSM8K test prompts in one batch ({lengths} "
+        f"tokens), max_new_tokens {args.max_new_tokens}, {args.repeats} alternating runs per side; r1lab's bf16 "
+        f"products: {products}; torch {torch.__version__}, {torch.get_num_threads()} threads; {machine}"
+    )
 
 
 def main() -> None:

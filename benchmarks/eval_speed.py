@@ -55,8 +55,15 @@ def hf_batched(model, tokenizer, prompts, max_new_tokens: int, stop: str, batch_
         input_ids = torch.tensor([[tokenizer.pad_token_id] * (width - len(row)) + row for row in batch])
         attention = torch.tensor([[0] * (width - len(row)) + [1] * len(row) for row in batch])
         with torch.inference_mode():
-            output = model.generate(input_ids, attention_mask=attention, max_new_tokens=max_new_tokens, do_sample=False,
-                                    stop_strings=[stop], tokenizer=tokenizer, pad_token_id=tokenizer.pad_token_id)
+            output = model.generate(
+                input_ids,
+                attention_mask=attention,
+                max_new_tokens=max_new_tokens,
+                do_sample=False,
+                stop_strings=[stop],
+                tokenizer=tokenizer,
+                pad_token_id=tokenizer.pad_token_id,
+            )
         for row in output[:, width:].tolist():
             kept = row
             if tokenizer.pad_token_id in row:  # pad after a finished row (pad is also EOS here: count it once)
@@ -84,15 +91,20 @@ def main() -> None:
     _, _, prompts, template = test_prompts("gsm8k", args.limit, args.dataset)
     model, tokenizer = load(args.model)
     stop = template.stop_string
-    print(f"model {args.model}, {len(prompts)} GSM8K test prompts, max_new_tokens {args.max_new_tokens}, stop {stop!r}, "
-          f"batch {args.batch_size}, torch threads {torch.get_num_threads()}", flush=True)
+    print(
+        f"model {args.model}, {len(prompts)} GSM8K test prompts, max_new_tokens {args.max_new_tokens}, stop {stop!r}, "
+        f"batch {args.batch_size}, torch threads {torch.get_num_threads()}",
+        flush=True,
+    )
 
     # Warm-up: weights paged in, kernels picked, for both paths.
     generate(model, tokenizer, prompts[:2], max_new_tokens=8, batch_size=2, stop_strings=stop, progress=False)
     plain_loop(model, tokenizer, prompts[:1], 8, stop)
 
     started = time.perf_counter()
-    batched = generate(model, tokenizer, prompts, max_new_tokens=args.max_new_tokens, batch_size=args.batch_size, stop_strings=stop)
+    batched = generate(
+        model, tokenizer, prompts, max_new_tokens=args.max_new_tokens, batch_size=args.batch_size, stop_strings=stop
+    )
     batched_seconds = time.perf_counter() - started
     batched_tokens = sum(completions[0].tokens for completions in batched)
 
@@ -109,8 +121,10 @@ def main() -> None:
     print(f"r1lab batched greedy : {batched_tokens:6d} tokens in {batched_seconds:7.1f} s = {batched_rate:6.1f} tok/s")
     print(f"HF generate, batched : {hf_tokens:6d} tokens in {hf_seconds:7.1f} s = {hf_tokens / hf_seconds:6.1f} tok/s")
     print(f"plain HF, one by one : {plain_tokens:6d} tokens in {plain_seconds:7.1f} s = {plain_rate:6.1f} tok/s")
-    print(f"speed-up             : {batched_rate / plain_rate:.2f}x over one by one (goal >= 3x), "
-          f"{batched_rate / (hf_tokens / hf_seconds):.2f}x over HF generate batched")
+    print(
+        f"speed-up             : {batched_rate / plain_rate:.2f}x over one by one (goal >= 3x), "
+        f"{batched_rate / (hf_tokens / hf_seconds):.2f}x over HF generate batched"
+    )
     print(f"identical completions: {same}/{len(prompts)} (batched fp32 arithmetic may flip a near-tie)")
 
 

@@ -41,14 +41,23 @@ def main() -> None:
     task, rows, prompts, template = test_prompts(args.task, args.limit, args.dataset)
     model, tokenizer = load(args.model)
     ids = generation.prompt_token_ids(tokenizer, prompts)
-    print(f"model {args.model}: {len(prompts)} {args.task} test prompts of {sum(map(len, ids)) / len(ids):.1f} tokens on "
-          f"average, {generation.shared_prefix_length(ids)} shared by all; max_new_tokens {args.max_new_tokens}, "
-          f"batch {args.batch_size}", flush=True)
-    common = dict(max_new_tokens=args.max_new_tokens, batch_size=args.batch_size, stop_strings=template.stop_string,
-                  progress=False)
+    print(
+        f"model {args.model}: {len(prompts)} {args.task} test prompts of {sum(map(len, ids)) / len(ids):.1f} tokens on "
+        f"average, {generation.shared_prefix_length(ids)} shared by all; max_new_tokens {args.max_new_tokens}, "
+        f"batch {args.batch_size}",
+        flush=True,
+    )
+    common = {
+        "max_new_tokens": args.max_new_tokens,
+        "batch_size": args.batch_size,
+        "stop_strings": template.stop_string,
+        "progress": False,
+    }
     generation.generate(model, tokenizer, prompts[:2], **{**common, "max_new_tokens": 8})  # warm-up
-    runs = {"greedy": dict(n=1, temperature=0.0),
-            f"k={args.k} T={args.temperature}": dict(n=args.k, temperature=args.temperature, top_p=args.top_p)}
+    runs = {
+        "greedy": {"n": 1, "temperature": 0.0},
+        f"k={args.k} T={args.temperature}": {"n": args.k, "temperature": args.temperature, "top_p": args.top_p},
+    }
     greedy_texts = {}
     for name, sampling in runs.items():
         seconds = {}

@@ -40,15 +40,28 @@ def main() -> None:
 
     task, rows, prompts, template = test_prompts("chain_sum", args.limit)
     model, tokenizer = load(args.model)
-    settings = dict(n=args.k, temperature=args.temperature, top_p=args.top_p, max_new_tokens=args.max_new_tokens,
-                    batch_size=args.batch_size, stop_strings=template.stop_string, progress=False)
-    print(f"model {args.model}: {len(prompts)} chain_sum test prompts x {args.k} samples, T {args.temperature}, "
-          f"top_p {args.top_p}, max_new_tokens {args.max_new_tokens}, batch {args.batch_size}", flush=True)
+    settings = {
+        "n": args.k,
+        "temperature": args.temperature,
+        "top_p": args.top_p,
+        "max_new_tokens": args.max_new_tokens,
+        "batch_size": args.batch_size,
+        "stop_strings": template.stop_string,
+        "progress": False,
+    }
+    print(
+        f"model {args.model}: {len(prompts)} chain_sum test prompts x {args.k} samples, T {args.temperature}, "
+        f"top_p {args.top_p}, max_new_tokens {args.max_new_tokens}, batch {args.batch_size}",
+        flush=True,
+    )
     generation.generate(model, tokenizer, prompts[:2], **{**settings, "max_new_tokens": 8})  # warm-up
 
     current = generation.sample_next
     rates = {}
-    for name, sampler in (("full sort + multinomial (before)", sort_then_multinomial), ("r1lab sampler (now)", current)):
+    for name, sampler in (
+        ("full sort + multinomial (before)", sort_then_multinomial),
+        ("r1lab sampler (now)", current),
+    ):
         generation.sample_next = sampler
         try:
             started = time.perf_counter()
@@ -57,10 +70,17 @@ def main() -> None:
         finally:
             generation.sample_next = current
         tokens = sum(sample.tokens for samples in completions for sample in samples)
-        right = [task.check(sample.text, row, template).correct for row, samples in zip(rows, completions) for sample in samples]
+        right = [
+            task.check(sample.text, row, template).correct
+            for row, samples in zip(rows, completions)
+            for sample in samples
+        ]
         rates[name] = tokens / seconds
-        print(f"{name:34s}: {tokens:6d} tokens in {seconds:6.1f} s = {rates[name]:6.1f} tok/s, "
-              f"pass@1 {sum(right) / len(right):.3f}", flush=True)
+        print(
+            f"{name:34s}: {tokens:6d} tokens in {seconds:6.1f} s = {rates[name]:6.1f} tok/s, "
+            f"pass@1 {sum(right) / len(right):.3f}",
+            flush=True,
+        )
     before, now = rates.values()
     print(f"speed-up: {now / before:.2f}x tokens/s")
 

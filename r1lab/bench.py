@@ -28,6 +28,7 @@ both sides in that precision.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import importlib.util
 import json
@@ -39,7 +40,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Literal
 
 from r1lab.commands import COMMANDS, command_config, configure_logging, load_command, run_command
@@ -62,21 +63,29 @@ SEED_REWARDS = "seed.xmlcount,seed.soft_format,seed.strict_format,seed.int_answe
 
 @dataclass
 class BenchConfig:
-    target: str = setting("grpo", 'What to benchmark (only grpo so far).')
-    model: str | None = setting(None, 'Default: embedded on the CPU, Qwen/Qwen2.5-0.5B-Instruct on a GPU.')
-    steps: int = setting(4, 'Optimizer steps per run; the seed generates a 16-completion group every 4 steps.')
-    repeats: int = setting(2, 'Runs per side.')
-    dataset: str | None = setting(None, 'GSM8K folder or file; default: ../shared/data/gsm8k next to the repo, else the hub.')
+    target: str = setting("grpo", "What to benchmark (only grpo so far).")
+    model: str | None = setting(None, "Default: embedded on the CPU, Qwen/Qwen2.5-0.5B-Instruct on a GPU.")
+    steps: int = setting(4, "Optimizer steps per run; the seed generates a 16-completion group every 4 steps.")
+    repeats: int = setting(2, "Runs per side.")
+    dataset: str | None = setting(
+        None, "GSM8K folder or file; default: ../shared/data/gsm8k next to the repo, else the hub."
+    )
     limit: int = setting(500, "The seed's first 500 training questions.")
     max_completion_length: int = setting(200, "The seed's cap (smaller only for smoke tests).")
-    output: str = setting("runs/bench/grpo.json", 'The JSON file every run and ratio is written to (logs beside it).')
-    r1lab_overrides: dict[str, Any] = setting(default_factory=dict, help='Extra `r1lab grpo` fields, e.g. {stop_at_answer: false}.')
+    output: str = setting("runs/bench/grpo.json", "The JSON file every run and ratio is written to (logs beside it).")
+    r1lab_overrides: dict[str, Any] = setting(
+        default_factory=dict, help="Extra `r1lab grpo` fields, e.g. {stop_at_answer: false}."
+    )
     keep_outputs: bool = setting(False, "Keep each run's output directory (trained weights) beside the logs.")
-    sides: list[str] = setting(default_factory=lambda: list(SIDES), help='[r1lab] alone: try a setting without rerunning the seed.')
+    sides: list[str] = setting(
+        default_factory=lambda: list(SIDES), help="[r1lab] alone: try a setting without rerunning the seed."
+    )
     precision: Literal["auto", "fp32", "bf16"] = setting(
-        "auto", "auto: r1lab at its own choice (model_dtype auto), the seed in fp32 and in bf16, r1lab compared with the "
+        "auto",
+        "auto: r1lab at its own choice (model_dtype auto), the seed in fp32 and in bf16, r1lab compared with the "
         "seed's faster one. fp32 or bf16: both sides in that precision on a CPU (bf16 is the seed's own setting: its "
-        "weights in bfloat16). On a GPU both sides run bf16 whatever this says.")
+        "weights in bfloat16). On a GPU both sides run bf16 whatever this says.",
+    )
 
 
 def _on_gpu() -> bool:
@@ -124,9 +133,16 @@ def check(config: BenchConfig) -> tuple[str, str | None, int]:
 def _check_r1lab_side(model: str, dataset: str | None, limit: int, config: BenchConfig) -> None:
     """r1lab's side built and checked as its worker will run it (``r1lab_overrides`` included: an unknown key, a
     wrong type, a setting GRPO refuses), before any worker starts."""
-    command, *arguments = r1lab_arguments(model, dataset, limit, config.steps, config.max_completion_length,
-                                os.path.join(os.path.dirname(os.path.abspath(config.output)), "r1lab-check"),
-                                config.r1lab_overrides, "fp32" if config.precision == "auto" else config.precision)
+    command, *arguments = r1lab_arguments(
+        model,
+        dataset,
+        limit,
+        config.steps,
+        config.max_completion_length,
+        os.path.join(os.path.dirname(os.path.abspath(config.output)), "r1lab-check"),
+        config.r1lab_overrides,
+        "fp32" if config.precision == "auto" else config.precision,
+    )
     try:
         side = command_config(command, arguments)
         getattr(load_command(command)[0], COMMANDS[command].check)(side)
@@ -134,8 +150,16 @@ def _check_r1lab_side(model: str, dataset: str | None, limit: int, config: Bench
         raise UserError(f"r1lab_overrides: r1lab's side would fail: {error}") from None
 
 
-def r1lab_arguments(model: str, dataset: str | None, limit: int, steps: int, length: int, output_dir: str, overrides: dict,
-                    precision: Literal["auto", "fp32", "bf16"] = "auto") -> list[str]:
+def r1lab_arguments(
+    model: str,
+    dataset: str | None,
+    limit: int,
+    steps: int,
+    length: int,
+    output_dir: str,
+    overrides: dict,
+    precision: Literal["auto", "fp32", "bf16"] = "auto",
+) -> list[str]:
     """The ``r1lab grpo`` command line of r1lab's side: the seed's run (rewards, hyper-parameters, TRL 1.x
     objective) and its layout (one completion per micro-batch, 4 accumulation steps: its memory profile), and r1lab's
     speed settings. ``--r1lab_overrides '{per_device_train_batch_size: 4, gradient_accumulation_steps: 1,
@@ -195,10 +219,20 @@ def r1lab_arguments(model: str, dataset: str | None, limit: int, steps: int, len
     return arguments
 
 
-def seed_arguments(model: str, dataset: str | None, limit: int, steps: int, length: int, output_dir: str,
-                   precision: str = "fp32") -> list[str]:
+def seed_arguments(
+    model: str, dataset: str | None, limit: int, steps: int, length: int, output_dir: str, precision: str = "fp32"
+) -> list[str]:
     """The seed script's command line; ``precision`` fp32 or bf16 (``--cpu_bf16``; a GPU runs bf16 anyway)."""
-    arguments = ["--model", model, "--limit", str(limit), "--max_steps", str(steps), "--max_completion_length", str(length)]
+    arguments = [
+        "--model",
+        model,
+        "--limit",
+        str(limit),
+        "--max_steps",
+        str(steps),
+        "--max_completion_length",
+        str(length),
+    ]
     arguments += ["--output_dir", output_dir] + (["--cpu_bf16"] if precision == "bf16" else [])
     return arguments + (["--dataset", dataset] if dataset is not None else [])
 
@@ -225,7 +259,9 @@ def _install_probe(record: dict[str, Any]) -> None:
             gpu_used()
 
         def on_train_begin(self, args, state, control, **kwargs):
-            record["completions_per_step"] = args.per_device_train_batch_size * args.gradient_accumulation_steps * args.world_size
+            record["completions_per_step"] = (
+                args.per_device_train_batch_size * args.gradient_accumulation_steps * args.world_size
+            )
             record["num_generations"] = args.num_generations
 
     def init(original_init, self, *args, **kwargs):
@@ -320,8 +356,14 @@ def _run_r1lab(arguments: list[str]) -> int:
 def worker(side: str, arguments: list[str], result_path: str) -> int:
     import torch
 
-    record: dict[str, Any] = {"side": side, "step_seconds": [], "generations": [], "groups": 0, "groups_with_signal": 0,
-                              "trained_tokens": 0}
+    record: dict[str, Any] = {
+        "side": side,
+        "step_seconds": [],
+        "generations": [],
+        "groups": 0,
+        "groups_with_signal": 0,
+        "trained_tokens": 0,
+    }
     _install_probe(record)
     started = time.perf_counter()
     if side == "seed":
@@ -368,8 +410,9 @@ def best_seconds(run, device: str = "cpu", budget_s: float = PEAK_BUDGET_S, repe
     return min(times)
 
 
-def matmul_gflops(dtype_name: str, device: str = "cpu", size: int | None = None,
-                  budget_s: float = PEAK_BUDGET_S) -> dict[str, float]:
+def matmul_gflops(
+    dtype_name: str, device: str = "cpu", size: int | None = None, budget_s: float = PEAK_BUDGET_S
+) -> dict[str, float]:
     """GFLOP/s of a size x size matmul in fp32 or bf16, in the two layouts nn.Linear runs fast (``a @ b.T``: the
     forward; ``a.T @ b``: the weight gradient), each the best of its timed repeats; ``best``: the faster."""
     import torch
@@ -383,12 +426,14 @@ def matmul_gflops(dtype_name: str, device: str = "cpu", size: int | None = None,
     figures = {}
     for name, layout in layouts.items():
         layout(small, small)  # warm-up: kernels chosen, threads started
-        figures[name] = 2 * size**3 / best_seconds(lambda: layout(a, b), device, budget_s) / 1e9
+        figures[name] = 2 * size**3 / best_seconds(functools.partial(layout, a, b), device, budget_s) / 1e9
     figures["best"] = max(figures.values())
     return figures
 
 
-def memory_gb_per_s(device: str = "cpu", megabytes: int | None = None, budget_s: float = PEAK_BUDGET_S) -> dict[str, float]:
+def memory_gb_per_s(
+    device: str = "cpu", megabytes: int | None = None, budget_s: float = PEAK_BUDGET_S
+) -> dict[str, float]:
     """Memory bandwidth in GB/s: a copy (read + write counted) and a sum (read) of a float32 tensor far larger than
     the caches; ``best``: the higher."""
     import torch
@@ -424,9 +469,11 @@ def measure_peak(device: str = "cpu") -> dict[str, Any]:
 
 def peak_line(peak: dict[str, Any]) -> str:
     gflops = peak["matmul_gflops"]
-    return (f"peak measured here ({peak['seconds']:.1f} s, {peak['torch_threads']} threads): matmul {gflops['fp32']:.1f} "
-            f"GFLOP/s fp32, {gflops['bf16']:.1f} GFLOP/s bf16 ({peak['matmul_size']}x{peak['matmul_size']}, best of "
-            f"a@b.T and a.T@b); memory {peak['memory_gb_per_s']:.1f} GB/s ({peak['memory_mb']} MB copy and sum)")
+    return (
+        f"peak measured here ({peak['seconds']:.1f} s, {peak['torch_threads']} threads): matmul {gflops['fp32']:.1f} "
+        f"GFLOP/s fp32, {gflops['bf16']:.1f} GFLOP/s bf16 ({peak['matmul_size']}x{peak['matmul_size']}, best of "
+        f"a@b.T and a.T@b); memory {peak['memory_gb_per_s']:.1f} GB/s ({peak['memory_mb']} MB copy and sum)"
+    )
 
 
 def peak_dtype(train_dtype: str) -> str:
@@ -434,8 +481,15 @@ def peak_dtype(train_dtype: str) -> str:
     return "fp32" if train_dtype == "fp32" else "bf16"
 
 
-def roofline(parameters: int, trained_tokens: float, weight_bytes: int, decoding_steps: float, steps: int,
-             gflops: float, gb_per_s: float) -> dict[str, float]:
+def roofline(
+    parameters: int,
+    trained_tokens: float,
+    weight_bytes: int,
+    decoding_steps: float,
+    steps: int,
+    gflops: float,
+    gb_per_s: float,
+) -> dict[str, float]:
     """Seconds per optimizer step a run could take at the machine's peak: training 6 x parameters x trained tokens
     FLOPs (forward 2, backward 4 per parameter and token) at ``gflops``, plus decoding ``decoding_steps``
     sequential steps that each read all ``weight_bytes`` at ``gb_per_s``. Totals over the run, per step."""
@@ -479,12 +533,21 @@ def _figures(record: dict[str, Any], peak: dict[str, Any] | None = None) -> dict
     return figures
 
 
-def _roofline_figures(record: dict[str, Any], peak: dict[str, Any], steps: int, seconds_per_step: float) -> dict[str, Any]:
+def _roofline_figures(
+    record: dict[str, Any], peak: dict[str, Any], steps: int, seconds_per_step: float
+) -> dict[str, Any]:
     """A run's roofline (:func:`roofline`) from what its worker counted, and its s/step as a multiple of it."""
     dtype = peak_dtype(record["train_dtype"])
     decoding_steps = sum(g.get("decoding_steps", 0) for g in record["generations"])
-    bound = roofline(record["parameters"], record["trained_tokens"], record["weight_bytes"], decoding_steps, steps,
-                     peak["matmul_gflops"][dtype], peak["memory_gb_per_s"])
+    bound = roofline(
+        record["parameters"],
+        record["trained_tokens"],
+        record["weight_bytes"],
+        decoding_steps,
+        steps,
+        peak["matmul_gflops"][dtype],
+        peak["memory_gb_per_s"],
+    )
     return {
         "parameters": record["parameters"],
         "weight_bytes": record["weight_bytes"],
@@ -553,12 +616,18 @@ def summarize(runs: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
     for key, *_ in METRICS:
         seed, ours = summary.get(baseline, {}).get(key) if baseline else None, summary.get("r1lab", {}).get(key)
         if seed and ours and seed["median"]:
-            ratios[key] = {"r1lab/seed median": ours["median"] / seed["median"], "r1lab/seed min": ours["min"] / seed["min"] if seed["min"] else None}
+            ratios[key] = {
+                "r1lab/seed median": ours["median"] / seed["median"],
+                "r1lab/seed min": ours["min"] / seed["min"] if seed["min"] else None,
+            }
     summary["ratios"] = ratios
     seed_step = summary.get(baseline, {}).get("seconds_per_step") if baseline else None
     our_step = summary.get("r1lab", {}).get("seconds_per_step")
     if seed_step and our_step:
-        summary["step_throughput_speedup"] = {"median": seed_step["median"] / our_step["median"], "min": seed_step["min"] / our_step["min"]}
+        summary["step_throughput_speedup"] = {
+            "median": seed_step["median"] / our_step["median"],
+            "min": seed_step["min"] / our_step["min"],
+        }
     return summary
 
 
@@ -572,8 +641,11 @@ def report_lines(summary: dict[str, Any]) -> list[str]:
     baseline = summary.get("seed_baseline") or "seed"
     columns = [(label, which) for label in labels for which in ("min", "med")]
     widths = [max(10, len(label) + 4) for label, _ in columns]
-    lines = [f"{'':36} " + " ".join(f"{f'{label} {which}':>{width}}" for (label, which), width in zip(columns, widths))
-             + f" {'r1lab/seed':>11}"]
+    lines = [
+        f"{'':36} "
+        + " ".join(f"{f'{label} {which}':>{width}}" for (label, which), width in zip(columns, widths))
+        + f" {'r1lab/seed':>11}"
+    ]
     for key, name, pattern, _ in METRICS:
         if not any(summary.get(label, {}).get(key) for label in labels):
             continue
@@ -585,36 +657,52 @@ def report_lines(summary: dict[str, Any]) -> list[str]:
         lines.append(f"{name:36} " + " ".join(cells) + f" {_format(ratio, '{:.2f}x'):>11}")
     if baseline != "seed" and "r1lab" in labels:
         others = [label for label in labels if label.split()[0] == "seed" and label != baseline]
-        lines.append(f"r1lab/seed: against {baseline}, the seed's faster precision here by median s/step"
-                     + (f" (not {', '.join(others)})" if others else ""))
+        lines.append(
+            f"r1lab/seed: against {baseline}, the seed's faster precision here by median s/step"
+            + (f" (not {', '.join(others)})" if others else "")
+        )
     speedup = summary.get("step_throughput_speedup")
     if speedup:
-        lines.append(f"step throughput r1lab/{baseline}: {speedup['median']:.2f}x (medians), {speedup['min']:.2f}x (best runs); goal >= 4x")
+        lines.append(
+            f"step throughput r1lab/{baseline}: {speedup['median']:.2f}x (medians), {speedup['min']:.2f}x (best runs); goal >= 4x"
+        )
     return lines
 
 
 def roofline_lines(runs: dict[str, list[dict[str, Any]]]) -> list[str]:
     """Each label's roofline from its runs' medians: what it is made of, and the measured s/step as a multiple."""
-    lines = ["roofline per step = 6 x parameters x trained tokens / peak GFLOP/s of the step's precision "
-             "+ weight bytes x decoding steps / GB/s (medians):"]
+    lines = [
+        "roofline per step = 6 x parameters x trained tokens / peak GFLOP/s of the step's precision "
+        "+ weight bytes x decoding steps / GB/s (medians):"
+    ]
     for label, figures in runs.items():
         measured = [f for f in figures if f.get("roofline_seconds_per_step")]
         if not measured:
             continue
-
-        def median(key):
-            return statistics.median(f[key] for f in measured)
-
+        median = {
+            key: statistics.median(f[key] for f in measured)
+            for key in (
+                "roofline_seconds_per_step",
+                "roofline_training_seconds_per_step",
+                "trained_tokens_per_step",
+                "roofline_decoding_seconds_per_step",
+                "decoding_steps_per_step",
+                "seconds_per_step",
+                "roofline_multiple",
+            )
+        }
         first = measured[0]
-        autocast = f", {first['autocast']} autocast" if first["autocast"] and first["weights_dtype"] == "float32" else ""
+        autocast = (
+            f", {first['autocast']} autocast" if first["autocast"] and first["weights_dtype"] == "float32" else ""
+        )
         lines.append(
             f"  {label}: trains in {first['train_dtype']} ({first['weights_dtype']} weights{autocast}); "
-            f"{median('roofline_seconds_per_step'):.2f} s = training {median('roofline_training_seconds_per_step'):.2f} s "
-            f"(6 x {first['parameters'] / 1e6:.1f}M x {median('trained_tokens_per_step'):.0f} tokens / "
-            f"{first['peak_gflops']:.1f} GFLOP/s) + decoding {median('roofline_decoding_seconds_per_step'):.2f} s "
-            f"({first['weight_bytes'] / 1e6:.0f} MB x {median('decoding_steps_per_step'):.0f} steps / "
-            f"{first['peak_gb_per_s']:.1f} GB/s); measured {median('seconds_per_step'):.2f} s/step: "
-            f"{label} {median('roofline_multiple'):.1f}x its roofline"
+            f"{median['roofline_seconds_per_step']:.2f} s = training {median['roofline_training_seconds_per_step']:.2f} s "
+            f"(6 x {first['parameters'] / 1e6:.1f}M x {median['trained_tokens_per_step']:.0f} tokens / "
+            f"{first['peak_gflops']:.1f} GFLOP/s) + decoding {median['roofline_decoding_seconds_per_step']:.2f} s "
+            f"({first['weight_bytes'] / 1e6:.0f} MB x {median['decoding_steps_per_step']:.0f} steps / "
+            f"{first['peak_gb_per_s']:.1f} GB/s); measured {median['seconds_per_step']:.2f} s/step: "
+            f"{label} {median['roofline_multiple']:.1f}x its roofline"
         )
     return lines if len(lines) > 1 else []
 
@@ -627,8 +715,9 @@ def precision_plan(precision: str, on_gpu: bool) -> str:
     return f"{precision} on both sides"
 
 
-def header_lines(model: str, dataset: str | None, limit: int, config: BenchConfig, cpu: CpuKind,
-                 gpu: str | None = None) -> list[str]:
+def header_lines(
+    model: str, dataset: str | None, limit: int, config: BenchConfig, cpu: CpuKind, gpu: str | None = None
+) -> list[str]:
     """What the bench runs, on what machine (the CPU's kind: model name, cores, the flags that matter), in what precision."""
     return [
         f"r1lab bench grpo: model {model}, dataset {dataset or 'openai/gsm8k (hub)'} (first {limit} questions), "
@@ -640,24 +729,32 @@ def header_lines(model: str, dataset: str | None, limit: int, config: BenchConfi
 
 
 def _run_line(name: str, figures: dict[str, Any]) -> str:
-    line = (f"  {name:13} {_format(figures['seconds_per_step'], '{:.2f}')} s/step, "
-            f"{_format(figures['generation_tokens_per_s'], '{:.1f}')} tok/s in generation, "
-            f"{figures['mean_completion_tokens']:.0f} tokens/completion, peak RSS {figures['peak_rss_mb']:.0f} MB, "
-            f"{figures['groups_with_signal']}/{figures['groups']} groups with reward variance")
+    line = (
+        f"  {name:13} {_format(figures['seconds_per_step'], '{:.2f}')} s/step, "
+        f"{_format(figures['generation_tokens_per_s'], '{:.1f}')} tok/s in generation, "
+        f"{figures['mean_completion_tokens']:.0f} tokens/completion, peak RSS {figures['peak_rss_mb']:.0f} MB, "
+        f"{figures['groups_with_signal']}/{figures['groups']} groups with reward variance"
+    )
     if figures.get("roofline_seconds_per_step"):
-        line += (f"; trains in {figures['train_dtype']}, roofline {figures['roofline_seconds_per_step']:.2f} s/step "
-                 f"({_format(figures['roofline_multiple'], '{:.1f}x')})")
+        line += (
+            f"; trains in {figures['train_dtype']}, roofline {figures['roofline_seconds_per_step']:.2f} s/step "
+            f"({_format(figures['roofline_multiple'], '{:.1f}x')})"
+        )
     return line
 
 
-def _run_arguments(side: str, precision: str, model: str, dataset: str | None, limit: int, config: BenchConfig,
-                   out_dir: str) -> tuple[list[str], list[str]]:
+def _run_arguments(
+    side: str, precision: str, model: str, dataset: str | None, limit: int, config: BenchConfig, out_dir: str
+) -> tuple[list[str], list[str]]:
     """(the worker's arguments, the command line it stands for) of one run."""
     if side == "seed":
-        arguments = seed_arguments(model, dataset, limit, config.steps, config.max_completion_length, out_dir, precision)
+        arguments = seed_arguments(
+            model, dataset, limit, config.steps, config.max_completion_length, out_dir, precision
+        )
         return arguments, [sys.executable, SEED_SCRIPT, *arguments]
-    arguments = r1lab_arguments(model, dataset, limit, config.steps, config.max_completion_length, out_dir,
-                                config.r1lab_overrides, precision)
+    arguments = r1lab_arguments(
+        model, dataset, limit, config.steps, config.max_completion_length, out_dir, config.r1lab_overrides, precision
+    )
     return arguments, ["r1lab", *arguments]
 
 
@@ -735,7 +832,12 @@ def _run_worker(side: str, arguments: list[str], result_path: str, log_path: str
         json.dump({"side": side, "arguments": arguments, "result": result_path}, handle)
     try:
         with open(log_path, "w", encoding="utf-8") as log:
-            code = subprocess.call([sys.executable, "-m", "r1lab.bench", "--worker", spec_path], stdout=log, stderr=subprocess.STDOUT, cwd=os.getcwd())
+            code = subprocess.call(
+                [sys.executable, "-m", "r1lab.bench", "--worker", spec_path],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                cwd=os.getcwd(),
+            )
     finally:
         os.unlink(spec_path)
     if code != 0 or not os.path.isfile(result_path):

@@ -19,8 +19,14 @@ def _messages(value: Any, where: str, what: str) -> list[dict[str, str]]:
     if not isinstance(value, list) or not value:
         raise UserError(f"{where}: {what} must be a string or a non-empty list of chat messages")
     for message in value:
-        if not isinstance(message, dict) or message.get("role") not in ROLES or not isinstance(message.get("content"), str):
-            raise UserError(f"{where}: {what} holds {message!r}; a message is {{role: system|user|assistant, content: text}}")
+        if (
+            not isinstance(message, dict)
+            or message.get("role") not in ROLES
+            or not isinstance(message.get("content"), str)
+        ):
+            raise UserError(
+                f"{where}: {what} holds {message!r}; a message is {{role: system|user|assistant, content: text}}"
+            )
     return [{"role": message["role"], "content": message["content"]} for message in value]
 
 
@@ -33,7 +39,9 @@ def to_prompt_completion(row: dict[str, Any], where: str) -> dict[str, Any]:
         prompt = _messages(row["prompt"], where, "prompt")
         completion = _messages(row["completion"], where, "completion")
     else:
-        raise UserError(f"{where}: expected 'messages' or 'prompt' and 'completion' (has: {', '.join(sorted(row)) or 'nothing'})")
+        raise UserError(
+            f"{where}: expected 'messages' or 'prompt' and 'completion' (has: {', '.join(sorted(row)) or 'nothing'})"
+        )
     if completion[-1]["role"] != "assistant" or not completion[-1]["content"].strip():
         raise UserError(f"{where}: the last message must be a non-empty assistant message")
     if not prompt:

@@ -40,18 +40,60 @@ class Command:
 
 
 COMMANDS = {
-    "grpo": Command("r1lab.stages.grpo", "R1GRPOConfig", "GRPO with rule rewards (R1-Zero, R1 stages 2 and 4)", all_ranks=True),
-    "eval": Command("r1lab.evaluate", "EvalConfig", "greedy accuracy, pass@1 over k samples, cons@k; --compare A B", finish_marker=False),
-    "sft": Command("r1lab.stages.sft", "R1SFTConfig", "SFT on chat samples, loss on the answer only (cold start, distillation)", all_ranks=True),
-    "cold-start-data": Command("r1lab.stages.cold_start", "ColdStartDataConfig", "verified, filtered reasoning traces as a chat jsonl"),
-    "distill": Command("r1lab.stages.distill", "R1DistillConfig", "a teacher's verified traces -> SFT of a student (or on-policy, teacher logits)", all_ranks=True),
-    "rejection-sampling": Command("r1lab.stages.rejection", "RejectionSamplingConfig", "a model's verified samples + general data as a chat jsonl (R1 stage 3, distillation)"),
-    "pipeline": Command("r1lab.pipeline", "PipelineConfig", "run stages in order in one run directory (--resume)", in_pipeline=False),
-    "report": Command("r1lab.report", "ReportConfig", "plots + one self-contained HTML page for a run or stage", positional="run_dir", finish_marker=False),
-    "status": Command("r1lab.pipeline", "StatusConfig", "print a pipeline run's stage table", "status_main", positional="run_dir",
-                      in_pipeline=False),
-    "bench": Command("r1lab.bench", "BenchConfig", "r1lab's GRPO against the seed's script: s/step, tok/s, memory, ratios",
-                     positional="target", in_pipeline=False),
+    "grpo": Command(
+        "r1lab.stages.grpo", "R1GRPOConfig", "GRPO with rule rewards (R1-Zero, R1 stages 2 and 4)", all_ranks=True
+    ),
+    "eval": Command(
+        "r1lab.evaluate",
+        "EvalConfig",
+        "greedy accuracy, pass@1 over k samples, cons@k; --compare A B",
+        finish_marker=False,
+    ),
+    "sft": Command(
+        "r1lab.stages.sft",
+        "R1SFTConfig",
+        "SFT on chat samples, loss on the answer only (cold start, distillation)",
+        all_ranks=True,
+    ),
+    "cold-start-data": Command(
+        "r1lab.stages.cold_start", "ColdStartDataConfig", "verified, filtered reasoning traces as a chat jsonl"
+    ),
+    "distill": Command(
+        "r1lab.stages.distill",
+        "R1DistillConfig",
+        "a teacher's verified traces -> SFT of a student (or on-policy, teacher logits)",
+        all_ranks=True,
+    ),
+    "rejection-sampling": Command(
+        "r1lab.stages.rejection",
+        "RejectionSamplingConfig",
+        "a model's verified samples + general data as a chat jsonl (R1 stage 3, distillation)",
+    ),
+    "pipeline": Command(
+        "r1lab.pipeline", "PipelineConfig", "run stages in order in one run directory (--resume)", in_pipeline=False
+    ),
+    "report": Command(
+        "r1lab.report",
+        "ReportConfig",
+        "plots + one self-contained HTML page for a run or stage",
+        positional="run_dir",
+        finish_marker=False,
+    ),
+    "status": Command(
+        "r1lab.pipeline",
+        "StatusConfig",
+        "print a pipeline run's stage table",
+        "status_main",
+        positional="run_dir",
+        in_pipeline=False,
+    ),
+    "bench": Command(
+        "r1lab.bench",
+        "BenchConfig",
+        "r1lab's GRPO against the seed's script: s/step, tok/s, memory, ratios",
+        positional="target",
+        in_pipeline=False,
+    ),
 }
 
 

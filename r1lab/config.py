@@ -61,8 +61,14 @@ def parse_overrides(arguments: list[str]) -> dict[str, str | bool]:
     return overrides
 
 
-def setting(default: Any = dataclasses.MISSING, help: str = "", *, default_factory: Any = dataclasses.MISSING,
-            minimum: float | None = None, maximum: float | None = None):
+def setting(
+    default: Any = dataclasses.MISSING,
+    help: str = "",
+    *,
+    default_factory: Any = dataclasses.MISSING,
+    minimum: float | None = None,
+    maximum: float | None = None,
+):
     """A config field declared once: its default, a one-line ``help`` (``r1lab <command> --help`` prints it) and the
     bounds a number must keep (``minimum`` / ``maximum``, inclusive); its type annotation (``Literal[...]`` for a
     fixed set of values) says what else is allowed. :func:`build_config` refuses what the declaration forbids, NaN
@@ -97,7 +103,7 @@ def literal_choices(annotation: Any) -> tuple | None:
     if typing.get_origin(annotation) in (typing.Union, types.UnionType):
         for option in typing.get_args(annotation):
             if typing.get_origin(option) is typing.Literal:
-                return typing.get_args(option) + (None,)
+                return (*typing.get_args(option), None)
     return None
 
 
@@ -117,7 +123,10 @@ def check_declared(config) -> None:
 
 def field_help(config_class: type) -> dict[str, str]:
     """Each field's help line: r1lab's ``setting(help=...)`` or TRL's / transformers' own ``metadata['help']``."""
-    return {field.name: " ".join(str(field.metadata.get("help") or "").split()) for field in dataclasses.fields(config_class)}
+    return {
+        field.name: " ".join(str(field.metadata.get("help") or "").split())
+        for field in dataclasses.fields(config_class)
+    }
 
 
 def _type_name(annotation: Any) -> str:
@@ -131,9 +140,8 @@ def coerce(key: str, value: Any, annotation: Any) -> Any:
         return value
     if origin in (typing.Union, types.UnionType):
         options = typing.get_args(annotation)
-        if value is None or (isinstance(value, str) and value.lower() in ("null", "none") and type(None) in options):
-            if type(None) in options:
-                return None
+        if type(None) in options and (value is None or (isinstance(value, str) and value.lower() in ("null", "none"))):
+            return None
         problems = []
         # Prefer the option that already matches the value's type.
         ordered = sorted(options, key=lambda option: 0 if isinstance(option, type) and isinstance(value, option) else 1)

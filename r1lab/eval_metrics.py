@@ -18,7 +18,8 @@ from __future__ import annotations
 
 import math
 import re
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from r1lab.checking import parse_plain_number
 
@@ -146,7 +147,7 @@ def aggregate(records: Sequence[dict[str, Any]]) -> dict[str, Any]:
         }
     summary.update(_completion_stats(sampled))
     greedy_stats = _completion_stats(greedy, prefix="greedy_")
-    summary.update(greedy_stats if has_greedy else {key: None for key in greedy_stats})
+    summary.update(greedy_stats if has_greedy else dict.fromkeys(greedy_stats))
     return summary
 
 
@@ -156,8 +157,15 @@ ACCURACY_FIGURES = ("greedy_accuracy", "pass_at_1", "cons_at_k", "pass_at_k")
 def judge_means(records: Sequence[dict[str, Any]]) -> dict[str, dict[str, float | None]]:
     """Each judge's mean score (``judges`` on a completion) over the greedy completions and over the sampled
     ones; a completion a judge did not score (None) is left out of its means."""
-    names = sorted({name for record in records for completion in [record.get("greedy"), *record["samples"]]
-                    if completion for name in completion.get("judges", {})})
+    names = sorted(
+        {
+            name
+            for record in records
+            for completion in [record.get("greedy"), *record["samples"]]
+            if completion
+            for name in completion.get("judges", {})
+        }
+    )
 
     def mean(completions, name):
         return _mean([c["judges"][name] for c in completions if c and c.get("judges", {}).get(name) is not None])
@@ -172,7 +180,7 @@ def summarize(records: Sequence[dict[str, Any]], has_gold: bool = True) -> dict[
     gold answers (general prompts) has no accuracy: those figures are None."""
     summary = aggregate(records)
     if not has_gold:
-        summary.update({key: None for key in ACCURACY_FIGURES})
+        summary.update(dict.fromkeys(ACCURACY_FIGURES))
         summary.pop("pass_at", None)
     judges = judge_means(records)
     if judges:

@@ -48,7 +48,18 @@ from r1lab.vllm_support import Backend, check_backend
 logger = logging.getLogger("r1lab")
 
 # Settings that make two summaries comparable; `--compare` names the ones that differ.
-_COMPARABLE = ("task", "dataset", "split", "limit", "task_options", "template", "k", "temperature", "top_p", "max_new_tokens")
+_COMPARABLE = (
+    "task",
+    "dataset",
+    "split",
+    "limit",
+    "task_options",
+    "template",
+    "k",
+    "temperature",
+    "top_p",
+    "max_new_tokens",
+)
 
 
 @dataclass
@@ -56,25 +67,37 @@ class EvalConfig(TaskSpec):
     """What to evaluate and how to sample (TaskSpec's task fields plus these)."""
 
     split: str = setting("test", "Which split's rows: train, validation or test.")
-    model: str = setting("embedded", 'The model: embedded (SmolLM2-135M-Instruct), a local directory or a hub id.')
-    k: int = setting(1, 'Samples per question for pass@1 and cons@k.', minimum=1)
-    temperature: float = setting(0.6, 'Of the k samples (R1 reports pass@1 at 0.6, top-p 0.95); 0 = greedy.', minimum=0.0)
-    top_p: float = setting(0.95, 'Nucleus sampling: the smallest set of tokens whose probability reaches top_p.', minimum=0.0, maximum=1.0)
-    greedy: bool = setting(True, 'Also run one greedy pass (greedy accuracy).')
-    max_new_tokens: int = setting(256, 'At most this many tokens per completion.', minimum=1)
-    template: str = setting("xml", "The output layout: xml (<reasoning>/<answer>, the seed's) or think (<think>...</think> answer).")
-    batch_size: int = setting(16, 'Prompts decoded together.', minimum=1)
-    output_dir: str = setting("runs/eval", 'Where the outputs go.')
-    seed: int = setting(0, 'The seed of sampling (and of anything else drawn at random).', minimum=0)
-    model_dtype: ModelDtype = setting("auto", "The weights' dtype: auto = bfloat16 on a GPU, and on a CPU with bf16 units; else float32.")
-    trust_remote_code: bool = setting(False, 'Run code a model ships with it (off: such a model is refused).')
-    overwrite: bool = setting(False, 'Replace a finished output (its finish marker goes first).')
-    backend: Backend = setting("auto", "auto: vLLM where installed and a GPU is visible, else r1lab's decoding loop (hf).")
-    progress: bool = setting(True, 'Progress bars with ETA on stderr.')
+    model: str = setting("embedded", "The model: embedded (SmolLM2-135M-Instruct), a local directory or a hub id.")
+    k: int = setting(1, "Samples per question for pass@1 and cons@k.", minimum=1)
+    temperature: float = setting(
+        0.6, "Of the k samples (R1 reports pass@1 at 0.6, top-p 0.95); 0 = greedy.", minimum=0.0
+    )
+    top_p: float = setting(
+        0.95, "Nucleus sampling: the smallest set of tokens whose probability reaches top_p.", minimum=0.0, maximum=1.0
+    )
+    greedy: bool = setting(True, "Also run one greedy pass (greedy accuracy).")
+    max_new_tokens: int = setting(256, "At most this many tokens per completion.", minimum=1)
+    template: str = setting(
+        "xml", "The output layout: xml (<reasoning>/<answer>, the seed's) or think (<think>...</think> answer)."
+    )
+    batch_size: int = setting(16, "Prompts decoded together.", minimum=1)
+    output_dir: str = setting("runs/eval", "Where the outputs go.")
+    seed: int = setting(0, "The seed of sampling (and of anything else drawn at random).", minimum=0)
+    model_dtype: ModelDtype = setting(
+        "auto", "The weights' dtype: auto = bfloat16 on a GPU, and on a CPU with bf16 units; else float32."
+    )
+    trust_remote_code: bool = setting(False, "Run code a model ships with it (off: such a model is refused).")
+    overwrite: bool = setting(False, "Replace a finished output (its finish marker goes first).")
+    backend: Backend = setting(
+        "auto", "auto: vLLM where installed and a GPU is visible, else r1lab's decoding loop (hf)."
+    )
+    progress: bool = setting(True, "Progress bars with ETA on stderr.")
     judges: list[Any] = setting(
-        default_factory=list, help="Rewards that score every completion, as GRPO's rewards list names them, e.g. "
+        default_factory=list,
+        help="Rewards that score every completion, as GRPO's rewards list names them, e.g. "
         "[{name: helpfulness, model: embedded}, harmlessness]: their means go into the summary, and eval --compare "
-        "pairs them (mean difference with a bootstrap interval, win rate with a sign test). For task: prompts.")
+        "pairs them (mean difference with a bootstrap interval, win rate with a sign test). For task: prompts.",
+    )
 
 
 @dataclass
@@ -205,7 +228,10 @@ def check_outputs(rows, outputs, task, template) -> list[list[Any]]:
     """The task's verdict on every completion, per question; a task with ``check_batch`` checks them all at once."""
     batch = getattr(task, "check_batch", None)
     if batch is None:
-        return [[task.check(completion.text, row, template) for completion in completions] for row, completions in zip(rows, outputs)]
+        return [
+            [task.check(completion.text, row, template) for completion in completions]
+            for row, completions in zip(rows, outputs)
+        ]
     flat_rows = [row for row, completions in zip(rows, outputs) for _ in completions]
     flat = batch([completion.text for completions in outputs for completion in completions], flat_rows, template)
     verdicts, position = [], 0
@@ -221,9 +247,15 @@ def build_records(rows, greedy_outputs, sampled_outputs, task, template) -> list
     greedy_verdicts = check_outputs(rows, greedy_outputs, task, template) if greedy_outputs is not None else None
     records = []
     for index, row in enumerate(rows):
-        samples = [checked(completion, row, task, template, verdict)
-                   for completion, verdict in zip(sampled_outputs[index], sampled_verdicts[index])]
-        greedy = checked(greedy_outputs[index][0], row, task, template, greedy_verdicts[index][0]) if greedy_outputs is not None else None
+        samples = [
+            checked(completion, row, task, template, verdict)
+            for completion, verdict in zip(sampled_outputs[index], sampled_verdicts[index])
+        ]
+        greedy = (
+            checked(greedy_outputs[index][0], row, task, template, greedy_verdicts[index][0])
+            if greedy_outputs is not None
+            else None
+        )
         score = score_question(samples)
         records.append(
             {
@@ -265,13 +297,18 @@ def command_line(config: EvalConfig) -> str:
             text = "null"
         else:
             text = str(value).lower() if isinstance(value, bool) else str(value)
-        quoted = text if text and all(char.isalnum() or char in "-_./:=@+," for char in text) else "'" + text.replace("'", "'\\''") + "'"
+        quoted = (
+            text
+            if text and all(char.isalnum() or char in "-_./:=@+," for char in text)
+            else "'" + text.replace("'", "'\\''") + "'"
+        )
         parts.append(f"--{field.name} {quoted}")
     return " ".join(parts)
 
 
-def _timed_generate(model, tokenizer, questions: EvalQuestions, config: EvalConfig, progress: bool,
-                    **settings) -> tuple[list, dict[str, float]]:
+def _timed_generate(
+    model, tokenizer, questions: EvalQuestions, config: EvalConfig, progress: bool, **settings
+) -> tuple[list, dict[str, float]]:
     started = time.perf_counter()
     outputs = generate(
         model,
@@ -286,11 +323,16 @@ def _timed_generate(model, tokenizer, questions: EvalQuestions, config: EvalConf
     )
     seconds = time.perf_counter() - started
     tokens = sum(completion.tokens for completions in outputs for completion in completions)
-    return outputs, {"tokens": tokens, "seconds": round(seconds, 3), "tokens_per_second": round(tokens / max(seconds, 1e-9), 2)}
+    return outputs, {
+        "tokens": tokens,
+        "seconds": round(seconds, 3),
+        "tokens_per_second": round(tokens / max(seconds, 1e-9), 2),
+    }
 
 
-def evaluate_questions(model, tokenizer, questions: EvalQuestions, config: EvalConfig,
-                       progress: bool) -> tuple[list[dict[str, Any]], dict[str, dict[str, float]]]:
+def evaluate_questions(
+    model, tokenizer, questions: EvalQuestions, config: EvalConfig, progress: bool
+) -> tuple[list[dict[str, Any]], dict[str, dict[str, float]]]:
     """The evaluation core (``r1lab eval``, a training stage's held-out eval and its final eval): the greedy pass
     when ``config.greedy``, k samples per question, the task's verdict on each → (per-question records, the
     passes' tokens and seconds). At temperature 0 the k samples are the greedy completion (generated once)."""
@@ -298,13 +340,22 @@ def evaluate_questions(model, tokenizer, questions: EvalQuestions, config: EvalC
     greedy_outputs = None
     if config.greedy:
         greedy_outputs, passes["greedy"] = _timed_generate(
-            model, tokenizer, questions, config, progress, n=1, temperature=0.0, description="greedy")
+            model, tokenizer, questions, config, progress, n=1, temperature=0.0, description="greedy"
+        )
     if config.temperature == 0 and greedy_outputs is not None:
         sampled_outputs = repeat_completions(greedy_outputs, config.k)
     else:
         sampled_outputs, passes["sampled"] = _timed_generate(
-            model, tokenizer, questions, config, progress, n=config.k, temperature=config.temperature,
-            top_p=config.top_p, description=f"sampling k={config.k}")
+            model,
+            tokenizer,
+            questions,
+            config,
+            progress,
+            n=config.k,
+            temperature=config.temperature,
+            top_p=config.top_p,
+            description=f"sampling k={config.k}",
+        )
     records = build_records(questions.rows, greedy_outputs, sampled_outputs, questions.task, questions.template)
     score_with_judges(records, questions)
     return records, passes
@@ -313,7 +364,9 @@ def evaluate_questions(model, tokenizer, questions: EvalQuestions, config: EvalC
 def main(config: EvalConfig) -> dict[str, Any]:
     started = time.time()
     prepared = plan(config)
-    model = load_generation_model(config.model, config.model_dtype, config.trust_remote_code, config.seed, config.backend)
+    model = load_generation_model(
+        config.model, config.model_dtype, config.trust_remote_code, config.seed, config.backend
+    )
     records, passes = evaluate_questions(model, prepared.tokenizer, prepared.questions, config, config.progress)
     generated = sum(item["tokens"] for item in passes.values())
     seconds = sum(item["seconds"] for item in passes.values())
@@ -378,12 +431,21 @@ def format_summary(summary: dict[str, Any], output_dir: str | None = None) -> st
         (f"pass@1 (k={k}, T={summary['temperature']}, top-p={summary['top_p']})", _rate(summary["pass_at_1"])),
         (f"cons@{k}", _rate(summary["cons_at_k"])),
         (f"pass@{k}", _rate(summary["pass_at_k"])),
-        *[(f"pass@{at} (unbiased, of {k})", _rate(value)) for at, value in (summary.get("pass_at") or {}).items() if at not in ("1", str(k))],
-        ("format rate (greedy / sampled)", f"{_rate(summary.get('greedy_format_rate'))} / {_rate(summary['format_rate'])}"),
+        *[
+            (f"pass@{at} (unbiased, of {k})", _rate(value))
+            for at, value in (summary.get("pass_at") or {}).items()
+            if at not in ("1", str(k))
+        ],
+        (
+            "format rate (greedy / sampled)",
+            f"{_rate(summary.get('greedy_format_rate'))} / {_rate(summary['format_rate'])}",
+        ),
         ("mean / p90 tokens", f"{summary['mean_tokens']:.1f} / {summary['p90_tokens']}"),
         ("truncation rate", _rate(summary["truncation_rate"])),
-        *[(f"judge {name} (greedy / sampled)", f"{_rate(means.get('greedy'))} / {_rate(means.get('sampled'))}")
-          for name, means in (summary.get("judges") or {}).items()],
+        *[
+            (f"judge {name} (greedy / sampled)", f"{_rate(means.get('greedy'))} / {_rate(means.get('sampled'))}")
+            for name, means in (summary.get("judges") or {}).items()
+        ],
         ("generated tokens/s", f"{summary['tokens_per_second']}"),
         ("wall time", f"{summary['wall_seconds']} s"),
     ]
@@ -424,9 +486,17 @@ def compare_summaries(before: dict[str, Any], after: dict[str, Any]) -> list[tup
         old, new = before.get(key), after.get(key)
         numeric = isinstance(old, (int, float)) and isinstance(new, (int, float))
         if key == "cons_at_k":
-            label = f"cons@{before.get('k', '?')} / cons@{after.get('k', '?')}" if before.get("k") != after.get("k") else f"cons@{before.get('k', 'k')}"
+            label = (
+                f"cons@{before.get('k', '?')} / cons@{after.get('k', '?')}"
+                if before.get("k") != after.get("k")
+                else f"cons@{before.get('k', 'k')}"
+            )
         if key == "pass_at_k":
-            label = f"pass@{before.get('k', '?')} / pass@{after.get('k', '?')}" if before.get("k") != after.get("k") else f"pass@{before.get('k', 'k')}"
+            label = (
+                f"pass@{before.get('k', '?')} / pass@{after.get('k', '?')}"
+                if before.get("k") != after.get("k")
+                else f"pass@{before.get('k', 'k')}"
+            )
         rows.append((label, old, new, (new - old) if numeric else None))
     return rows
 
@@ -447,7 +517,9 @@ def format_comparison(path_a: str, path_b: str, before: dict[str, Any], after: d
     lines = [f"A: {path_a} ({before.get('model', '?')})", f"B: {path_b} ({after.get('model', '?')})", ""]
     lines.append(f"  {'metric':<{width}}  {'A':>10}  {'B':>10}  {'B - A':>10}")
     for label, old, new, delta in rows:
-        lines.append(f"  {label:<{width}}  {show(old):>10}  {show(new):>10}  {'-' if delta is None else f'{delta:+.4f}':>10}")
+        lines.append(
+            f"  {label:<{width}}  {show(old):>10}  {show(new):>10}  {'-' if delta is None else f'{delta:+.4f}':>10}"
+        )
     differences = different_settings(before, after)
     if differences:
         lines.append("\nnote: the runs differ in " + "; ".join(differences))
@@ -471,8 +543,15 @@ def comparison_significance(path_a: str, path_b: str) -> list[str]:
     """The paired significance lines of B against A from the ``samples.jsonl`` beside each summary
     (:mod:`r1lab.significance`); UserError when the evals' question sets differ."""
     folders = [path if os.path.isdir(path) else os.path.dirname(path) or "." for path in (path_a, path_b)]
-    missing = [os.path.join(folder, SAMPLES.name) for folder in folders if not os.path.isfile(os.path.join(folder, SAMPLES.name))]
+    missing = [
+        os.path.join(folder, SAMPLES.name)
+        for folder in folders
+        if not os.path.isfile(os.path.join(folder, SAMPLES.name))
+    ]
     if missing:
         return [f"significance: not computed, no {' or '.join(missing)} (the per-question results it pairs)"]
     result = compare_evals(*folders)
-    return [f"significance (B against A, paired over the same {result.questions} questions):", *format_significance(result)]
+    return [
+        f"significance (B against A, paired over the same {result.questions} questions):",
+        *format_significance(result),
+    ]

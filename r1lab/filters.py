@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import re
 from collections import Counter
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable
+from typing import Any
 
 from r1lab.config import build_config
 from r1lab.errors import UserError
@@ -111,7 +112,10 @@ def language_filter(reasoning: str, target: str, min_target_share: float) -> Fil
         return KEPT
     share = counts[target] / total
     if share < min_target_share:
-        return False, f"{100 * (1 - share):.0f}% of the reasoning's words are not {target} (allowed {100 * (1 - min_target_share):.0f}%)"
+        return (
+            False,
+            f"{100 * (1 - share):.0f}% of the reasoning's words are not {target} (allowed {100 * (1 - min_target_share):.0f}%)",
+        )
     return KEPT
 
 
@@ -221,9 +225,9 @@ def check_completion(
     """(name of the first filter that drops ``completion``, its reason), or (None, None) when it passes all."""
     reasoning, summary = template.split(completion)
     checks: dict[str, Callable[[], FilterResult]] = {
-        "summary": lambda: summary_filter(completion, template, settings.max_summary_chars)
-        if settings.require_summary
-        else KEPT,
+        "summary": lambda: (
+            summary_filter(completion, template, settings.max_summary_chars) if settings.require_summary else KEPT
+        ),
         "length": lambda: length_filter(
             reasoning,
             completion,
@@ -233,12 +237,12 @@ def check_completion(
             settings.max_paragraph_chars,
             count_tokens,
         ),
-        "code_only": lambda: code_only_filter(reasoning, settings.max_code_share)
-        if settings.max_code_share is not None
-        else KEPT,
-        "language": lambda: language_filter(reasoning, settings.language, settings.min_target_share)
-        if settings.language
-        else KEPT,
+        "code_only": lambda: (
+            code_only_filter(reasoning, settings.max_code_share) if settings.max_code_share is not None else KEPT
+        ),
+        "language": lambda: (
+            language_filter(reasoning, settings.language, settings.min_target_share) if settings.language else KEPT
+        ),
         "repetition": lambda: repetition_filter(
             f"{reasoning}\n{summary}",
             settings.repetition_ngram,
@@ -254,7 +258,7 @@ def check_completion(
 
 
 def empty_stats(names: Iterable[str] = FILTER_NAMES) -> dict[str, Any]:
-    return {"total": 0, "kept": 0, "removed": {name: 0 for name in names}, "examples": {}}
+    return {"total": 0, "kept": 0, "removed": dict.fromkeys(names, 0), "examples": {}}
 
 
 def count_removal(stats: dict[str, Any], name: str, reason: str) -> None:

@@ -21,10 +21,11 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from contextlib import contextmanager, nullcontext
 from dataclasses import asdict, dataclass
 from functools import cache
-from typing import Any, Sequence
+from typing import Any
 
 from r1lab.errors import UserError
 from r1lab.kv_cache import cache_keyword, forward_accepts, reserve_cache
@@ -81,7 +82,9 @@ def is_hf_model(model) -> bool:
     return isinstance(model, torch.nn.Module)
 
 
-def load_generation_model(name: str, dtype_name: str = "auto", trust_remote_code: bool = False, seed: int = 0, backend: str = "auto"):
+def load_generation_model(
+    name: str, dtype_name: str = "auto", trust_remote_code: bool = False, seed: int = 0, backend: str = "auto"
+):
     """A model for :func:`generate`: a ``vllm.LLM`` when the backend is vLLM (``vllm``, or ``auto`` where
     :func:`r1lab.vllm_support.uses_vllm` says so), else the HF model (on the GPU when there is one).
 
@@ -93,7 +96,9 @@ def load_generation_model(name: str, dtype_name: str = "auto", trust_remote_code
     if uses_vllm(backend):
         from vllm import LLM
 
-        return LLM(model=loadable(resolved), seed=seed, trust_remote_code=trust_remote_code, **engine_kwargs(dtype_name))
+        return LLM(
+            model=loadable(resolved), seed=seed, trust_remote_code=trust_remote_code, **engine_kwargs(dtype_name)
+        )
     import torch
 
     model = load_model(name, dtype_name, bf16=True, trust_remote_code=trust_remote_code)
@@ -104,7 +109,9 @@ def load_generation_model(name: str, dtype_name: str = "auto", trust_remote_code
 
 def prompt_token_ids(tokenizer, prompts: Sequence[Messages]) -> list[list[int]]:
     """Token ids of each chat, rendered with the tokenizer's chat template and the generation prompt."""
-    rendered = [tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True) for messages in prompts]
+    rendered = [
+        tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True) for messages in prompts
+    ]
     return [tokenizer(text, add_special_tokens=False)["input_ids"] for text in rendered]
 
 
@@ -137,10 +144,17 @@ def generate_from_ids(
     if not ids:
         return []
     if temperature == 0 and n > 1:
-        once = generate_from_ids(model, tokenizer, ids, 1, temperature, top_p, max_new_tokens, batch_size, seed, stops,
-                                 progress, description)
+        once = generate_from_ids(
+            model, tokenizer, ids, 1, temperature, top_p, max_new_tokens, batch_size, seed, stops, progress, description
+        )
         return repeat_completions(once, n)
-    settings = dict(temperature=temperature, top_p=top_p, max_new_tokens=max_new_tokens, seed=seed, stops=stops)
+    settings = {
+        "temperature": temperature,
+        "top_p": top_p,
+        "max_new_tokens": max_new_tokens,
+        "seed": seed,
+        "stops": stops,
+    }
     if not is_hf_model(model):
         return _generate_vllm(model, ids, n=n, progress=progress, **settings)
     return _generate_hf(model, tokenizer, ids, n, batch_size, progress, description, **settings)
@@ -292,7 +306,12 @@ def _read_prompts(model, prompts_ids, pad_id, cache_name: str, extra: dict):
     attention = torch.cat([rest.new_ones((len(prompts_ids), prefix)), rest], dim=1)
     positions = (prefix + rest.cumsum(dim=-1) - 1).clamp(min=prefix)
     output = model(
-        input_ids=input_ids, attention_mask=attention, position_ids=positions, use_cache=True, **{cache_name: cache}, **extra
+        input_ids=input_ids,
+        attention_mask=attention,
+        position_ids=positions,
+        use_cache=True,
+        **{cache_name: cache},
+        **extra,
     )
     return output.logits[:, -1, :], cache, attention, positions
 
@@ -410,8 +429,21 @@ class DecodedBatch:
     logps: list[list[float]] | None  # each token's log-probability, with ``record_logps``
 
 
-def decode_batch(model, prompts_ids, pad_id, eos_ids, watcher, max_new_tokens, temperature, top_p, generator,
-                 row_prompts=None, *, close_with: int | None = None, record_logps: bool = False) -> DecodedBatch:
+def decode_batch(
+    model,
+    prompts_ids,
+    pad_id,
+    eos_ids,
+    watcher,
+    max_new_tokens,
+    temperature,
+    top_p,
+    generator,
+    row_prompts=None,
+    *,
+    close_with: int | None = None,
+    record_logps: bool = False,
+) -> DecodedBatch:
     """r1lab's decoding loop, shared by eval, rejection sampling and distillation (:func:`generate`) and GRPO's sampling.
 
     ``prompts_ids`` are distinct prompts (token ids); row ``i`` continues prompt ``row_prompts[i]`` (default: one row
@@ -481,14 +513,19 @@ def decode_batch(model, prompts_ids, pad_id, eos_ids, watcher, max_new_tokens, t
             attention = torch.cat([attention, attention.new_ones((attention.shape[0], 1))], dim=1)
             last_position = last_position + 1
             output = model(
-                input_ids=chosen[:, None], attention_mask=attention, position_ids=last_position[:, None], use_cache=True,
+                input_ids=chosen[:, None],
+                attention_mask=attention,
+                position_ids=last_position[:, None],
+                use_cache=True,
                 **{cache_name: cache},
             )
             logits = output.logits[:, -1, :]
     return DecodedBatch(tokens, stopped_at, logps)
 
 
-def _generate_hf(model, tokenizer, ids, n, batch_size, progress, description, *, temperature, top_p, max_new_tokens, seed, stops):
+def _generate_hf(
+    model, tokenizer, ids, n, batch_size, progress, description, *, temperature, top_p, max_new_tokens, seed, stops
+):
     import torch
     from tqdm.auto import tqdm
 
@@ -497,7 +534,10 @@ def _generate_hf(model, tokenizer, ids, n, batch_size, progress, description, *,
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else min(eos_ids)
     # (prompt, sample) pairs, longest prompts first: similar lengths share a batch, and memory peaks early;
     # a prompt's samples stay together, so that a batch reads each of its prompts once.
-    jobs = sorted(((prompt, sample) for prompt in range(len(ids)) for sample in range(n)), key=lambda job: (-len(ids[job[0]]), job[0]))
+    jobs = sorted(
+        ((prompt, sample) for prompt in range(len(ids)) for sample in range(n)),
+        key=lambda job: (-len(ids[job[0]]), job[0]),
+    )
     results: list[list[Completion | None]] = [[None] * n for _ in ids]
     generated_tokens = 0
     started = time.perf_counter()
@@ -511,8 +551,16 @@ def _generate_hf(model, tokenizer, ids, n, batch_size, progress, description, *,
             distinct = list(dict.fromkeys(prompt for prompt, _ in batch))
             row_prompts = [distinct.index(prompt) for prompt, _ in batch]
             decoded = decode_batch(
-                model, [ids[prompt] for prompt in distinct], pad_id, eos_ids, watcher, max_new_tokens, temperature, top_p,
-                generator, row_prompts,
+                model,
+                [ids[prompt] for prompt in distinct],
+                pad_id,
+                eos_ids,
+                watcher,
+                max_new_tokens,
+                temperature,
+                top_p,
+                generator,
+                row_prompts,
             )
             for row, (prompt, sample) in enumerate(batch):
                 completion = finish_row(decoded.tokens[row], eos_ids, decoded.stopped_at[row], tokenizer, stops)

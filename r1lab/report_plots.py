@@ -34,12 +34,19 @@ def training_panels(records: list[dict[str, Any]]) -> list[tuple[str, list[str],
     components = sorted(k for k in keys if k.startswith("rewards/") and k.endswith("/mean"))
     p90 = sorted(k for k in keys if k.startswith("completions/") and "p90" in k)
     panels = [
-        ("reward and accuracy", ["reward"] + components + ["accuracy", "mean_token_accuracy"], []),
+        ("reward and accuracy", ["reward", *components, "accuracy", "mean_token_accuracy"], []),
         ("completion length", ["completions/mean_length"] + (p90 or ["completions/max_length"]), []),
-        ("held-out accuracy", ["heldout/greedy_accuracy"] + (["heldout/pass_at_1"] if _sampled_heldout(records) else []), []),
+        (
+            "held-out accuracy",
+            ["heldout/greedy_accuracy"] + (["heldout/pass_at_1"] if _sampled_heldout(records) else []),
+            [],
+        ),
         ("zero-std groups and clipped completions", ["frac_reward_zero_std", "completions/clipped_ratio"], []),
-        ("dynamic sampling: groups per step", ["dynamic_sampling/effective_groups", "dynamic_sampling/groups_sampled",
-                                               "dynamic_sampling/groups_dropped"], ["dynamic_sampling/rounds"]),
+        (
+            "dynamic sampling: groups per step",
+            ["dynamic_sampling/effective_groups", "dynamic_sampling/groups_sampled", "dynamic_sampling/groups_dropped"],
+            ["dynamic_sampling/rounds"],
+        ),
         ("loss and KL", ["loss"], ["kl"]),
     ]
     kept = []
@@ -55,7 +62,9 @@ def training_panels(records: list[dict[str, Any]]) -> list[tuple[str, list[str],
 def _sampled_heldout(records: list[dict[str, Any]]) -> bool:
     """Whether a held-out eval's pass@1 differs from its greedy accuracy (sampled, not greedy copies)."""
     return any(
-        finite_number(record.get("heldout/pass_at_1")) not in (None, finite_number(record.get("heldout/greedy_accuracy"))) for record in records
+        finite_number(record.get("heldout/pass_at_1"))
+        not in (None, finite_number(record.get("heldout/greedy_accuracy")))
+        for record in records
     )
 
 
@@ -101,7 +110,9 @@ def plot_training(records: list[dict[str, Any]], title: str) -> bytes | None:
         if right:
             twin = axis.twinx()
             for index, key in enumerate(right):
-                twin.plot(*_series(records, key), marker=".", linestyle="--", color=f"C{len(left) + index}", label=_label(key))
+                twin.plot(
+                    *_series(records, key), marker=".", linestyle="--", color=f"C{len(left) + index}", label=_label(key)
+                )
                 twin.set_ylabel(", ".join(_label(k) for k in right))
             more_handles, more_labels = twin.get_legend_handles_labels()
             handles, labels = handles + more_handles, labels + more_labels

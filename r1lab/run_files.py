@@ -24,13 +24,13 @@ completions, heldout) may end in a line cut off mid-write when they are read whi
 That last line, and only that one, is skipped when it is not valid JSON. Every other problem is an error.
 """
 
-
 import json
 import os
 import re
 import types
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any, Iterator, Literal, NotRequired, TypedDict, Union, get_args, get_origin, get_type_hints
+from typing import Any, Literal, NotRequired, TypedDict, Union, get_args, get_origin, get_type_hints
 
 from r1lab.errors import UserError
 from r1lab.outputs import json_bytes, jsonl_bytes, write_files_atomic, write_json_atomic, write_text_atomic

@@ -20,8 +20,9 @@ from __future__ import annotations
 
 import math
 import random
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any
 
 from r1lab.errors import UserError
 from r1lab.run_files import read_samples
@@ -90,6 +91,7 @@ def _describe(key: tuple[Any, Any]) -> str:
 
 def pair_records(before: list[dict[str, Any]], after: list[dict[str, Any]]) -> list[tuple[dict, dict]]:
     """The two evals' records matched question by question; UserError when their question sets differ."""
+
     def keyed(records):
         table: dict[tuple[Any, Any], list[dict]] = {}
         for record in records:
@@ -126,8 +128,13 @@ def _judge_score(record: dict[str, Any], name: str) -> float | None:
 
 
 def _judge_names(records: list[dict[str, Any]]) -> set[str]:
-    return {name for record in records for completion in [record.get("greedy"), *record["samples"]]
-            if completion for name in (completion.get("judges") or {})}
+    return {
+        name
+        for record in records
+        for completion in [record.get("greedy"), *record["samples"]]
+        if completion
+        for name in (completion.get("judges") or {})
+    }
 
 
 def compare_judges(pairs: list[tuple[dict, dict]], resamples: int, seed: int) -> dict[str, dict[str, Any]]:
@@ -143,9 +150,16 @@ def compare_judges(pairs: list[tuple[dict, dict]], resamples: int, seed: int) ->
         delta, low, high = paired_bootstrap([old for old, _ in scores], [new for _, new in scores], resamples, seed)
         wins = sum(1 for old, new in scores if new > old)
         losses = sum(1 for old, new in scores if new < old)
-        judged[name] = {"questions": len(scores), "delta": delta, "low": low, "high": high, "wins": wins,
-                        "losses": losses, "win_rate": wins / (wins + losses) if wins + losses else None,
-                        "p": sign_test(wins, losses)}
+        judged[name] = {
+            "questions": len(scores),
+            "delta": delta,
+            "low": low,
+            "high": high,
+            "wins": wins,
+            "losses": losses,
+            "win_rate": wins / (wins + losses) if wins + losses else None,
+            "p": sign_test(wins, losses),
+        }
     return judged
 
 
@@ -171,7 +185,10 @@ class Significance:
 
 
 def compare_records(
-    before: list[dict[str, Any]], after: list[dict[str, Any]], resamples: int = BOOTSTRAP_RESAMPLES, seed: int = BOOTSTRAP_SEED
+    before: list[dict[str, Any]],
+    after: list[dict[str, Any]],
+    resamples: int = BOOTSTRAP_RESAMPLES,
+    seed: int = BOOTSTRAP_SEED,
 ) -> Significance:
     """The paired figures of B against A (see the module docstring); UserError when the questions differ."""
     pairs = pair_records(before, after)
@@ -235,7 +252,6 @@ def format_significance(result: Significance, indent: str = "  ") -> list[str]:
     return lines
 
 
-
 # ---------------------------------------------------------------------------------------------- a run's evals
 
 
@@ -253,7 +269,9 @@ def _question_keys(records: list[dict[str, Any]]) -> list[tuple[Any, Any]]:
     return sorted(question_key(record) for record in records)
 
 
-def transitions(evals: Sequence[tuple[str, str]], resamples: int = BOOTSTRAP_RESAMPLES, seed: int = BOOTSTRAP_SEED) -> list[Transition]:
+def transitions(
+    evals: Sequence[tuple[str, str]], resamples: int = BOOTSTRAP_RESAMPLES, seed: int = BOOTSTRAP_SEED
+) -> list[Transition]:
     """``evals``: (name, eval directory) in run order. Each eval is paired with the nearest earlier one scored
     on the same questions (an eval of 100 checkpoint questions between two of 400 is passed over); an eval
     with no such earlier one, or with unreadable samples, gets a note instead of figures."""
@@ -272,7 +290,8 @@ def transitions(evals: Sequence[tuple[str, str]], resamples: int = BOOTSTRAP_RES
             continue
         keys = _question_keys(records)
         earlier = next(
-            (item for item in reversed(loaded[:position]) if item[1] is not None and _question_keys(item[1]) == keys), None
+            (item for item in reversed(loaded[:position]) if item[1] is not None and _question_keys(item[1]) == keys),
+            None,
         )
         if earlier is None:
             found.append(Transition(loaded[position - 1][0], name, note="no earlier eval on the same questions"))

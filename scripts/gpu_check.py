@@ -72,8 +72,21 @@ def install_missing(target: str, names=None, force: bool = False) -> list[str]:
         wheels.append(found[-1])
     if wheels:
         subprocess.run(
-            [sys.executable, "-m", "pip", "install", "-q", "--no-index", "--no-deps", "--no-compile",
-             "--disable-pip-version-check", "--upgrade", "--target", target, *wheels],
+            [
+                sys.executable,
+                "-m",
+                "pip",
+                "install",
+                "-q",
+                "--no-index",
+                "--no-deps",
+                "--no-compile",
+                "--disable-pip-version-check",
+                "--upgrade",
+                "--target",
+                target,
+                *wheels,
+            ],
             check=True,
         )
     return [os.path.basename(wheel) for wheel in wheels]
@@ -89,7 +102,9 @@ def build_model(config_name: str, dtype_name: str, path: str, seed: int = 0) -> 
     with open(os.path.join(BUNDLE, config_name), encoding="utf-8") as handle:
         values = json.load(handle)
     values.update(
-        vocab_size=len(tokenizer), bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
+        vocab_size=len(tokenizer),
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
         pad_token_id=tokenizer.pad_token_id,
     )
     model_type = values.pop("model_type")
@@ -179,8 +194,11 @@ def report(result: dict) -> str:
             f"{_number(figure['generation_tokens_per_s'], '{:.1f}'):>10} "
             f"{_number(figure['peak_gpu_allocated_mb'], '{:.0f}'):>12} {_number(figure['peak_rss_mb'], '{:.0f}'):>12}"
         )
-    lines += ["", f"r1lab eval ({result['eval_questions']} GSM8K questions, greedy + k=4 at T=0.6, <= {result['eval_cap']} tokens):",
-              f"  {'backend':28} {'tok/s':>8} {'gen s':>10} {'wall s':>12} {'peak GPU MB':>12}"]
+    lines += [
+        "",
+        f"r1lab eval ({result['eval_questions']} GSM8K questions, greedy + k=4 at T=0.6, <= {result['eval_cap']} tokens):",
+        f"  {'backend':28} {'tok/s':>8} {'gen s':>10} {'wall s':>12} {'peak GPU MB':>12}",
+    ]
     for label, figure in result["eval"].items():
         if figure is None:
             lines.append(f"  {label:28} {'(vLLM not installed)':>44}")
@@ -190,15 +208,22 @@ def report(result: dict) -> str:
             f"{_number(figure['generation_seconds'], '{:.1f}'):>10} {_number(figure['wall_seconds'], '{:.1f}'):>12} "
             f"{_number(figure['peak_gpu_allocated_mb'], '{:.0f}'):>12}"
         )
-    lines += ["", f"wall time {result['wall_seconds']:.0f} s (budget {BUDGET_SECONDS} s on one GPU); installed: "
-              f"{', '.join(result['installed']) or 'nothing'}"]
+    lines += [
+        "",
+        f"wall time {result['wall_seconds']:.0f} s (budget {BUDGET_SECONDS} s on one GPU); installed: "
+        f"{', '.join(result['installed']) or 'nothing'}",
+    ]
     return "\n".join(lines)
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--tiny", action="store_true", help="a tiny model and tiny settings: the check's logic on a CPU")
-    parser.add_argument("--out", default=os.path.join(REPO, "runs", "gpu_check"), help="where models, logs and gpu_check.json go")
+    parser.add_argument(
+        "--tiny", action="store_true", help="a tiny model and tiny settings: the check's logic on a CPU"
+    )
+    parser.add_argument(
+        "--out", default=os.path.join(REPO, "runs", "gpu_check"), help="where models, logs and gpu_check.json go"
+    )
     parser.add_argument("--site", default=None, help="where missing bundled wheels are installed (default: <out>/site)")
     args = parser.parse_args(argv)
     started = time.perf_counter()
@@ -210,7 +235,9 @@ def main(argv=None) -> int:
 
     absent = missing_modules(REQUIRED_ON_THE_BOX)
     if absent:
-        raise SystemExit(f"gpu_check: this machine lacks {', '.join(absent)}, which the check expects to find installed")
+        raise SystemExit(
+            f"gpu_check: this machine lacks {', '.join(absent)}, which the check expects to find installed"
+        )
     installed = install_missing(site)
     if installed:
         sys.path.insert(0, site)
@@ -233,21 +260,68 @@ def main(argv=None) -> int:
 
     def bench(name: str, overrides: str, sides: str) -> dict:
         output = os.path.join(out, f"{name}.json")
-        command = [python, "-m", "r1lab", "bench", "grpo", "--model", model_dir, "--dataset", GSM8K,
-                   "--limit", str(bench_limit), "--steps", str(steps), "--repeats", "1",
-                   "--max_completion_length", str(completion_cap), "--sides", sides,
-                   "--r1lab_overrides", overrides, "--output", output,
-                   # the tiny mode checks the plumbing on a CPU: one precision, not the seed's two of --precision auto
-                   *(["--precision", "fp32"] if mode == "tiny" else [])]
+        command = [
+            python,
+            "-m",
+            "r1lab",
+            "bench",
+            "grpo",
+            "--model",
+            model_dir,
+            "--dataset",
+            GSM8K,
+            "--limit",
+            str(bench_limit),
+            "--steps",
+            str(steps),
+            "--repeats",
+            "1",
+            "--max_completion_length",
+            str(completion_cap),
+            "--sides",
+            sides,
+            "--r1lab_overrides",
+            overrides,
+            "--output",
+            output,
+            # the tiny mode checks the plumbing on a CPU: one precision, not the seed's two of --precision auto
+            *(["--precision", "fp32"] if mode == "tiny" else []),
+        ]
         run(command, os.path.join(out, f"{name}.log"), env)
         return bench_figures(output)
 
     def evaluate(backend: str) -> dict:
         output = os.path.join(out, f"eval-{backend}")
-        command = [python, "-m", "r1lab", "eval", "--model", model_dir, "--task", "gsm8k", "--dataset", GSM8K,
-                   "--split", "test", "--k", "4", "--temperature", "0.6", "--max_new_tokens", str(eval_cap),
-                   "--batch_size", "32", "--backend", backend, "--output_dir", output, "--overwrite", "true",
-                   "--progress", "false"]
+        command = [
+            python,
+            "-m",
+            "r1lab",
+            "eval",
+            "--model",
+            model_dir,
+            "--task",
+            "gsm8k",
+            "--dataset",
+            GSM8K,
+            "--split",
+            "test",
+            "--k",
+            "4",
+            "--temperature",
+            "0.6",
+            "--max_new_tokens",
+            str(eval_cap),
+            "--batch_size",
+            "32",
+            "--backend",
+            backend,
+            "--output_dir",
+            output,
+            "--overwrite",
+            "true",
+            "--progress",
+            "false",
+        ]
         if eval_limit:
             command += ["--limit", str(eval_limit)]
         run(command, os.path.join(out, f"eval-{backend}.log"), env)
@@ -257,7 +331,8 @@ def main(argv=None) -> int:
     results_grpo = {"seed (TRL generate)": grpo.get("seed"), "r1lab grpo (HF generation)": grpo.get("r1lab")}
     results_grpo["r1lab grpo (vLLM colocate)"] = (
         bench("bench-vllm", "{use_vllm: true, vllm_mode: colocate, report_to: none}", "[r1lab]").get("r1lab")
-        if has_vllm else None
+        if has_vllm
+        else None
     )
     results_eval = {"hf (r1lab's decoding loop)": evaluate("hf"), "vllm": evaluate("vllm") if has_vllm else None}
     device = torch.cuda.get_device_name(0) if on_gpu else f"CPU ({os.cpu_count()} cores)"

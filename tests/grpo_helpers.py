@@ -24,15 +24,48 @@ ONE_SGD_STEP = ("--max_steps", "1", "--optim", "sgd", "--weight_decay", "0")
 
 
 def grpo_with_half_the_groups_flat(tiny_model_dir, output_dir, skip: bool, accumulation: int, extra=()) -> int:
-    return cli_main([
-        "grpo", "--model", tiny_model_dir, "--task", "gym:chain_sum", "--task_size", "8",
-        "--task_options", "{min_terms: 2, max_terms: 2, min_digits: 1, max_digits: 1}",
-        "--rewards", "reward_helpers.varies_on_even_questions",
-        "--num_generations", "4", "--per_device_train_batch_size", "4", "--gradient_accumulation_steps", str(accumulation),
-        "--max_completion_length", "12", "--max_steps", "4", "--learning_rate", "1e-2", "--weight_decay", "0.1",
-        "--logging_steps", "1", "--save_strategy", "no", "--report_to", "none", "--disable_tqdm", "true",
-        "--skip_zero_advantage_rows", str(skip).lower(), "--output_dir", str(output_dir), *extra,
-    ])
+    return cli_main(
+        [
+            "grpo",
+            "--model",
+            tiny_model_dir,
+            "--task",
+            "gym:chain_sum",
+            "--task_size",
+            "8",
+            "--task_options",
+            "{min_terms: 2, max_terms: 2, min_digits: 1, max_digits: 1}",
+            "--rewards",
+            "reward_helpers.varies_on_even_questions",
+            "--num_generations",
+            "4",
+            "--per_device_train_batch_size",
+            "4",
+            "--gradient_accumulation_steps",
+            str(accumulation),
+            "--max_completion_length",
+            "12",
+            "--max_steps",
+            "4",
+            "--learning_rate",
+            "1e-2",
+            "--weight_decay",
+            "0.1",
+            "--logging_steps",
+            "1",
+            "--save_strategy",
+            "no",
+            "--report_to",
+            "none",
+            "--disable_tqdm",
+            "true",
+            "--skip_zero_advantage_rows",
+            str(skip).lower(),
+            "--output_dir",
+            str(output_dir),
+            *extra,
+        ]
+    )
 
 
 def losses_and_skipped(output_dir):
@@ -59,7 +92,11 @@ def assert_same_training(model_dir, reference_dir, other_dir) -> None:
         # float32 weights: an update below the weight's own rounding step is not resolved by either side
         floor = 4 * torch.finfo(torch.float32).eps * base[name].double().norm()
         difference = (expected - got).norm()
-        assert difference <= UPDATE_RELATIVE_TOLERANCE * expected.norm() + floor, (name, float(difference), float(expected.norm()))
+        assert difference <= UPDATE_RELATIVE_TOLERANCE * expected.norm() + floor, (
+            name,
+            float(difference),
+            float(expected.norm()),
+        )
 
 
 def fast_paths(output_dir) -> dict[str, str]:

@@ -29,12 +29,14 @@ SPY_CALLS: list[dict] = []
 
 def batch_spy(prompts, completions, completion_ids, trainer_state=None, log_extra=None, log_metric=None, **columns):
     """Records what TRL passed for one batch; scores like distinct_characters (variance even for a random model)."""
-    SPY_CALLS.append({
-        "completions": len(completions),
-        "distinct_prompts": len({repr(prompt) for prompt in prompts}),
-        "token_counts": [len(ids) for ids in completion_ids],
-        "step": getattr(trainer_state, "global_step", None),
-        "hooks": (callable(log_extra), callable(log_metric)),
-        "columns": sorted(columns),
-    })
+    SPY_CALLS.append(
+        {
+            "completions": len(completions),
+            "distinct_prompts": len({repr(prompt) for prompt in prompts}),
+            "token_counts": [len(ids) for ids in completion_ids],
+            "step": getattr(trainer_state, "global_step", None),
+            "hooks": (callable(log_extra), callable(log_metric)),
+            "columns": sorted(columns),
+        }
+    )
     return distinct_characters(prompts=prompts, completions=completions)

@@ -21,14 +21,21 @@ import shutil
 import pytest
 import yaml
 
-from r1lab.commands import COMMANDS
 from r1lab.cli import main as cli_main
+from r1lab.commands import COMMANDS
 from r1lab.vllm_support import vllm_installed
 
 GSM8K_ROW = {"question": "Tom has 3 apples and buys 4 more. How many?", "answer": "3 + 4 = 7\n#### 7"}
 QA_ROW = {"question": "What is 3 + 4?", "answer": "7"}
 CHAT_ROW = {"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello"}]}
-CHAIN_SUM = ["--task", "gym:chain_sum", "--task_size", "4", "--task_options", "{min_terms: 2, max_terms: 2, min_digits: 1, max_digits: 1}"]
+CHAIN_SUM = [
+    "--task",
+    "gym:chain_sum",
+    "--task_size",
+    "4",
+    "--task_options",
+    "{min_terms: 2, max_terms: 2, min_digits: 1, max_digits: 1}",
+]
 
 
 def _jsonl(rows) -> str:
@@ -77,33 +84,110 @@ def make_inputs(root, model_dir: str) -> dict[str, str]:
         "{broken_yaml}": write("broken.yaml", "learning_rate: 1.0e-5\nrewards: [accuracy\n"),
         "{not_utf8_yaml}": str(root / "latin1.yaml"),
         # pipelines: a bad later stage must fail before the first stage runs (it would write a dataset)
-        "{pipeline_stage_type}": write("p_type.yaml", yaml.safe_dump({"stages": [
-            {"name": "data", "command": "cold-start-data", "config": {"task": "gym:chain_sum", "task_size": 4}},
-            {"name": "train", "command": "grpo", "config": {"learning_rate": "fast"}}]})),
-        "{pipeline_stage_reward}": write("p_reward.yaml", yaml.safe_dump({"stages": [
-            {"name": "data", "command": "cold-start-data", "config": {"task": "gym:chain_sum", "task_size": 4}},
-            {"name": "train", "command": "grpo", "config": {"rewards": ["accuracy", "xml.sfot_format"]}}]})),
-        "{pipeline_stage_template}": write("p_template.yaml", yaml.safe_dump({"stages": [
-            {"name": "data", "command": "cold-start-data", "config": {"task": "gym:chain_sum", "task_size": 4}},
-            {"name": "eval", "command": "eval", "config": {"template": "json"}}]})),
-        "{pipeline_stage_task}": write("p_task.yaml", yaml.safe_dump({"stages": [
-            {"name": "data", "command": "cold-start-data", "config": {"task": "gym:chain_sum", "task_size": 4}},
-            {"name": "sft", "command": "sft", "config": {"task": "gsm9k"}}]})),
-        "{pipeline_stage_command}": write("p_command.yaml", yaml.safe_dump({"stages": [
-            {"name": "data", "command": "cold-start-data", "config": {}}, {"name": "x", "command": "trian", "config": {}}]})),
-        "{pipeline_stage_missing_config}": write("p_missing.yaml", yaml.safe_dump({"stages": [
-            {"name": "data", "command": "cold-start-data", "config": "no_such_recipe.yaml"}]})),
-        "{pipeline_ok}": write("p_ok.yaml", yaml.safe_dump({"stages": [
-            {"name": "data", "command": "cold-start-data", "config": {"task": "gym:chain_sum", "task_size": 4}}]})),
+        "{pipeline_stage_type}": write(
+            "p_type.yaml",
+            yaml.safe_dump(
+                {
+                    "stages": [
+                        {
+                            "name": "data",
+                            "command": "cold-start-data",
+                            "config": {"task": "gym:chain_sum", "task_size": 4},
+                        },
+                        {"name": "train", "command": "grpo", "config": {"learning_rate": "fast"}},
+                    ]
+                }
+            ),
+        ),
+        "{pipeline_stage_reward}": write(
+            "p_reward.yaml",
+            yaml.safe_dump(
+                {
+                    "stages": [
+                        {
+                            "name": "data",
+                            "command": "cold-start-data",
+                            "config": {"task": "gym:chain_sum", "task_size": 4},
+                        },
+                        {"name": "train", "command": "grpo", "config": {"rewards": ["accuracy", "xml.sfot_format"]}},
+                    ]
+                }
+            ),
+        ),
+        "{pipeline_stage_template}": write(
+            "p_template.yaml",
+            yaml.safe_dump(
+                {
+                    "stages": [
+                        {
+                            "name": "data",
+                            "command": "cold-start-data",
+                            "config": {"task": "gym:chain_sum", "task_size": 4},
+                        },
+                        {"name": "eval", "command": "eval", "config": {"template": "json"}},
+                    ]
+                }
+            ),
+        ),
+        "{pipeline_stage_task}": write(
+            "p_task.yaml",
+            yaml.safe_dump(
+                {
+                    "stages": [
+                        {
+                            "name": "data",
+                            "command": "cold-start-data",
+                            "config": {"task": "gym:chain_sum", "task_size": 4},
+                        },
+                        {"name": "sft", "command": "sft", "config": {"task": "gsm9k"}},
+                    ]
+                }
+            ),
+        ),
+        "{pipeline_stage_command}": write(
+            "p_command.yaml",
+            yaml.safe_dump(
+                {
+                    "stages": [
+                        {"name": "data", "command": "cold-start-data", "config": {}},
+                        {"name": "x", "command": "trian", "config": {}},
+                    ]
+                }
+            ),
+        ),
+        "{pipeline_stage_missing_config}": write(
+            "p_missing.yaml",
+            yaml.safe_dump(
+                {"stages": [{"name": "data", "command": "cold-start-data", "config": "no_such_recipe.yaml"}]}
+            ),
+        ),
+        "{pipeline_ok}": write(
+            "p_ok.yaml",
+            yaml.safe_dump(
+                {
+                    "stages": [
+                        {
+                            "name": "data",
+                            "command": "cold-start-data",
+                            "config": {"task": "gym:chain_sum", "task_size": 4},
+                        }
+                    ]
+                }
+            ),
+        ),
         "{bad_manifest_run}": str(root / "bad_manifest_run"),
         "{summary_ok}": write("eval_ok/summary.json", json.dumps({"pass_at_1": 0.5, "k": 1})),
         "{summary_bad}": write("eval_bad/summary.json", '{"pass_at_1": 0.5,\n'),
         "{checkpoint_incomplete}": str(root / "train" / "checkpoint-3"),
-        "{stage_dir}": write("stage/metrics.jsonl", _jsonl([{"step": 1, "loss": 1.0}, {"step": 2, "loss": 0.5}])).rsplit("/", 1)[0],
+        "{stage_dir}": write(
+            "stage/metrics.jsonl", _jsonl([{"step": 1, "loss": 1.0}, {"step": 2, "loss": 0.5}])
+        ).rsplit("/", 1)[0],
     }
     write("bad_gsm8k/train.jsonl", _jsonl([GSM8K_ROW, GSM8K_ROW]) + '{"question": "q" "answer": "#### 1"}\n')
     write("empty_gsm8k/train.jsonl", "\n")
-    write("words_gsm8k/train.jsonl", _jsonl([GSM8K_ROW, {"question": "How many?", "answer": "Count them.\n#### seven"}]))
+    write(
+        "words_gsm8k/train.jsonl", _jsonl([GSM8K_ROW, {"question": "How many?", "answer": "Count them.\n#### seven"}])
+    )
     write("words_gsm8k/test.jsonl", _jsonl([GSM8K_ROW, {"question": "How many?", "answer": "Count them.\n#### seven"}]))
     (root / "latin1.yaml").write_bytes("model: caf\xe9\n".encode("latin-1"))
     (root / "empty_run").mkdir()
@@ -116,38 +200,98 @@ def make_inputs(root, model_dir: str) -> dict[str, str]:
 MISSING_FILES = [
     ("grpo-missing-config", ["grpo", "--config", "{missing}"], "config file not found"),
     ("grpo-missing-dataset", ["grpo", "--task", "jsonl", "--dataset", "{missing}"], "dataset not found"),
-    ("grpo-missing-checkpoint", ["grpo", "--model", "{model}", *CHAIN_SUM, "--resume_from_checkpoint", "{missing_dir}"], "no such checkpoint directory"),
-    ("grpo-incomplete-checkpoint", ["grpo", "--model", "{model}", *CHAIN_SUM, "--resume_from_checkpoint", "{checkpoint_incomplete}"], "is incomplete (trainer_state.json missing or cut off"),
+    (
+        "grpo-missing-checkpoint",
+        ["grpo", "--model", "{model}", *CHAIN_SUM, "--resume_from_checkpoint", "{missing_dir}"],
+        "no such checkpoint directory",
+    ),
+    (
+        "grpo-incomplete-checkpoint",
+        ["grpo", "--model", "{model}", *CHAIN_SUM, "--resume_from_checkpoint", "{checkpoint_incomplete}"],
+        "is incomplete (trainer_state.json missing or cut off",
+    ),
     ("sft-missing-train-file", ["sft", "--model", "{model}", "--train_file", "{missing}"], "train_file not found"),
     ("sft-missing-model", ["sft", *CHAIN_SUM, "--model", "{missing_dir}/model"], "model not found"),
-    ("distill-missing-teacher", ["distill", *CHAIN_SUM, "--model", "{model}", "--teacher", "./no/such/teacher"], "model not found"),
-    ("distill-missing-train-file", ["distill", "--model", "{model}", "--train_file", "{missing}"], "train_file not found"),
+    (
+        "distill-missing-teacher",
+        ["distill", *CHAIN_SUM, "--model", "{model}", "--teacher", "./no/such/teacher"],
+        "model not found",
+    ),
+    (
+        "distill-missing-train-file",
+        ["distill", "--model", "{model}", "--train_file", "{missing}"],
+        "train_file not found",
+    ),
     ("eval-missing-dataset", ["eval", "--task", "gsm8k", "--dataset", "{missing_dir}"], "dataset not found"),
     ("eval-missing-model", ["eval", *CHAIN_SUM, "--model", "./no/such/model"], "model not found"),
     ("eval-compare-missing-summary", ["eval", "--compare", "{summary_ok}", "{missing}"], "summary.json not found"),
-    ("cold-start-missing-completions", ["cold-start-data", *CHAIN_SUM, "--source", "zero", "--completions_file", "{missing}"], "completions_file not found"),
-    ("rejection-missing-general-file", ["rejection-sampling", *CHAIN_SUM, "--general_file", "{missing}", "--general_ratio", "0.5"], "general_file not found"),
+    (
+        "cold-start-missing-completions",
+        ["cold-start-data", *CHAIN_SUM, "--source", "zero", "--completions_file", "{missing}"],
+        "completions_file not found",
+    ),
+    (
+        "rejection-missing-general-file",
+        ["rejection-sampling", *CHAIN_SUM, "--general_file", "{missing}", "--general_ratio", "0.5"],
+        "general_file not found",
+    ),
     ("rejection-missing-model", ["rejection-sampling", *CHAIN_SUM, "--model", "./no/such/model"], "model not found"),
     ("pipeline-missing-config", ["pipeline", "--config", "{missing}"], "config file not found"),
-    ("pipeline-missing-stage-config", ["pipeline", "--config", "{pipeline_stage_missing_config}"], "config file not found"),
+    (
+        "pipeline-missing-stage-config",
+        ["pipeline", "--config", "{pipeline_stage_missing_config}"],
+        "config file not found",
+    ),
     ("report-missing-run-dir", ["report", "{missing_dir}"], "not a directory"),
     ("status-missing-run-dir", ["status", "{missing_dir}"], "no manifest.json in"),
 ]
 MALFORMED = [
     ("grpo-malformed-jsonl", ["grpo", "--task", "jsonl", "--dataset", "{bad_qa}"], "{bad_qa}:2: malformed JSON line"),
-    ("grpo-jsonl-not-objects", ["grpo", "--task", "jsonl", "--dataset", "{not_objects}"], "{not_objects}:2: expected a JSON object"),
-    ("grpo-malformed-gsm8k-split", ["grpo", "--task", "gsm8k", "--dataset", "{bad_gsm8k}"], "train.jsonl:3: malformed JSON line"),
-    ("sft-malformed-train-file", ["sft", "--model", "{model}", "--train_file", "{bad_chat}"], "{bad_chat}:2: malformed JSON line"),
-    ("distill-malformed-train-file", ["distill", "--model", "{model}", "--train_file", "{bad_chat}"], "{bad_chat}:2: malformed JSON line"),
+    (
+        "grpo-jsonl-not-objects",
+        ["grpo", "--task", "jsonl", "--dataset", "{not_objects}"],
+        "{not_objects}:2: expected a JSON object",
+    ),
+    (
+        "grpo-malformed-gsm8k-split",
+        ["grpo", "--task", "gsm8k", "--dataset", "{bad_gsm8k}"],
+        "train.jsonl:3: malformed JSON line",
+    ),
+    (
+        "sft-malformed-train-file",
+        ["sft", "--model", "{model}", "--train_file", "{bad_chat}"],
+        "{bad_chat}:2: malformed JSON line",
+    ),
+    (
+        "distill-malformed-train-file",
+        ["distill", "--model", "{model}", "--train_file", "{bad_chat}"],
+        "{bad_chat}:2: malformed JSON line",
+    ),
     ("eval-malformed-dataset", ["eval", "--task", "jsonl", "--dataset", "{bad_qa}"], "{bad_qa}:2: malformed JSON line"),
-    ("cold-start-malformed-completions", ["cold-start-data", *CHAIN_SUM, "--source", "zero", "--completions_file", "{bad_zero}"], "{bad_zero}:2: malformed JSON line"),
-    ("cold-start-malformed-gsm8k", ["cold-start-data", "--task", "gsm8k", "--dataset", "{bad_gsm8k}"], "train.jsonl:3: malformed JSON line"),
-    ("rejection-malformed-general-file", ["rejection-sampling", *CHAIN_SUM, "--general_file", "{bad_chat}", "--general_ratio", "0.5"], "{bad_chat}:2: malformed JSON line"),
+    (
+        "cold-start-malformed-completions",
+        ["cold-start-data", *CHAIN_SUM, "--source", "zero", "--completions_file", "{bad_zero}"],
+        "{bad_zero}:2: malformed JSON line",
+    ),
+    (
+        "cold-start-malformed-gsm8k",
+        ["cold-start-data", "--task", "gsm8k", "--dataset", "{bad_gsm8k}"],
+        "train.jsonl:3: malformed JSON line",
+    ),
+    (
+        "rejection-malformed-general-file",
+        ["rejection-sampling", *CHAIN_SUM, "--general_file", "{bad_chat}", "--general_ratio", "0.5"],
+        "{bad_chat}:2: malformed JSON line",
+    ),
     ("pipeline-broken-yaml", ["pipeline", "--config", "{broken_yaml}"], "{broken_yaml}:3: broken YAML"),
     ("grpo-yaml-not-utf8", ["grpo", "--config", "{not_utf8_yaml}"], "cannot read config file"),
     ("status-malformed-manifest", ["status", "{bad_manifest_run}"], "line 2"),
     ("report-malformed-manifest", ["report", "{bad_manifest_run}"], "line 2"),
-    ("pipeline-resume-malformed-manifest", ["pipeline", "--config", "{pipeline_ok}", "--run_dir", "{bad_manifest_run}", "--resume", "true"], "line 2"),
+    (
+        "pipeline-resume-malformed-manifest",
+        ["pipeline", "--config", "{pipeline_ok}", "--run_dir", "{bad_manifest_run}", "--resume", "true"],
+        "line 2",
+    ),
     ("eval-compare-malformed-summary", ["eval", "--compare", "{summary_ok}", "{summary_bad}"], "not valid JSON"),
 ]
 EMPTY = [
@@ -157,17 +301,41 @@ EMPTY = [
     ("sft-empty-train-file", ["sft", "--model", "{model}", "--train_file", "{empty}"], "has no samples"),
     ("distill-empty-train-file", ["distill", "--model", "{model}", "--train_file", "{empty}"], "has no samples"),
     ("eval-empty-dataset", ["eval", "--task", "jsonl", "--dataset", "{blank}"], "is empty"),
-    ("cold-start-empty-completions", ["cold-start-data", *CHAIN_SUM, "--source", "zero", "--completions_file", "{empty}"], "is empty"),
-    ("rejection-empty-general-file", ["rejection-sampling", *CHAIN_SUM, "--general_file", "{blank}", "--general_ratio", "0.5"], "has no samples"),
+    (
+        "cold-start-empty-completions",
+        ["cold-start-data", *CHAIN_SUM, "--source", "zero", "--completions_file", "{empty}"],
+        "is empty",
+    ),
+    (
+        "rejection-empty-general-file",
+        ["rejection-sampling", *CHAIN_SUM, "--general_file", "{blank}", "--general_ratio", "0.5"],
+        "has no samples",
+    ),
     ("pipeline-no-stages", ["pipeline", "--stages", "[]"], "pipeline has no stages"),
     ("report-empty-dir", ["report", "{empty_run}"], "nothing to report"),
 ]
 NON_NUMERIC_GOLD = [
-    ("grpo-gsm8k-word-gold", ["grpo", "--task", "gsm8k", "--dataset", "{words_gsm8k}"], "row 2: the final answer after '####' is not a number: 'seven'"),
-    ("sft-gsm8k-word-gold", ["sft", "--model", "{model}", "--task", "gsm8k", "--dataset", "{words_gsm8k}"], "is not a number: 'seven'"),
+    (
+        "grpo-gsm8k-word-gold",
+        ["grpo", "--task", "gsm8k", "--dataset", "{words_gsm8k}"],
+        "row 2: the final answer after '####' is not a number: 'seven'",
+    ),
+    (
+        "sft-gsm8k-word-gold",
+        ["sft", "--model", "{model}", "--task", "gsm8k", "--dataset", "{words_gsm8k}"],
+        "is not a number: 'seven'",
+    ),
     ("eval-gsm8k-word-gold", ["eval", "--task", "gsm8k", "--dataset", "{words_gsm8k}"], "is not a number: 'seven'"),
-    ("cold-start-gsm8k-word-gold", ["cold-start-data", "--task", "gsm8k", "--dataset", "{words_gsm8k}"], "is not a number: 'seven'"),
-    ("rejection-gsm8k-word-gold", ["rejection-sampling", "--model", "{model}", "--task", "gsm8k", "--dataset", "{words_gsm8k}"], "is not a number: 'seven'"),
+    (
+        "cold-start-gsm8k-word-gold",
+        ["cold-start-data", "--task", "gsm8k", "--dataset", "{words_gsm8k}"],
+        "is not a number: 'seven'",
+    ),
+    (
+        "rejection-gsm8k-word-gold",
+        ["rejection-sampling", "--model", "{model}", "--task", "gsm8k", "--dataset", "{words_gsm8k}"],
+        "is not a number: 'seven'",
+    ),
     ("grpo-jsonl-blank-gold", ["grpo", "--task", "jsonl", "--dataset", "{blank_gold}"], "row 2: empty answer"),
 ]
 WRONG_TYPES = [
@@ -175,7 +343,11 @@ WRONG_TYPES = [
     ("sft-yaml-wrong-type", ["sft", "--config", "{sft_yaml}"], "max_steps: expected an integer, got 'ten'"),
     ("eval-yaml-wrong-type", ["eval", "--config", "{eval_yaml}"], "k: expected an integer"),
     ("cold-start-yaml-wrong-type", ["cold-start-data", "--config", "{cold_yaml}"], "filters: expected a mapping"),
-    ("rejection-yaml-wrong-type", ["rejection-sampling", "--config", "{rejection_yaml}"], "general_ratio: expected a number"),
+    (
+        "rejection-yaml-wrong-type",
+        ["rejection-sampling", "--config", "{rejection_yaml}"],
+        "general_ratio: expected a number",
+    ),
     ("report-yaml-wrong-type", ["report", "--config", "{report_yaml}"], "samples_per_phase: expected an integer"),
     ("status-yaml-wrong-type", ["status", "--config", "{status_yaml}"], "run_dir: expected a string"),
     ("pipeline-yaml-wrong-type", ["pipeline", "--config", "{pipeline_yaml}"], "stages: expected a list"),
@@ -187,38 +359,110 @@ WRONG_TYPES = [
 UNKNOWN_NAMES = [
     ("unknown-command", ["trian"], "unknown command 'trian'"),
     ("grpo-unknown-task", ["grpo", "--task", "gsm9k"], "unknown task 'gsm9k'"),
-    ("grpo-unknown-reward", ["grpo", *CHAIN_SUM, "--rewards", "accuracy,xml.sfot_format"], "unknown reward 'xml.sfot_format'"),
+    (
+        "grpo-unknown-reward",
+        ["grpo", *CHAIN_SUM, "--rewards", "accuracy,xml.sfot_format"],
+        "unknown reward 'xml.sfot_format'",
+    ),
     ("grpo-unknown-template", ["grpo", *CHAIN_SUM, "--template", "json"], "unknown template 'json'"),
-    ("grpo-unknown-attention", ["grpo", "--model", "{model}", *CHAIN_SUM, "--attn_implementation", "nope"], 'attn_implementation="nope"` is not supported'),
-    ("sft-unknown-task", ["sft", "--model", "{model}", "--task", "gym:chain_summ"], "unknown reasoning-gym task 'chain_summ'"),
-    ("sft-unknown-template", ["sft", "--model", "{model}", *CHAIN_SUM, "--template", "json"], "unknown template 'json'"),
-    ("distill-unknown-method", ["distill", "--model", "{model}", "--teacher", "{model}", *CHAIN_SUM, "--method", "kd"], "method must be one of sft, on_policy"),
+    (
+        "grpo-unknown-attention",
+        ["grpo", "--model", "{model}", *CHAIN_SUM, "--attn_implementation", "nope"],
+        'attn_implementation="nope"` is not supported',
+    ),
+    (
+        "sft-unknown-task",
+        ["sft", "--model", "{model}", "--task", "gym:chain_summ"],
+        "unknown reasoning-gym task 'chain_summ'",
+    ),
+    (
+        "sft-unknown-template",
+        ["sft", "--model", "{model}", *CHAIN_SUM, "--template", "json"],
+        "unknown template 'json'",
+    ),
+    (
+        "distill-unknown-method",
+        ["distill", "--model", "{model}", "--teacher", "{model}", *CHAIN_SUM, "--method", "kd"],
+        "method must be one of sft, on_policy",
+    ),
     ("eval-unknown-task", ["eval", "--task", "gsm9k"], "unknown task 'gsm9k'"),
     ("eval-unknown-template", ["eval", *CHAIN_SUM, "--template", "json"], "unknown template 'json'"),
-    ("eval-unknown-backend", ["eval", *CHAIN_SUM, "--backend", "tpu"], "backend must be one of auto, hf, vllm, got 'tpu'"),
+    (
+        "eval-unknown-backend",
+        ["eval", *CHAIN_SUM, "--backend", "tpu"],
+        "backend must be one of auto, hf, vllm, got 'tpu'",
+    ),
     ("cold-start-unknown-task", ["cold-start-data", "--task", "gsm9k"], "unknown task 'gsm9k'"),
     ("cold-start-unknown-template", ["cold-start-data", *CHAIN_SUM, "--template", "json"], "unknown template 'json'"),
-    ("cold-start-unknown-source", ["cold-start-data", *CHAIN_SUM, "--source", "web"], "source must be one of solutions, zero, fewshot, got 'web'"),
+    (
+        "cold-start-unknown-source",
+        ["cold-start-data", *CHAIN_SUM, "--source", "web"],
+        "source must be one of solutions, zero, fewshot, got 'web'",
+    ),
     ("rejection-unknown-task", ["rejection-sampling", "--task", "gsm9k"], "unknown task 'gsm9k'"),
     ("rejection-unknown-template", ["rejection-sampling", *CHAIN_SUM, "--template", "json"], "unknown template 'json'"),
     ("pipeline-unknown-stage-command", ["pipeline", "--config", "{pipeline_stage_command}"], "unknown command 'trian'"),
-    ("pipeline-unknown-reward-in-a-later-stage", ["pipeline", "--config", "{pipeline_stage_reward}"], "stage 'train': unknown reward 'xml.sfot_format'"),
-    ("pipeline-unknown-template-in-a-later-stage", ["pipeline", "--config", "{pipeline_stage_template}"], "stage 'eval': unknown template 'json'"),
-    ("pipeline-unknown-task-in-a-later-stage", ["pipeline", "--config", "{pipeline_stage_task}"], "stage 'sft': unknown task 'gsm9k'"),
+    (
+        "pipeline-unknown-reward-in-a-later-stage",
+        ["pipeline", "--config", "{pipeline_stage_reward}"],
+        "stage 'train': unknown reward 'xml.sfot_format'",
+    ),
+    (
+        "pipeline-unknown-template-in-a-later-stage",
+        ["pipeline", "--config", "{pipeline_stage_template}"],
+        "stage 'eval': unknown template 'json'",
+    ),
+    (
+        "pipeline-unknown-task-in-a-later-stage",
+        ["pipeline", "--config", "{pipeline_stage_task}"],
+        "stage 'sft': unknown task 'gsm9k'",
+    ),
     ("bench-unknown-target", ["bench", "nope"], "unknown target 'nope'"),
     ("unknown-key", ["report", "{empty_run}", "--sample_per_phase", "2"], "did you mean samples_per_phase?"),
 ]
 UNWRITABLE = [
     ("grpo-output-under-a-file", ["grpo", *CHAIN_SUM, "--output_dir", "{file}/out"], "is a file, not a directory"),
-    ("sft-output-under-a-file", ["sft", "--model", "{model}", *CHAIN_SUM, "--output_dir", "{file}/out"], "is a file, not a directory"),
-    ("sft-output-is-a-file", ["sft", "--model", "{model}", *CHAIN_SUM, "--output_dir", "{file}"], "exists and is not a directory"),
-    ("distill-output-under-a-file", ["distill", "--model", "{model}", "--teacher", "{model}", *CHAIN_SUM, "--output_dir", "{file}/out"], "is a file, not a directory"),
+    (
+        "sft-output-under-a-file",
+        ["sft", "--model", "{model}", *CHAIN_SUM, "--output_dir", "{file}/out"],
+        "is a file, not a directory",
+    ),
+    (
+        "sft-output-is-a-file",
+        ["sft", "--model", "{model}", *CHAIN_SUM, "--output_dir", "{file}"],
+        "exists and is not a directory",
+    ),
+    (
+        "distill-output-under-a-file",
+        ["distill", "--model", "{model}", "--teacher", "{model}", *CHAIN_SUM, "--output_dir", "{file}/out"],
+        "is a file, not a directory",
+    ),
     ("eval-output-under-a-file", ["eval", *CHAIN_SUM, "--output_dir", "{file}/out"], "is a file, not a directory"),
-    ("cold-start-dir-under-a-file", ["cold-start-data", *CHAIN_SUM, "--output", "{file}/data"], "is a file, not a directory"),
-    ("cold-start-jsonl-under-a-file", ["cold-start-data", *CHAIN_SUM, "--output", "{file}/data.jsonl"], "is a file, not a directory"),
-    ("rejection-output-under-a-file", ["rejection-sampling", "--model", "{model}", *CHAIN_SUM, "--output", "{file}/data"], "is a file, not a directory"),
-    ("pipeline-run-dir-under-a-file", ["pipeline", "--config", "{pipeline_ok}", "--run_dir", "{file}/run"], "is a file, not a directory"),
-    ("report-output-under-a-file", ["report", "{stage_dir}", "--output", "{file}/report.html"], "is a file, not a directory"),
+    (
+        "cold-start-dir-under-a-file",
+        ["cold-start-data", *CHAIN_SUM, "--output", "{file}/data"],
+        "is a file, not a directory",
+    ),
+    (
+        "cold-start-jsonl-under-a-file",
+        ["cold-start-data", *CHAIN_SUM, "--output", "{file}/data.jsonl"],
+        "is a file, not a directory",
+    ),
+    (
+        "rejection-output-under-a-file",
+        ["rejection-sampling", "--model", "{model}", *CHAIN_SUM, "--output", "{file}/data"],
+        "is a file, not a directory",
+    ),
+    (
+        "pipeline-run-dir-under-a-file",
+        ["pipeline", "--config", "{pipeline_ok}", "--run_dir", "{file}/run"],
+        "is a file, not a directory",
+    ),
+    (
+        "report-output-under-a-file",
+        ["report", "{stage_dir}", "--output", "{file}/report.html"],
+        "is a file, not a directory",
+    ),
     ("report-output-is-a-directory", ["report", "{stage_dir}", "--output", "{empty_run}"], "is a directory"),
 ]
 CASES = MISSING_FILES + MALFORMED + EMPTY + NON_NUMERIC_GOLD + WRONG_TYPES + UNKNOWN_NAMES + UNWRITABLE
@@ -333,60 +577,139 @@ class ModelLoaded(BaseException):
 
 
 VALIDATED_BEFORE_LOADING = [
-    ("grpo-generation-batch-not-divisible", ["grpo", "--num_generations", "3", "--generation_batch_size", "16"], "divisible by num_generations (3)"),
-    ("grpo-completion-above-context", ["grpo", "--max_completion_length", "5000"], "exceeds the model's context of 1024 tokens"),
+    (
+        "grpo-generation-batch-not-divisible",
+        ["grpo", "--num_generations", "3", "--generation_batch_size", "16"],
+        "divisible by num_generations (3)",
+    ),
+    (
+        "grpo-completion-above-context",
+        ["grpo", "--max_completion_length", "5000"],
+        "exceeds the model's context of 1024 tokens",
+    ),
     ("grpo-one-generation", ["grpo", "--num_generations", "1"], "at least 2 generations"),
     ("grpo-zero-generations", ["grpo", "--num_generations", "0"], "at least 2 generations"),
-    ("grpo-negative-resample-rounds", ["grpo", "--dynamic_sampling", "true", "--max_resample_rounds", "-1"],
-     "max_resample_rounds must be at least 0"),
+    (
+        "grpo-negative-resample-rounds",
+        ["grpo", "--dynamic_sampling", "true", "--max_resample_rounds", "-1"],
+        "max_resample_rounds must be at least 0",
+    ),
     ("grpo-negative-learning-rate", ["grpo", "--learning_rate", "-1e-5"], "learning_rate must be at least 0"),
-    ("grpo-zero-batch", ["grpo", "--per_device_train_batch_size", "0"], "per_device_train_batch_size must be at least 1"),
-    ("grpo-zero-accumulation", ["grpo", "--gradient_accumulation_steps", "0"], "gradient_accumulation_steps must be at least 1"),
+    (
+        "grpo-zero-batch",
+        ["grpo", "--per_device_train_batch_size", "0"],
+        "per_device_train_batch_size must be at least 1",
+    ),
+    (
+        "grpo-zero-accumulation",
+        ["grpo", "--gradient_accumulation_steps", "0"],
+        "gradient_accumulation_steps must be at least 1",
+    ),
     ("grpo-zero-max-steps", ["grpo", "--max_steps", "0"], "max_steps 0 trains nothing"),
     ("grpo-zero-save-steps", ["grpo", "--save_steps", "0"], "save_steps must be above 0"),
     ("grpo-zero-temperature", ["grpo", "--temperature", "0"], "temperature must be above 0"),
     ("grpo-top-p-above-1", ["grpo", "--top_p", "1.5"], "top_p must be in (0, 1]"),
     ("grpo-negative-seed", ["grpo", "--seed", "-1"], "seed must be at least 0"),
-    ("grpo-zero-completion-length", ["grpo", "--max_completion_length", "0"], "max_completion_length must be at least 1"),
+    (
+        "grpo-zero-completion-length",
+        ["grpo", "--max_completion_length", "0"],
+        "max_completion_length must be at least 1",
+    ),
     ("grpo-lora-rank-0", ["grpo", "--use_peft", "true", "--lora_r", "0"], "lora_r must be at least 1"),
     ("grpo-final-eval-bad-setting", ["grpo", "--final_eval", "{k: 0}"], "k must be at least 1"),
     ("grpo-final-eval-unknown-key", ["grpo", "--final_eval", "{limt: 3}"], "did you mean limit?"),
     ("grpo-resume-from-finished", ["grpo", "--resume", "true", "--output_dir", "{finished}"], "nothing to resume"),
-    ("sft-max-length-above-context", ["sft", "--max_length", "4096"], "max_length 4096 exceeds the model's context of 1024"),
+    (
+        "sft-max-length-above-context",
+        ["sft", "--max_length", "4096"],
+        "max_length 4096 exceeds the model's context of 1024",
+    ),
     ("sft-packing-without-length", ["sft", "--packing", "true", "--max_length", "null"], "packing needs max_length"),
     ("sft-every-sample-too-long", ["sft", "--max_length", "8"], "every sample is longer than max_length=8"),
-    ("eval-new-tokens-above-context", ["eval", "--max_new_tokens", "1020"], "exceeds the model's context of 1024 tokens"),
+    (
+        "eval-new-tokens-above-context",
+        ["eval", "--max_new_tokens", "1020"],
+        "exceeds the model's context of 1024 tokens",
+    ),
     ("eval-zero-k", ["eval", "--k", "0"], "k must be at least 1"),
     ("eval-top-p-zero", ["eval", "--top_p", "0"], "top_p must be in (0, 1]"),
-    ("cold-start-fewshot-zero-samples", ["cold-start-data", "--source", "fewshot", "--num_samples", "0"], "num_samples must be at least 1"),
-    ("rejection-negative-temperature", ["rejection-sampling", "--temperature", "-1"], "temperature must be at least 0.0"),
+    (
+        "cold-start-fewshot-zero-samples",
+        ["cold-start-data", "--source", "fewshot", "--num_samples", "0"],
+        "num_samples must be at least 1",
+    ),
+    (
+        "rejection-negative-temperature",
+        ["rejection-sampling", "--temperature", "-1"],
+        "temperature must be at least 0.0",
+    ),
     ("rejection-ratio-without-file", ["rejection-sampling", "--general_ratio", "0.5"], "needs general_file"),
     # vLLM settings no run can use (on this CPU-only machine; whether vLLM is installed or not)
-    ("grpo-vllm-server-on-a-cpu", ["grpo", "--use_vllm", "true", "--vllm_mode", "server"], "vllm_mode server needs CUDA GPUs"),
-    ("grpo-vllm-sleep-mode-on-a-cpu", ["grpo", "--use_vllm", "true", "--vllm_enable_sleep_mode", "true"], "vllm_enable_sleep_mode needs a GPU"),
-    ("grpo-vllm-tensor-parallel-on-a-cpu", ["grpo", "--use_vllm", "true", "--vllm_tensor_parallel_size", "2"], "vllm_tensor_parallel_size 2 needs GPUs"),
-    ("grpo-vllm-context-too-short", ["grpo", "--use_vllm", "true", "--vllm_max_model_length", "64"], "vllm_max_model_length 64 is shorter than max_prompt_length + max_completion_length"),
-    ("grpo-vllm-and-continuous-batching", ["grpo", "--use_vllm", "true", "--use_transformers_continuous_batching", "true"], "choose one"),
-    ("grpo-vllm-unknown-mode", ["grpo", "--use_vllm", "true", "--vllm_mode", "remote"], "vllm_mode must be colocate or server"),
+    (
+        "grpo-vllm-server-on-a-cpu",
+        ["grpo", "--use_vllm", "true", "--vllm_mode", "server"],
+        "vllm_mode server needs CUDA GPUs",
+    ),
+    (
+        "grpo-vllm-sleep-mode-on-a-cpu",
+        ["grpo", "--use_vllm", "true", "--vllm_enable_sleep_mode", "true"],
+        "vllm_enable_sleep_mode needs a GPU",
+    ),
+    (
+        "grpo-vllm-tensor-parallel-on-a-cpu",
+        ["grpo", "--use_vllm", "true", "--vllm_tensor_parallel_size", "2"],
+        "vllm_tensor_parallel_size 2 needs GPUs",
+    ),
+    (
+        "grpo-vllm-context-too-short",
+        ["grpo", "--use_vllm", "true", "--vllm_max_model_length", "64"],
+        "vllm_max_model_length 64 is shorter than max_prompt_length + max_completion_length",
+    ),
+    (
+        "grpo-vllm-and-continuous-batching",
+        ["grpo", "--use_vllm", "true", "--use_transformers_continuous_batching", "true"],
+        "choose one",
+    ),
+    (
+        "grpo-vllm-unknown-mode",
+        ["grpo", "--use_vllm", "true", "--vllm_mode", "remote"],
+        "vllm_mode must be colocate or server",
+    ),
 ]
 # vLLM asked for where it is not installed (CI, the main .venv): refused before the model loads.
 WITHOUT_VLLM = [
     ("grpo-use-vllm-not-installed", ["grpo", "--use_vllm", "true"], "use_vllm: vLLM is not installed"),
     ("eval-backend-vllm-not-installed", ["eval", "--backend", "vllm"], "backend vllm: vLLM is not installed"),
-    ("rejection-backend-vllm-not-installed", ["rejection-sampling", "--generation_backend", "vllm"], "generation_backend vllm: vLLM is not installed"),
-    ("cold-start-fewshot-backend-vllm-not-installed", ["cold-start-data", "--source", "fewshot", "--generation_backend", "vllm"], "generation_backend vllm: vLLM is not installed"),
+    (
+        "rejection-backend-vllm-not-installed",
+        ["rejection-sampling", "--generation_backend", "vllm"],
+        "generation_backend vllm: vLLM is not installed",
+    ),
+    (
+        "cold-start-fewshot-backend-vllm-not-installed",
+        ["cold-start-data", "--source", "fewshot", "--generation_backend", "vllm"],
+        "generation_backend vllm: vLLM is not installed",
+    ),
 ]
 OUTPUT_FLAG = {"cold-start-data": "--output", "rejection-sampling": "--output"}
 
 
-@pytest.mark.parametrize("argv, expected", [case[1:] for case in VALIDATED_BEFORE_LOADING], ids=[case[0] for case in VALIDATED_BEFORE_LOADING])
-def test_settings_no_run_can_use_are_refused_before_the_model_loads(argv, expected, workdir, tiny_model_dir, capsys, monkeypatch):
+@pytest.mark.parametrize(
+    "argv, expected",
+    [case[1:] for case in VALIDATED_BEFORE_LOADING],
+    ids=[case[0] for case in VALIDATED_BEFORE_LOADING],
+)
+def test_settings_no_run_can_use_are_refused_before_the_model_loads(
+    argv, expected, workdir, tiny_model_dir, capsys, monkeypatch
+):
     assert_refused_before_loading(argv, expected, workdir, tiny_model_dir, capsys, monkeypatch)
 
 
 @pytest.mark.skipif(vllm_installed(), reason="vLLM is installed here; these cases are for a machine without it")
 @pytest.mark.parametrize("argv, expected", [case[1:] for case in WITHOUT_VLLM], ids=[case[0] for case in WITHOUT_VLLM])
-def test_vllm_asked_for_without_vllm_installed_is_refused_before_the_model_loads(argv, expected, workdir, tiny_model_dir, capsys, monkeypatch):
+def test_vllm_asked_for_without_vllm_installed_is_refused_before_the_model_loads(
+    argv, expected, workdir, tiny_model_dir, capsys, monkeypatch
+):
     assert_refused_before_loading(argv, expected, workdir, tiny_model_dir, capsys, monkeypatch)
 
 
@@ -501,13 +824,29 @@ def test_full_disk_cold_start_data_keeps_the_earlier_dataset(workdir, full_disk,
     before = snapshot(workdir)
     full_disk()
     for output in ("data", "data.jsonl"):
-        assert_full_disk_refusal(cli_main(["cold-start-data", *CHAIN_SUM, "--task_size", "6", "--output", output, "--overwrite", "true"]), capsys)
+        assert_full_disk_refusal(
+            cli_main(["cold-start-data", *CHAIN_SUM, "--task_size", "6", "--output", output, "--overwrite", "true"]),
+            capsys,
+        )
     assert snapshot(workdir) == before
     assert leftovers(workdir) == []
 
 
 def test_full_disk_eval_keeps_the_earlier_eval(workdir, tiny_model_dir, full_disk, capsys):
-    run = ["eval", "--model", tiny_model_dir, *CHAIN_SUM, "--limit", "2", "--max_new_tokens", "4", "--progress", "false", "--output_dir", "ev"]
+    run = [
+        "eval",
+        "--model",
+        tiny_model_dir,
+        *CHAIN_SUM,
+        "--limit",
+        "2",
+        "--max_new_tokens",
+        "4",
+        "--progress",
+        "false",
+        "--output_dir",
+        "ev",
+    ]
     assert cli_main(run) == 0
     capsys.readouterr()
     before = snapshot(workdir)
@@ -519,12 +858,21 @@ def test_full_disk_eval_keeps_the_earlier_eval(workdir, tiny_model_dir, full_dis
 
 def test_full_disk_report_and_pipeline_keep_what_was_saved(workdir, tiny_model_dir, full_disk, capsys):
     recipe = workdir / "pipeline.yaml"
-    recipe.write_text(yaml.safe_dump({"stages": [
-        {"name": "data", "command": "cold-start-data", "config": {"task": "gym:chain_sum", "task_size": 4}},
-        {"name": "report", "command": "report"}]}))
+    recipe.write_text(
+        yaml.safe_dump(
+            {
+                "stages": [
+                    {"name": "data", "command": "cold-start-data", "config": {"task": "gym:chain_sum", "task_size": 4}},
+                    {"name": "report", "command": "report"},
+                ]
+            }
+        )
+    )
     stage = workdir / "stage"
     stage.mkdir()
-    (stage / "metrics.jsonl").write_text(_jsonl([{"step": 1, "loss": 1.0, "reward": 0.5}, {"step": 2, "loss": 0.5, "reward": 0.75}]))
+    (stage / "metrics.jsonl").write_text(
+        _jsonl([{"step": 1, "loss": 1.0, "reward": 0.5}, {"step": 2, "loss": 0.5, "reward": 0.75}])
+    )
     assert cli_main(["report", str(stage)]) == 0
     capsys.readouterr()
     before = snapshot(workdir)
@@ -538,11 +886,29 @@ def test_full_disk_report_and_pipeline_keep_what_was_saved(workdir, tiny_model_d
 
 
 @pytest.mark.parametrize("command", ["grpo", "sft"])
-def test_full_disk_while_training_leaves_no_stage_that_looks_finished(command, workdir, tiny_model_dir, full_disk, capsys):
+def test_full_disk_while_training_leaves_no_stage_that_looks_finished(
+    command, workdir, tiny_model_dir, full_disk, capsys
+):
     """The disk fills up during training (the first metrics line, or the model save): one line, and the output
     directory holds no finish marker, no half-saved model, no staging directory."""
-    run = [command, "--model", tiny_model_dir, *CHAIN_SUM, "--max_steps", "1", "--per_device_train_batch_size", "4",
-           "--save_strategy", "no", "--report_to", "none", "--disable_tqdm", "true", "--output_dir", "out"]
+    run = [
+        command,
+        "--model",
+        tiny_model_dir,
+        *CHAIN_SUM,
+        "--max_steps",
+        "1",
+        "--per_device_train_batch_size",
+        "4",
+        "--save_strategy",
+        "no",
+        "--report_to",
+        "none",
+        "--disable_tqdm",
+        "true",
+        "--output_dir",
+        "out",
+    ]
     if command == "grpo":
         run += ["--num_generations", "4", "--max_completion_length", "8", "--rewards", "xml.soft_format"]
     (workdir / "keep.txt").write_text("saved earlier")
@@ -565,8 +931,24 @@ def test_full_disk_at_the_model_save_reports_one_line(workdir, tiny_model_dir, m
         )
 
     monkeypatch.setattr(transformers.modeling_utils, "safe_save_file", full)
-    run = ["sft", "--model", tiny_model_dir, *CHAIN_SUM, "--max_steps", "1", "--per_device_train_batch_size", "4",
-           "--save_strategy", "no", "--report_to", "none", "--disable_tqdm", "true", "--output_dir", "out"]
+    run = [
+        "sft",
+        "--model",
+        tiny_model_dir,
+        *CHAIN_SUM,
+        "--max_steps",
+        "1",
+        "--per_device_train_batch_size",
+        "4",
+        "--save_strategy",
+        "no",
+        "--report_to",
+        "none",
+        "--disable_tqdm",
+        "true",
+        "--output_dir",
+        "out",
+    ]
     assert_full_disk_refusal(cli_main(run), capsys)
     out = workdir / "out"
     assert (out / "metrics.jsonl").exists()  # training ran

@@ -20,20 +20,33 @@ def test_bench_grpo_one_step_per_side(tiny_model_dir, gsm8k_fixture_dir, tmp_pat
     output = tmp_path / "bench" / "grpo.json"
     code = cli_main(
         [
-            "bench", "grpo",
-            "--model", tiny_model_dir,
-            "--dataset", gsm8k_fixture_dir,
-            "--steps", "1",
-            "--repeats", "1",
-            "--limit", "4",
-            "--max_completion_length", "16",
-            "--output", str(output),
+            "bench",
+            "grpo",
+            "--model",
+            tiny_model_dir,
+            "--dataset",
+            gsm8k_fixture_dir,
+            "--steps",
+            "1",
+            "--repeats",
+            "1",
+            "--limit",
+            "4",
+            "--max_completion_length",
+            "16",
+            "--output",
+            str(output),
         ]
     )
     assert code == 0
     printed = capsys.readouterr().out
     assert "s / optimizer step" in printed and "r1lab/seed" in printed and "step throughput" in printed
-    assert "machine: " in printed and "peak measured here" in printed and "r1lab" in printed and "x its roofline" in printed
+    assert (
+        "machine: " in printed
+        and "peak measured here" in printed
+        and "r1lab" in printed
+        and "x its roofline" in printed
+    )
 
     result = json.loads(output.read_text())
     assert result["same_prompts"] is True
@@ -71,9 +84,15 @@ def test_bench_grpo_one_step_per_side(tiny_model_dir, gsm8k_fixture_dir, tmp_pat
         (["bench", "grpo", "--r1lab_overrides", "{max_steps: 3}"], "with the bench's own option"),
         (["bench", "grpo", "--dataset", "/nonexistent/gsm8k"], "dataset not found"),
         (["bench", "grpo", "--precision", "fp8"], "precision must be one of auto, fp32, bf16"),
-        (["bench", "grpo", "--r1lab_overrides", "{no_such_key: 1}"], "r1lab's side would fail: command line: unknown config key 'no_such_key'"),
+        (
+            ["bench", "grpo", "--r1lab_overrides", "{no_such_key: 1}"],
+            "r1lab's side would fail: command line: unknown config key 'no_such_key'",
+        ),
         (["bench", "grpo", "--r1lab_overrides", "{max_resample_rounds: -1}"], "max_resample_rounds must be at least 0"),
-        (["bench", "grpo", "--r1lab_overrides", "{generation_loop: rlab}"], "generation_loop must be one of r1lab, trl"),
+        (
+            ["bench", "grpo", "--r1lab_overrides", "{generation_loop: rlab}"],
+            "generation_loop must be one of r1lab, trl",
+        ),
         (["bench", "grpo", "--output", "{file}/grpo.json"], "is a file, not a directory"),
         (["bench", "grpo", "--output", "{dir}"], "is a directory: name the JSON file to write"),
     ],
@@ -82,7 +101,9 @@ def test_bench_bad_input_is_one_line_and_exit_2(arguments, message, capsys, tmp_
     """Checked before any worker starts: nothing is written."""
     (tmp_path / "file").write_text("x")
     monkeypatch.chdir(tmp_path)
-    arguments = [argument.replace("{file}", str(tmp_path / "file")).replace("{dir}", str(tmp_path)) for argument in arguments]
+    arguments = [
+        argument.replace("{file}", str(tmp_path / "file")).replace("{dir}", str(tmp_path)) for argument in arguments
+    ]
     before = sorted(path.name for path in tmp_path.rglob("*"))
     assert cli_main(arguments) == 2
     error = capsys.readouterr().err.strip()
@@ -94,7 +115,9 @@ def test_bench_precision_reaches_both_sides():
     from r1lab.bench import r1lab_arguments, seed_arguments
 
     def flags(arguments):
-        return {arguments[i]: arguments[i + 1] for i in range(1, len(arguments) - 1, 2) if arguments[i].startswith("--")}
+        return {
+            arguments[i]: arguments[i + 1] for i in range(1, len(arguments) - 1, 2) if arguments[i].startswith("--")
+        }
 
     ours = flags(r1lab_arguments("m", None, 8, 1, 16, "/tmp/o", {}, "bf16"))
     import torch
@@ -117,8 +140,15 @@ def test_roofline_is_training_flops_over_the_peak_plus_weight_reads_over_the_ban
 
     # 6 x 100M parameters x 1000 tokens = 6e11 FLOPs at 50 GFLOP/s: 12 s; 400 MB x 200 steps at 10 GB/s: 8 s;
     # over 4 optimizer steps: 3 + 2 s per step.
-    bound = roofline(parameters=100_000_000, trained_tokens=1000, weight_bytes=400_000_000, decoding_steps=200, steps=4,
-                     gflops=50.0, gb_per_s=10.0)
+    bound = roofline(
+        parameters=100_000_000,
+        trained_tokens=1000,
+        weight_bytes=400_000_000,
+        decoding_steps=200,
+        steps=4,
+        gflops=50.0,
+        gb_per_s=10.0,
+    )
     assert bound["training_flops_per_step"] == pytest.approx(1.5e11)
     assert bound["training_seconds_per_step"] == pytest.approx(3.0)
     assert bound["decoding_seconds_per_step"] == pytest.approx(2.0)
@@ -127,10 +157,18 @@ def test_roofline_is_training_flops_over_the_peak_plus_weight_reads_over_the_ban
 
 def _record(train_dtype="fp32", step_seconds=(20.0, 10.0)):
     return {
-        "step_seconds": list(step_seconds), "wall_seconds": 40.0, "peak_rss_mb": 1000.0, "groups": 1, "groups_with_signal": 0,
+        "step_seconds": list(step_seconds),
+        "wall_seconds": 40.0,
+        "peak_rss_mb": 1000.0,
+        "groups": 1,
+        "groups_with_signal": 0,
         "generations": [{"seconds": 6.0, "completions": 16, "tokens": 800, "decoding_steps": 100}],
-        "parameters": 100_000_000, "weight_bytes": 400_000_000, "weights_dtype": "float32",
-        "autocast": "bf16" if train_dtype == "bf16" else None, "train_dtype": train_dtype, "trained_tokens": 500,
+        "parameters": 100_000_000,
+        "weight_bytes": 400_000_000,
+        "weights_dtype": "float32",
+        "autocast": "bf16" if train_dtype == "bf16" else None,
+        "train_dtype": train_dtype,
+        "trained_tokens": 500,
     }
 
 
@@ -170,7 +208,13 @@ def test_model_figures_count_shared_weights_once():
     model = torch.nn.Sequential(torch.nn.Embedding(10, 4), torch.nn.Linear(4, 10, bias=False))
     model[1].weight = model[0].weight  # tied, as SmolLM2's head and embedding
     figures = model_figures(model.to(torch.bfloat16), bf16=False, fp16=False)
-    assert figures == {"parameters": 40, "weight_bytes": 80, "weights_dtype": "bfloat16", "autocast": None, "train_dtype": "bf16"}
+    assert figures == {
+        "parameters": 40,
+        "weight_bytes": 80,
+        "weights_dtype": "bfloat16",
+        "autocast": None,
+        "train_dtype": "bf16",
+    }
 
 
 def test_the_peak_measures_return_rates():
@@ -186,9 +230,18 @@ def test_precision_auto_runs_the_seed_in_each_precision_and_r1lab_at_its_own():
     from r1lab.bench import planned_runs
 
     assert planned_runs(["seed", "r1lab"], "auto", on_gpu=False) == [
-        ("seed fp32", "seed", "fp32"), ("seed bf16", "seed", "bf16"), ("r1lab", "r1lab", "auto")]
-    assert planned_runs(["seed", "r1lab"], "auto", on_gpu=True) == [("seed bf16", "seed", "bf16"), ("r1lab", "r1lab", "auto")]
-    assert planned_runs(["r1lab", "seed"], "fp32", on_gpu=False) == [("seed", "seed", "fp32"), ("r1lab", "r1lab", "fp32")]
+        ("seed fp32", "seed", "fp32"),
+        ("seed bf16", "seed", "bf16"),
+        ("r1lab", "r1lab", "auto"),
+    ]
+    assert planned_runs(["seed", "r1lab"], "auto", on_gpu=True) == [
+        ("seed bf16", "seed", "bf16"),
+        ("r1lab", "r1lab", "auto"),
+    ]
+    assert planned_runs(["r1lab", "seed"], "fp32", on_gpu=False) == [
+        ("seed", "seed", "fp32"),
+        ("r1lab", "r1lab", "fp32"),
+    ]
     assert planned_runs(["r1lab"], "auto", on_gpu=False) == [("r1lab", "r1lab", "auto")]
 
 
@@ -240,14 +293,27 @@ def _tiny(tiny_model_dir):
     return model, tokenizer, list(prompt)
 
 
-def sample_completions(model, prompts_ids, row_prompts, pad_id, eos_ids, eos, watcher, max_new_tokens, temperature, top_p,
-                       generator):
+def sample_completions(
+    model, prompts_ids, row_prompts, pad_id, eos_ids, eos, watcher, max_new_tokens, temperature, top_p, generator
+):
     """GRPO's sampling: r1lab's decoding loop as R1GRPOTrainer calls it (log-probabilities recorded, a stop string
     closed with EOS) → (completion ids, their log-probabilities)."""
     from r1lab.generation import decode_batch
 
-    decoded = decode_batch(model, prompts_ids, pad_id, eos_ids, watcher, max_new_tokens, temperature, top_p, generator,
-                           row_prompts, close_with=eos, record_logps=True)
+    decoded = decode_batch(
+        model,
+        prompts_ids,
+        pad_id,
+        eos_ids,
+        watcher,
+        max_new_tokens,
+        temperature,
+        top_p,
+        generator,
+        row_prompts,
+        close_with=eos,
+        record_logps=True,
+    )
     return decoded.tokens, decoded.logps
 
 
@@ -260,7 +326,16 @@ def test_grpo_sampling_logps_equal_a_full_forward(tiny_model_dir):
     model, tokenizer, prompt = _tiny(tiny_model_dir)
     eos = tokenizer.eos_token_id
     completions, logps = sample_completions(
-        model, [prompt], [0] * 4, tokenizer.pad_token_id, {eos}, eos, StopStringWatcher(tokenizer, []), 12, 1.0, 1.0,
+        model,
+        [prompt],
+        [0] * 4,
+        tokenizer.pad_token_id,
+        {eos},
+        eos,
+        StopStringWatcher(tokenizer, []),
+        12,
+        1.0,
+        1.0,
         torch.Generator().manual_seed(0),
     )
     assert [len(ids) for ids in completions] == [len(values) for values in logps]
@@ -285,14 +360,33 @@ def test_grpo_sampling_stops_at_a_stop_string_and_closes_with_eos(tiny_model_dir
             return [len(row) >= 3 for row in rows]
 
     completions, logps = sample_completions(
-        model, [prompt], [0, 0], tokenizer.pad_token_id, {eos}, eos, StopAfterThree(), 10, 1.0, 1.0,
+        model,
+        [prompt],
+        [0, 0],
+        tokenizer.pad_token_id,
+        {eos},
+        eos,
+        StopAfterThree(),
+        10,
+        1.0,
+        1.0,
         torch.Generator().manual_seed(0),
     )
     for ids, values in zip(completions, logps):  # 3 sampled tokens (or fewer, up to a sampled EOS), then EOS
         assert len(ids) <= 4 and ids[-1] == eos and len(values) == len(ids) and values[-1] <= 0
 
     capped, _ = sample_completions(
-        model, [prompt], [0], tokenizer.pad_token_id, {eos}, eos, StopAfterThree(), 3, 1.0, 1.0, torch.Generator().manual_seed(0)
+        model,
+        [prompt],
+        [0],
+        tokenizer.pad_token_id,
+        {eos},
+        eos,
+        StopAfterThree(),
+        3,
+        1.0,
+        1.0,
+        torch.Generator().manual_seed(0),
     )
     assert len(capped[0]) <= 3  # a row that reaches the cap gets no EOS beyond it
 
@@ -310,12 +404,19 @@ def _run_benchmark(script, *arguments):
 def test_generation_benchmarks_name_a_bad_model_in_one_line(script, tmp_path):
     done = _run_benchmark(script, "--model", str(tmp_path / "missing"))
     assert done.returncode == 2
-    assert done.stderr.strip().splitlines() == [f"error: model not found: {tmp_path / 'missing'} "
-                                                "(expected 'embedded', a local model directory or a hub id org/name)"]
+    assert done.stderr.strip().splitlines() == [
+        f"error: model not found: {tmp_path / 'missing'} "
+        "(expected 'embedded', a local model directory or a hub id org/name)"
+    ]
 
 
-@pytest.mark.parametrize("arguments, message", [(["--limit", "0"], "--limit must be at least 1, got 0"),
-                                                (["--limit", "2", "--k", "0"], "number of samples must be at least 1")])
+@pytest.mark.parametrize(
+    "arguments, message",
+    [
+        (["--limit", "0"], "--limit must be at least 1, got 0"),
+        (["--limit", "2", "--k", "0"], "number of samples must be at least 1"),
+    ],
+)
 def test_prefix_benchmark_names_a_bad_setting_in_one_line(arguments, message):
     done = _run_benchmark("prefix_speed.py", *arguments)
     assert done.returncode == 2

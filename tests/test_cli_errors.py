@@ -52,7 +52,11 @@ def make_inputs(tmp_path) -> dict[str, str]:
 CASES = [
     ("missing-config", ["grpo", "--config", "{missing_config}"], "config file not found"),
     ("broken-yaml", ["grpo", "--config", "{broken_yaml}"], "{broken_yaml}:3: broken YAML"),
-    ("unknown-key-in-yaml", ["grpo", "--config", "{unknown_key_yaml}"], "unknown config key 'num_generation' (did you mean num_generations?)"),
+    (
+        "unknown-key-in-yaml",
+        ["grpo", "--config", "{unknown_key_yaml}"],
+        "unknown config key 'num_generation' (did you mean num_generations?)",
+    ),
     ("unknown-key-on-command-line", ["grpo", "--learning_rat", "1e-5"], "did you mean learning_rate?"),
     ("wrong-type", ["grpo", "--learning_rate", "fast"], "learning_rate: expected a number"),
     ("wrong-type-optional-bool", ["grpo", "--bf16", "maybe"], "bf16: expected true or false"),
@@ -62,20 +66,52 @@ CASES = [
     ("unknown-command", ["trian"], "unknown command 'trian'"),
     ("unknown-task", ["grpo", "--task", "gsm9k"], "unknown task 'gsm9k'"),
     ("unknown-gym-task", ["grpo", "--task", "gym:chain_summ"], "unknown reasoning-gym task 'chain_summ'"),
-    ("bad-gym-option", ["grpo", "--task", "gym:chain_sum", "--task_options", "{min_terms: 5, max_terms: 2}"], "max_terms must be >= min_terms"),
-    ("unknown-reward", ["grpo", "--dataset", "{fixture}", "--rewards", "accuracy,xml.sfot_format"], "unknown reward 'xml.sfot_format'"),
-    ("unknown-reward-option", ["grpo", "--dataset", "{fixture}", "--rewards", "[{name: accuracy, colour: red}]"], "has no option(s) colour"),
-    ("unknown-reward-path", ["grpo", "--dataset", "{fixture}", "--rewards", "nowhere.reward_fn"], "unknown reward 'nowhere.reward_fn'"),
-    ("reward-weights-mismatch", ["grpo", "--dataset", "{fixture}", "--rewards", "accuracy", "--reward_weights", "1,2"], "reward_weights has 2 values for 1 rewards"),
+    (
+        "bad-gym-option",
+        ["grpo", "--task", "gym:chain_sum", "--task_options", "{min_terms: 5, max_terms: 2}"],
+        "max_terms must be >= min_terms",
+    ),
+    (
+        "unknown-reward",
+        ["grpo", "--dataset", "{fixture}", "--rewards", "accuracy,xml.sfot_format"],
+        "unknown reward 'xml.sfot_format'",
+    ),
+    (
+        "unknown-reward-option",
+        ["grpo", "--dataset", "{fixture}", "--rewards", "[{name: accuracy, colour: red}]"],
+        "has no option(s) colour",
+    ),
+    (
+        "unknown-reward-path",
+        ["grpo", "--dataset", "{fixture}", "--rewards", "nowhere.reward_fn"],
+        "unknown reward 'nowhere.reward_fn'",
+    ),
+    (
+        "reward-weights-mismatch",
+        ["grpo", "--dataset", "{fixture}", "--rewards", "accuracy", "--reward_weights", "1,2"],
+        "reward_weights has 2 values for 1 rewards",
+    ),
     ("unknown-template", ["grpo", "--dataset", "{fixture}", "--template", "json"], "unknown template 'json'"),
     ("missing-dataset", ["grpo", "--dataset", "{missing_dataset}"], "dataset not found"),
     ("malformed-jsonl", ["grpo", "--dataset", "{bad_jsonl}"], "{bad_jsonl}:2: malformed JSON line"),
     ("missing-columns", ["grpo", "--dataset", "{columns_jsonl}"], "lacks column(s) question, answer"),
     ("limit-beyond-data", ["grpo", "--dataset", "{fixture}", "--limit", "1000"], "limit 1000 is beyond the data"),
-    ("model-dir-without-config", ["grpo", "--dataset", "{fixture}", "--model", "{not_a_model}"], "is not a model directory: no config.json"),
-    ("model-dir-without-weights", ["grpo", "--dataset", "{fixture}", "--model", "{no_weights}"], "is not a model directory: no weights"),
+    (
+        "model-dir-without-config",
+        ["grpo", "--dataset", "{fixture}", "--model", "{not_a_model}"],
+        "is not a model directory: no config.json",
+    ),
+    (
+        "model-dir-without-weights",
+        ["grpo", "--dataset", "{fixture}", "--model", "{no_weights}"],
+        "is not a model directory: no weights",
+    ),
     ("model-path-missing", ["grpo", "--dataset", "{fixture}", "--model", "./no/such/model"], "model not found"),
-    ("generation-batch-not-divisible", ["grpo", "--num_generations", "3", "--generation_batch_size", "16"], "must be divisible by num_generations (3)"),
+    (
+        "generation-batch-not-divisible",
+        ["grpo", "--num_generations", "3", "--generation_batch_size", "16"],
+        "must be divisible by num_generations (3)",
+    ),
 ]
 
 
@@ -101,7 +137,7 @@ def assert_one_error_line(stderr: str, expected: str) -> str:
 def test_bad_input_is_one_error_line_and_exit_code_2(argv, expected, tmp_path, capsys):
     inputs = make_inputs(tmp_path)
     output_dir = tmp_path / "out"
-    code = cli_main(fill(argv, inputs) + ["--output_dir", str(output_dir)])
+    code = cli_main([*fill(argv, inputs), "--output_dir", str(output_dir)])
     captured = capsys.readouterr()
     assert code == 2, captured.err
     assert_one_error_line(captured.err, fill([expected], inputs)[0])
@@ -124,7 +160,18 @@ def test_help_exits_0(capsys):
 def test_real_process_exit_code_and_no_traceback(tmp_path):
     output_dir = tmp_path / "out"
     result = subprocess.run(
-        [sys.executable, "-m", "r1lab", "grpo", "--dataset", FIXTURE, "--limit", "1000", "--output_dir", str(output_dir)],
+        [
+            sys.executable,
+            "-m",
+            "r1lab",
+            "grpo",
+            "--dataset",
+            FIXTURE,
+            "--limit",
+            "1000",
+            "--output_dir",
+            str(output_dir),
+        ],
         capture_output=True,
         text=True,
         timeout=120,

@@ -9,6 +9,7 @@ import sys
 import tempfile
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import ClassVar
 
 import pytest
 
@@ -21,9 +22,9 @@ from r1lab.templates import get_template
 
 
 class FakePiston(BaseHTTPRequestHandler):
-    requests: list[dict] = []
+    requests: ClassVar[list[dict]] = []
 
-    def do_POST(self):  # noqa: N802 - http.server's name
+    def do_POST(self):
         body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
         FakePiston.requests.append(body)
         if self.path != "/api/v2/execute" or body.get("language") != "python":
@@ -33,8 +34,14 @@ class FakePiston(BaseHTTPRequestHandler):
                 with open(f"{folder}/{item['name']}", "w", encoding="utf-8") as handle:
                     handle.write(item["content"])
             try:
-                done = subprocess.run([sys.executable, "-I", "-S", body["files"][0]["name"]], input=body["stdin"], cwd=folder,
-                                      capture_output=True, text=True, timeout=body["run_timeout"] / 1000)
+                done = subprocess.run(
+                    [sys.executable, "-I", "-S", body["files"][0]["name"]],
+                    input=body["stdin"],
+                    cwd=folder,
+                    capture_output=True,
+                    text=True,
+                    timeout=body["run_timeout"] / 1000,
+                )
                 run = {"stdout": done.stdout, "stderr": done.stderr, "code": done.returncode, "signal": None}
             except subprocess.TimeoutExpired:
                 run = {"stdout": "", "stderr": "", "code": None, "signal": "SIGKILL"}
@@ -64,7 +71,11 @@ def piston_url():
 
 
 LIMITS = SandboxLimits(wall_seconds=2.0)
-ADD = CodeProblem("assert", test_code="def check(candidate):\n    assert candidate(1, 2) == 3\n    assert candidate(2, 2) == 4\n", entry_point="add")
+ADD = CodeProblem(
+    "assert",
+    test_code="def check(candidate):\n    assert candidate(1, 2) == 3\n    assert candidate(2, 2) == 4\n",
+    entry_point="add",
+)
 SUM = CodeProblem("stdio", cases=(("1 2\n", "3\n"), ("2 2\n", "4\n")))
 
 
@@ -100,7 +111,9 @@ def test_an_unreachable_or_refusing_endpoint_fails_the_tests(piston_url):
 
 
 def test_task_code_with_a_remote_sandbox(piston_url):
-    task = get_task(TaskSpec(task="code", dataset="simple", split="test", limit=2, task_options={"sandbox": {"url": piston_url}}))
+    task = get_task(
+        TaskSpec(task="code", dataset="simple", split="test", limit=2, task_options={"sandbox": {"url": piston_url}})
+    )
     rows = task.load()
     text = "<reasoning>\nx\n</reasoning>\n<answer>\n```python\n" + rows[0]["answer"] + "```\n</answer>\n"
     assert task.check(text, rows[0], get_template("xml")).correct

@@ -10,6 +10,7 @@ import re
 from types import SimpleNamespace
 
 import pytest
+from test_bad_inputs import assert_one_error_line, snapshot
 
 from r1lab.cli import main as cli_main
 from r1lab.filters import filter_settings
@@ -17,7 +18,6 @@ from r1lab.rewards import build_rewards
 from r1lab.stages.rejection import RejectionSamplingConfig, judge
 from r1lab.tasks import TaskSpec, get_task
 from r1lab.templates import get_template
-from test_bad_inputs import assert_one_error_line, snapshot
 
 XML = get_template("xml")
 
@@ -59,7 +59,9 @@ def test_accuracy_reward_all_or_nothing_and_partial():
     rows = task.load()
     row = rows[0]
     entry_point = row["problem"].entry_point
-    half_right = f"def {entry_point}(x):\n    return {row['answer'].split('return ', 1)[1].strip()} if x == 0 else None\n"
+    half_right = (
+        f"def {entry_point}(x):\n    return {row['answer'].split('return ', 1)[1].strip()} if x == 0 else None\n"
+    )
     texts = [answer(row["answer"]), answer(half_right), "no code at all", answer("import os\nos._exit(0)\n")]
     columns = {"answer": [row["answer"]] * 4, "task_index": [row["task_index"]] * 4, "split": [row["split"]] * 4}
     (strict,), _ = build_rewards(["accuracy"], {"task": task, "template": "xml"})
@@ -82,8 +84,27 @@ def test_simple_problems_have_working_references():
 
 def test_eval_writes_test_reports_and_pass_at_k(tiny_model_dir, tmp_path, capsys):
     output = tmp_path / "eval"
-    code = cli_main(["eval", "--model", tiny_model_dir, "--task", "code", "--dataset", "simple", "--limit", "2", "--k", "3",
-                     "--max_new_tokens", "8", "--output_dir", str(output), "--progress", "false"])
+    code = cli_main(
+        [
+            "eval",
+            "--model",
+            tiny_model_dir,
+            "--task",
+            "code",
+            "--dataset",
+            "simple",
+            "--limit",
+            "2",
+            "--k",
+            "3",
+            "--max_new_tokens",
+            "8",
+            "--output_dir",
+            str(output),
+            "--progress",
+            "false",
+        ]
+    )
     assert code == 0
     records = [json.loads(line) for line in (output / "samples.jsonl").read_text().splitlines()]
     assert len(records) == 2 and all(len(record["samples"]) == 3 for record in records)
@@ -102,7 +123,10 @@ def _write(path, rows):
 BAD_ROWS = {
     "no tests": ([{"prompt": "def f():\n", "test": "", "entry_point": "f"}], "row 1: no tests"),
     "unknown layout": ([{"question": "What is 2 + 2?", "answer": "4"}], "row 1: unknown layout"),
-    "missing entry point": ([{"prompt": "def f():\n", "test": "def check(candidate):\n    assert candidate() == 1\n"}], "no entry_point"),
+    "missing entry point": (
+        [{"prompt": "def f():\n", "test": "def check(candidate):\n    assert candidate() == 1\n"}],
+        "no entry_point",
+    ),
     "tests that do not parse": ([{"question": "q", "test_list": ["assert f(("]}], "does not parse"),
 }
 
@@ -114,25 +138,53 @@ def test_bad_rows_are_one_line_exit_2_and_nothing_written(case, command, tiny_mo
     rows, expected = BAD_ROWS[case]
     dataset = _write(tmp_path / "bad.jsonl", rows)
     before = snapshot(tmp_path)
-    code = cli_main([command, "--model", tiny_model_dir, "--task", "code", "--dataset", dataset, "--split", "train",
-                     "--output_dir", str(tmp_path / "out")])
+    code = cli_main(
+        [
+            command,
+            "--model",
+            tiny_model_dir,
+            "--task",
+            "code",
+            "--dataset",
+            dataset,
+            "--split",
+            "train",
+            "--output_dir",
+            str(tmp_path / "out"),
+        ]
+    )
     assert code == 2
     assert_one_error_line(capsys.readouterr().err, expected)
     assert snapshot(tmp_path) == before
 
 
-@pytest.mark.parametrize("options, expected", [
-    ('{limits: {cpu_seconds: 0}}', "cpu_seconds must be a positive finite number"),
-    ('{limits: {gpu: 1}}', "unknown sandbox limit(s) gpu"),
-    ('{sandbox: {url: "ftp://x"}}', "url must start with http"),
-    ('{layout: xml}', "unknown code layout 'xml'"),
-    ('{colour: red}', "unknown task_options for task 'code': colour"),
-    ('{limits: {memory_bytes: 1000000}}', "code sandbox: a trivial program failed"),  # Python cannot start in 1 MB
-])
+@pytest.mark.parametrize(
+    "options, expected",
+    [
+        ("{limits: {cpu_seconds: 0}}", "cpu_seconds must be a positive finite number"),
+        ("{limits: {gpu: 1}}", "unknown sandbox limit(s) gpu"),
+        ('{sandbox: {url: "ftp://x"}}', "url must start with http"),
+        ("{layout: xml}", "unknown code layout 'xml'"),
+        ("{colour: red}", "unknown task_options for task 'code': colour"),
+        ("{limits: {memory_bytes: 1000000}}", "code sandbox: a trivial program failed"),  # Python cannot start in 1 MB
+    ],
+)
 def test_bad_task_options(options, expected, tiny_model_dir, tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     before = snapshot(tmp_path)
-    code = cli_main(["eval", "--model", tiny_model_dir, "--task", "code", "--task_options", options, "--output_dir", str(tmp_path / "o")])
+    code = cli_main(
+        [
+            "eval",
+            "--model",
+            tiny_model_dir,
+            "--task",
+            "code",
+            "--task_options",
+            options,
+            "--output_dir",
+            str(tmp_path / "o"),
+        ]
+    )
     assert code == 2
     assert_one_error_line(capsys.readouterr().err, expected)
     assert snapshot(tmp_path) == before
@@ -146,13 +198,43 @@ def test_humaneval_has_only_a_test_split(tiny_model_dir, tmp_path, capsys):
 
 def test_two_grpo_steps_on_code_log_the_code_reward(tiny_model_dir, tmp_path):
     output_dir = tmp_path / "grpo"
-    code = cli_main([
-        "grpo", "--model", tiny_model_dir, "--task", "code", "--dataset", "simple", "--limit", "8",
-        "--rewards", "xml.soft_format,accuracy", "--num_generations", "4", "--per_device_train_batch_size", "4",
-        "--gradient_accumulation_steps", "1", "--max_completion_length", "16", "--max_prompt_length", "512",
-        "--max_steps", "2", "--learning_rate", "1e-2", "--logging_steps", "1", "--save_strategy", "no",
-        "--report_to", "none", "--output_dir", str(output_dir),
-    ])
+    code = cli_main(
+        [
+            "grpo",
+            "--model",
+            tiny_model_dir,
+            "--task",
+            "code",
+            "--dataset",
+            "simple",
+            "--limit",
+            "8",
+            "--rewards",
+            "xml.soft_format,accuracy",
+            "--num_generations",
+            "4",
+            "--per_device_train_batch_size",
+            "4",
+            "--gradient_accumulation_steps",
+            "1",
+            "--max_completion_length",
+            "16",
+            "--max_prompt_length",
+            "512",
+            "--max_steps",
+            "2",
+            "--learning_rate",
+            "1e-2",
+            "--logging_steps",
+            "1",
+            "--save_strategy",
+            "no",
+            "--report_to",
+            "none",
+            "--output_dir",
+            str(output_dir),
+        ]
+    )
     assert code == 0
     records = [json.loads(line) for line in (output_dir / "metrics.jsonl").read_text().splitlines()]
     assert "rewards/accuracy/mean" in records[0] and records[0]["reward_failures/accuracy"] == 0.0
@@ -164,9 +246,21 @@ def test_two_grpo_steps_on_code_log_the_code_reward(tiny_model_dir, tmp_path):
 def test_grpo_on_code_with_the_embedded_model(tmp_path):
     """A few real GRPO steps of SmolLM2-135M on the simple code problems: trains and logs the code reward."""
     output_dir = tmp_path / "grpo-code"
-    code = cli_main(["grpo", "--config", os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
-                                                        "recipes", "quickstart", "grpo_code.yaml"),
-                     "--max_steps", "2", "--output_dir", str(output_dir), "--report_to", "none"])
+    code = cli_main(
+        [
+            "grpo",
+            "--config",
+            os.path.join(
+                os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "recipes", "quickstart", "grpo_code.yaml"
+            ),
+            "--max_steps",
+            "2",
+            "--output_dir",
+            str(output_dir),
+            "--report_to",
+            "none",
+        ]
+    )
     assert code == 0
     records = [json.loads(line) for line in (output_dir / "metrics.jsonl").read_text().splitlines()]
     assert len([record for record in records if "rewards/accuracy/mean" in record]) == 2
@@ -175,9 +269,18 @@ def test_grpo_on_code_with_the_embedded_model(tmp_path):
 def test_rejection_sampling_keeps_only_programs_that_pass():
     task = get_task(TaskSpec(task="code", dataset="simple", split="test", limit=2))
     rows = task.load()
-    good = answer(rows[0]["answer"]).replace("The function follows.", "The function adds the constant to x and returns it.")
+    good = answer(rows[0]["answer"]).replace(
+        "The function follows.", "The function adds the constant to x and returns it."
+    )
     wrong = good.replace("return x +", "return x -")
-    outputs = [[SimpleNamespace(text=good, truncated=False, tokens=40), SimpleNamespace(text=wrong, truncated=False, tokens=40)],
-               [SimpleNamespace(text=good, truncated=False, tokens=40)]]  # the first problem's program on the second
-    samples, stats = judge(rows, outputs, task, XML, filter_settings({}), RejectionSamplingConfig(task="code", max_per_question=None))
+    outputs = [
+        [
+            SimpleNamespace(text=good, truncated=False, tokens=40),
+            SimpleNamespace(text=wrong, truncated=False, tokens=40),
+        ],
+        [SimpleNamespace(text=good, truncated=False, tokens=40)],
+    ]  # the first problem's program on the second
+    samples, stats = judge(
+        rows, outputs, task, XML, filter_settings({}), RejectionSamplingConfig(task="code", max_per_question=None)
+    )
     assert len(samples) == 1 and stats["removed"]["checker"] == 2

@@ -21,8 +21,25 @@ def write_eval(folder, greedy, samples, questions=None, k=None):
                 "task_index": index,
                 "question": question,
                 "gold": str(index + 1),
-                "greedy": {"completion": "…", "extracted": "x", "correct": right, "formatted": True, "tokens": 5, "truncated": False},
-                "samples": [{"completion": "…", "extracted": "x", "correct": s, "formatted": True, "tokens": 5, "truncated": False} for s in sampled],
+                "greedy": {
+                    "completion": "…",
+                    "extracted": "x",
+                    "correct": right,
+                    "formatted": True,
+                    "tokens": 5,
+                    "truncated": False,
+                },
+                "samples": [
+                    {
+                        "completion": "…",
+                        "extracted": "x",
+                        "correct": s,
+                        "formatted": True,
+                        "tokens": 5,
+                        "truncated": False,
+                    }
+                    for s in sampled
+                ],
                 "pass_at_1": sum(sampled) / len(sampled),
             }
         )
@@ -90,7 +107,9 @@ def test_compare_refuses_different_questions(tmp_path, capsys, change):
     samples = [[True], [False], [True]]
     a = write_eval(tmp_path / "a", greedy, samples)
     if change == "other-question":
-        b = write_eval(tmp_path / "b", greedy, samples, questions=["What is 0 + 1?", "What is 1 + 1?", "What is 7 + 7?"])
+        b = write_eval(
+            tmp_path / "b", greedy, samples, questions=["What is 0 + 1?", "What is 1 + 1?", "What is 7 + 7?"]
+        )
     else:
         b = write_eval(tmp_path / "b", greedy[:2], samples[:2])
     assert cli_main(["eval", "--compare", str(a / "summary.json"), str(b / "summary.json")]) == 2

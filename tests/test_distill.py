@@ -6,12 +6,13 @@ from __future__ import annotations
 import json
 import os
 import re
+from pathlib import Path
 
 import pytest
 import yaml
+from test_rejection import OPTIONS, SAMPLES_PER_QUESTION, chain_sum_rows, stub_generation
 
 from r1lab.cli import main as cli_main
-from test_rejection import OPTIONS, SAMPLES_PER_QUESTION, chain_sum_rows, stub_generation
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -19,8 +20,8 @@ REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 @pytest.mark.parametrize("recipe", ["recipes/r1/distill.yaml", "recipes/quickstart/distill.yaml"])
 def test_distill_recipes_name_a_teacher_and_a_student(recipe):
     from r1lab.config import load_config
-    from r1lab.training.stage import check_final_eval
     from r1lab.stages.distill import R1DistillConfig
+    from r1lab.training.stage import check_final_eval
 
     config = load_config(R1DistillConfig, os.path.join(REPO_ROOT, recipe), {})
     assert config.teacher and config.model != config.teacher and not config.train_file
@@ -31,7 +32,7 @@ def test_distill_recipes_name_a_teacher_and_a_student(recipe):
 def test_pipelines_in_the_docs_are_valid():
     from r1lab.pipeline import PipelineConfig, _build_stage_config, plan_stages
 
-    text = open(os.path.join(REPO_ROOT, "docs/stages.md"), encoding="utf-8").read()
+    text = Path(os.path.join(REPO_ROOT, "docs/stages.md")).read_text(encoding="utf-8")
     blocks = [yaml.safe_load(block) for block in re.findall(r"```yaml\n(.*?)```", text, re.DOTALL)]
     pipelines = [block for block in blocks if "run_dir" in block]
     assert pipelines
@@ -51,16 +52,39 @@ def test_teacher_samples_then_student_sft_then_eval(tiny_model_dir, tmp_path, mo
     stub_generation(monkeypatch, rows, unsolvable=1)  # the teacher; eval samples with the real sampler
     student = build_tiny_model_dir(str(tmp_path / "student"), seed=1)
     stages = [
-        {"name": "teacher-samples", "command": "rejection-sampling",
-         "config": {"model": tiny_model_dir, "task": "gym:chain_sum", "task_size": 4, "task_options": OPTIONS,
-                    "num_samples": SAMPLES_PER_QUESTION, "max_per_question": 2, "general_ratio": 0}},
-        {"name": "student", "command": "sft",
-         "config": {"model": student, "max_steps": 1, "per_device_train_batch_size": 2, "save_strategy": "no"},
-         "inputs": {"train_file": "teacher-samples"}},
-        {"name": "student-eval", "command": "eval",
-         "config": {"task": "gym:chain_sum", "task_size": 8, "task_options": OPTIONS, "limit": 2, "k": 1,
-                    "max_new_tokens": 4, "progress": False},
-         "inputs": {"model": "student"}},
+        {
+            "name": "teacher-samples",
+            "command": "rejection-sampling",
+            "config": {
+                "model": tiny_model_dir,
+                "task": "gym:chain_sum",
+                "task_size": 4,
+                "task_options": OPTIONS,
+                "num_samples": SAMPLES_PER_QUESTION,
+                "max_per_question": 2,
+                "general_ratio": 0,
+            },
+        },
+        {
+            "name": "student",
+            "command": "sft",
+            "config": {"model": student, "max_steps": 1, "per_device_train_batch_size": 2, "save_strategy": "no"},
+            "inputs": {"train_file": "teacher-samples"},
+        },
+        {
+            "name": "student-eval",
+            "command": "eval",
+            "config": {
+                "task": "gym:chain_sum",
+                "task_size": 8,
+                "task_options": OPTIONS,
+                "limit": 2,
+                "k": 1,
+                "max_new_tokens": 4,
+                "progress": False,
+            },
+            "inputs": {"model": "student"},
+        },
     ]
     recipe = tmp_path / "distill.yaml"
     recipe.write_text(yaml.safe_dump({"name": "distill", "stages": stages}))
@@ -77,13 +101,38 @@ def test_teacher_samples_then_student_sft_then_eval(tiny_model_dir, tmp_path, mo
 
 # --- r1lab distill: the one-command form -------------------------------------------------------------------
 
-DISTILL_TRAINING = ["--max_steps", "1", "--per_device_train_batch_size", "2", "--logging_steps", "1",
-                    "--save_strategy", "no", "--report_to", "none"]
+DISTILL_TRAINING = [
+    "--max_steps",
+    "1",
+    "--per_device_train_batch_size",
+    "2",
+    "--logging_steps",
+    "1",
+    "--save_strategy",
+    "no",
+    "--report_to",
+    "none",
+]
 
 
 def _distill(student, output, *extra) -> int:
-    return cli_main(["distill", "--model", student, "--task", "gym:chain_sum", "--task_size", "4",
-                     "--task_options", json.dumps(OPTIONS), "--output_dir", str(output), *DISTILL_TRAINING, *extra])
+    return cli_main(
+        [
+            "distill",
+            "--model",
+            student,
+            "--task",
+            "gym:chain_sum",
+            "--task_size",
+            "4",
+            "--task_options",
+            json.dumps(OPTIONS),
+            "--output_dir",
+            str(output),
+            *DISTILL_TRAINING,
+            *extra,
+        ]
+    )
 
 
 def _weights(path):
@@ -99,12 +148,27 @@ def test_distill_samples_the_teacher_then_trains_the_student(tiny_model_dir, tmp
     stub_generation(monkeypatch, chain_sum_rows(), unsolvable=1, calls=calls)
     student = build_tiny_model_dir(str(tmp_path / "student"), seed=1)
     output = tmp_path / "distilled"
-    code = _distill(student, output, "--teacher", tiny_model_dir, "--num_samples", str(SAMPLES_PER_QUESTION),
-                    "--max_per_question", "2", "--teacher_temperature", "0.8")
+    code = _distill(
+        student,
+        output,
+        "--teacher",
+        tiny_model_dir,
+        "--num_samples",
+        str(SAMPLES_PER_QUESTION),
+        "--max_per_question",
+        "2",
+        "--teacher_temperature",
+        "0.8",
+    )
     assert code == 0
     assert len(calls) == 1 and calls[0]["temperature"] == 0.8
-    samples = [json.loads(line) for line in open(output / "teacher-samples" / "train.jsonl", encoding="utf-8")]
-    assert len(samples) == 6 and {sample["source"] for sample in samples} == {"reasoning"}  # 3 solvable x 2, no general data
+    samples = [
+        json.loads(line)
+        for line in (output / "teacher-samples" / "train.jsonl").read_text(encoding="utf-8").splitlines()
+    ]
+    assert len(samples) == 6 and {sample["source"] for sample in samples} == {
+        "reasoning"
+    }  # 3 solvable x 2, no general data
     marker = json.loads((output / "r1lab_stage.json").read_text())
     assert marker["stage"] == "distill" and marker["figures"]["train_samples"] == 6
     assert marker["figures"]["teacher"]["verified"] == 3 * 3  # per solvable question: kept, over the cap, repetitive
@@ -125,19 +189,31 @@ def test_distill_reuses_finished_teacher_samples_unless_overwrite(tiny_model_dir
     monkeypatch.setattr("r1lab.stages.rejection.main", lambda config: sampled.append(config.output) or {"verified": 1})
     assert teacher_traces(build_config(R1DistillConfig, settings)) == (str(samples), None)
     assert sampled == []
-    assert teacher_traces(build_config(R1DistillConfig, {**settings, "overwrite": True})) == (str(samples), {"verified": 1})
+    assert teacher_traces(build_config(R1DistillConfig, {**settings, "overwrite": True})) == (
+        str(samples),
+        {"verified": 1},
+    )
     assert sampled == [str(samples)]
 
 
 def test_distill_from_a_train_file_needs_no_teacher(tiny_model_dir, tmp_path):
     train_file = tmp_path / "traces.jsonl"
-    rows = [{"prompt": f"What is {n} + 1?", "completion": f"<reasoning>\n{n} + 1 = {n + 1}\n</reasoning>\n<answer>\n{n + 1}\n</answer>"}
-            for n in range(4)]
+    rows = [
+        {
+            "prompt": f"What is {n} + 1?",
+            "completion": f"<reasoning>\n{n} + 1 = {n + 1}\n</reasoning>\n<answer>\n{n + 1}\n</answer>",
+        }
+        for n in range(4)
+    ]
     train_file.write_text("".join(json.dumps(row) + "\n" for row in rows))
     output = tmp_path / "distilled"
     assert _distill(tiny_model_dir, output, "--train_file", str(train_file)) == 0
     marker = json.loads((output / "r1lab_stage.json").read_text())
-    assert marker["stage"] == "distill" and marker["figures"]["train_samples"] == 4 and marker["figures"]["teacher"] is None
+    assert (
+        marker["stage"] == "distill"
+        and marker["figures"]["train_samples"] == 4
+        and marker["figures"]["teacher"] is None
+    )
     assert not (output / "teacher-samples").exists()
 
 
@@ -146,8 +222,18 @@ def test_on_policy_distillation_trains_the_student_towards_the_teacher(tiny_mode
 
     student = build_tiny_model_dir(str(tmp_path / "student"), seed=1)
     output = tmp_path / "on-policy"
-    code = _distill(student, output, "--teacher", tiny_model_dir, "--method", "on_policy", "--teacher_max_new_tokens", "6",
-                    "--jsd_beta", "0.5")
+    code = _distill(
+        student,
+        output,
+        "--teacher",
+        tiny_model_dir,
+        "--method",
+        "on_policy",
+        "--teacher_max_new_tokens",
+        "6",
+        "--jsd_beta",
+        "0.5",
+    )
     assert code == 0
     marker = json.loads((output / "r1lab_stage.json").read_text())
     assert marker["stage"] == "distill" and marker["config"]["method"] == "on_policy"
@@ -156,9 +242,8 @@ def test_on_policy_distillation_trains_the_student_towards_the_teacher(tiny_mode
 
 
 def _other_vocabulary_model(tmp_path) -> str:
-    from transformers import AutoTokenizer
-
     from conftest import build_tiny_model_dir
+    from transformers import AutoTokenizer
 
     path = build_tiny_model_dir(str(tmp_path / "other-vocab"), seed=2)
     tokenizer = AutoTokenizer.from_pretrained(path)

@@ -39,16 +39,45 @@ def _free_port() -> int:
 def _pipeline(tmp_path, model_dir) -> str:
     stages = [
         {"name": "data", "command": "cold-start-data", "config": {**TASK, "task_size": 12}},
-        {"name": "sft", "command": "sft", "inputs": {"train_file": "data"},
-         "config": {**TASK, "max_steps": 2, "per_device_train_batch_size": 2, "learning_rate": 1e-2,
-                    "logging_steps": 1, "save_strategy": "no", "report_to": "none"}},
-        {"name": "grpo", "command": "grpo", "inputs": {"model": "sft"},
-         "config": {**TASK, "task_size": 8, "rewards": ["xml.soft_format", "accuracy", "reward_helpers.distinct_characters"], "num_generations": 4,
-                    "per_device_train_batch_size": 4, "gradient_accumulation_steps": 1,
-                    "max_completion_length": 8, "max_steps": 2, "learning_rate": 1e-2, "logging_steps": 1,
-                    "save_strategy": "no", "report_to": "none"}},
-        {"name": "eval", "command": "eval", "inputs": {"model": "grpo"},
-         "config": {**TASK, "limit": 2, "k": 1, "max_new_tokens": 4, "progress": False}},
+        {
+            "name": "sft",
+            "command": "sft",
+            "inputs": {"train_file": "data"},
+            "config": {
+                **TASK,
+                "max_steps": 2,
+                "per_device_train_batch_size": 2,
+                "learning_rate": 1e-2,
+                "logging_steps": 1,
+                "save_strategy": "no",
+                "report_to": "none",
+            },
+        },
+        {
+            "name": "grpo",
+            "command": "grpo",
+            "inputs": {"model": "sft"},
+            "config": {
+                **TASK,
+                "task_size": 8,
+                "rewards": ["xml.soft_format", "accuracy", "reward_helpers.distinct_characters"],
+                "num_generations": 4,
+                "per_device_train_batch_size": 4,
+                "gradient_accumulation_steps": 1,
+                "max_completion_length": 8,
+                "max_steps": 2,
+                "learning_rate": 1e-2,
+                "logging_steps": 1,
+                "save_strategy": "no",
+                "report_to": "none",
+            },
+        },
+        {
+            "name": "eval",
+            "command": "eval",
+            "inputs": {"model": "grpo"},
+            "config": {**TASK, "limit": 2, "k": 1, "max_new_tokens": 4, "progress": False},
+        },
     ]
     path = tmp_path / "pipeline.yaml"
     path.write_text(yaml.safe_dump({"name": "ddp", "stages": stages, "defaults": {"model": model_dir, "seed": 3}}))
@@ -72,9 +101,20 @@ def _fingerprint_of_saved(model_dir: str) -> str:
 def test_pipeline_on_two_cpu_processes_writes_once_and_keeps_ranks_identical(tiny_model_dir, tmp_path):
     run_dir = tmp_path / "run"
     command = [
-        sys.executable, "-m", "accelerate.commands.launch",
-        "--config_file", ACCELERATE_CONFIG, "--main_process_port", str(_free_port()),
-        "-m", "r1lab", "pipeline", "--config", _pipeline(tmp_path, tiny_model_dir), "--run_dir", str(run_dir),
+        sys.executable,
+        "-m",
+        "accelerate.commands.launch",
+        "--config_file",
+        ACCELERATE_CONFIG,
+        "--main_process_port",
+        str(_free_port()),
+        "-m",
+        "r1lab",
+        "pipeline",
+        "--config",
+        _pipeline(tmp_path, tiny_model_dir),
+        "--run_dir",
+        str(run_dir),
     ]
     tests_dir = os.path.join(REPO_ROOT, "tests")  # reward_helpers: a reward with variance, so GRPO moves the weights
     python_path = os.pathsep.join(filter(None, [tests_dir, os.environ.get("PYTHONPATH")]))
@@ -89,7 +129,9 @@ def test_pipeline_on_two_cpu_processes_writes_once_and_keeps_ranks_identical(tin
     print(f"2-process pipeline: {seconds:.1f} s")
 
     # both ranks trained both stages, in a world of 2, and their weights agree with each other and the saved model
-    logged = {(stage, int(rank)): (int(world), fingerprint) for rank, world, stage, fingerprint in FINGERPRINT.findall(output)}
+    logged = {
+        (stage, int(rank)): (int(world), fingerprint) for rank, world, stage, fingerprint in FINGERPRINT.findall(output)
+    }
     assert set(logged) == {("sft", 0), ("sft", 1), ("grpo", 0), ("grpo", 1)}, output[-4000:]
     for stage, number in (("sft", "02"), ("grpo", "03")):
         assert logged[(stage, 0)][0] == logged[(stage, 1)][0] == 2
@@ -110,7 +152,9 @@ def test_pipeline_on_two_cpu_processes_writes_once_and_keeps_ranks_identical(tin
     files = [os.path.join(root, name) for root, _, names in os.walk(run_dir) for name in names]
     assert [path for path in files if path.endswith("manifest.json")] == [str(run_dir / "manifest.json")]
     assert sorted(os.path.relpath(p, run_dir) for p in files if p.endswith("metrics.jsonl")) == [
-        os.path.join("02-sft", "metrics.jsonl"), os.path.join("03-grpo", "metrics.jsonl")]
+        os.path.join("02-sft", "metrics.jsonl"),
+        os.path.join("03-grpo", "metrics.jsonl"),
+    ]
     assert not [path for path in files if "/.model-" in path or os.path.basename(path).startswith(".manifest")]
     manifest = json.loads((run_dir / "manifest.json").read_text())
     assert [stage["status"] for stage in manifest["stages"]] == ["finished"] * 4

@@ -12,14 +12,46 @@ from r1lab.cli import main as cli_main
 
 
 def _run(tiny_model_dir, output_dir, rewards, extra=()):
-    return cli_main([
-        "grpo", "--model", tiny_model_dir, "--task", "gym:chain_sum", "--task_size", "8",
-        "--task_options", "{min_terms: 2, max_terms: 2, min_digits: 1, max_digits: 1}",
-        "--rewards", rewards, "--num_generations", "4", "--per_device_train_batch_size", "4",
-        "--gradient_accumulation_steps", "2", "--max_completion_length", "10", "--max_steps", "3",
-        "--learning_rate", "1e-2", "--logging_steps", "1", "--save_strategy", "no", "--report_to", "none",
-        "--disable_tqdm", "true", "--dynamic_sampling", "true", "--output_dir", str(output_dir), *extra,
-    ])
+    return cli_main(
+        [
+            "grpo",
+            "--model",
+            tiny_model_dir,
+            "--task",
+            "gym:chain_sum",
+            "--task_size",
+            "8",
+            "--task_options",
+            "{min_terms: 2, max_terms: 2, min_digits: 1, max_digits: 1}",
+            "--rewards",
+            rewards,
+            "--num_generations",
+            "4",
+            "--per_device_train_batch_size",
+            "4",
+            "--gradient_accumulation_steps",
+            "2",
+            "--max_completion_length",
+            "10",
+            "--max_steps",
+            "3",
+            "--learning_rate",
+            "1e-2",
+            "--logging_steps",
+            "1",
+            "--save_strategy",
+            "no",
+            "--report_to",
+            "none",
+            "--disable_tqdm",
+            "true",
+            "--dynamic_sampling",
+            "true",
+            "--output_dir",
+            str(output_dir),
+            *extra,
+        ]
+    )
 
 
 @pytest.fixture
@@ -57,12 +89,16 @@ def test_every_trained_group_has_reward_variance(tiny_model_dir, tmp_path, joine
         assert sampled == 2 * record["dynamic_sampling/rounds"] + extra and sampled - dropped >= 2
     assert any(record["dynamic_sampling/groups_dropped"] > 0 for record in records)  # odd questions came up
     assert records[0]["dynamic_sampling/groups_oversampled"] == 0  # no history yet
-    assert any(record["dynamic_sampling/groups_oversampled"] > 0 for record in records[1:])  # about half the groups vary
+    assert any(
+        record["dynamic_sampling/groups_oversampled"] > 0 for record in records[1:]
+    )  # about half the groups vary
 
 
 def test_no_oversampling_when_switched_off(tiny_model_dir, tmp_path, joined_batches):
-    assert _run(tiny_model_dir, tmp_path / "run", "reward_helpers.varies_on_even_questions",
-                ["--max_oversampling", "1"]) == 0
+    assert (
+        _run(tiny_model_dir, tmp_path / "run", "reward_helpers.varies_on_even_questions", ["--max_oversampling", "1"])
+        == 0
+    )
     records = _records(tmp_path / "run")
     assert [record["dynamic_sampling/groups_oversampled"] for record in records] == [0.0] * 3
     assert all(record["dynamic_sampling/groups_sampled"] == 2 * record["dynamic_sampling/rounds"] for record in records)
@@ -75,4 +111,7 @@ def test_when_the_rounds_run_out_the_step_trains_on_what_it_found(tiny_model_dir
     records = _records(tmp_path / "flat")
     assert [record["dynamic_sampling/effective_groups"] for record in records] == [0.0] * 3
     assert [record["dynamic_sampling/rounds"] for record in records] == [2.0] * 3
-    assert any("dynamic sampling found 0 of 2 groups with reward variance in 2 rounds" in r.getMessage() for r in caplog.records)
+    assert any(
+        "dynamic sampling found 0 of 2 groups with reward variance in 2 rounds" in r.getMessage()
+        for r in caplog.records
+    )

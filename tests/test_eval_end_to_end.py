@@ -46,15 +46,24 @@ def qa_file(tmp_path):
 def eval_args(model_dir, dataset, output_dir, *extra):
     return [
         "eval",
-        "--model", model_dir,
-        "--task", "jsonl",
-        "--dataset", dataset,
-        "--k", "3",
-        "--temperature", "1.0",
-        "--max_new_tokens", "6",
-        "--batch_size", "4",
-        "--progress", "false",
-        "--output_dir", str(output_dir),
+        "--model",
+        model_dir,
+        "--task",
+        "jsonl",
+        "--dataset",
+        dataset,
+        "--k",
+        "3",
+        "--temperature",
+        "1.0",
+        "--max_new_tokens",
+        "6",
+        "--batch_size",
+        "4",
+        "--progress",
+        "false",
+        "--output_dir",
+        str(output_dir),
         *extra,
     ]
 
@@ -79,9 +88,22 @@ def test_eval_writes_samples_and_summary(tiny_model_dir, qa_file, tmp_path, caps
         assert 1 <= sample["tokens"] <= 6
     assert set(first["vote"]) == {"answer", "votes", "correct"}
     for key in (
-        "greedy_accuracy", "pass_at_1", "cons_at_k", "pass_at_k", "format_rate", "greedy_format_rate",
-        "mean_tokens", "p90_tokens", "truncation_rate", "tokens_per_second", "generated_tokens",
-        "wall_seconds", "command", "settings", "versions", "passes",
+        "greedy_accuracy",
+        "pass_at_1",
+        "cons_at_k",
+        "pass_at_k",
+        "format_rate",
+        "greedy_format_rate",
+        "mean_tokens",
+        "p90_tokens",
+        "truncation_rate",
+        "tokens_per_second",
+        "generated_tokens",
+        "wall_seconds",
+        "command",
+        "settings",
+        "versions",
+        "passes",
     ):
         assert key in summary, key
     assert summary["k"] == 3 and summary["questions"] == 3 and summary["split"] == "test"
@@ -149,14 +171,31 @@ def test_math_task_with_think_template_and_latex_answers(tiny_model_dir, tmp_pat
     dataset = write_jsonl(tmp_path / "math.jsonl", MATH_ROWS)
     output_dir = tmp_path / "eval"
     code = cli_main(
-        ["eval", "--model", tiny_model_dir, "--task", "math", "--dataset", dataset, "--template", "think",
-         "--k", "3", "--progress", "false", "--output_dir", str(output_dir)]
+        [
+            "eval",
+            "--model",
+            tiny_model_dir,
+            "--task",
+            "math",
+            "--dataset",
+            dataset,
+            "--template",
+            "think",
+            "--k",
+            "3",
+            "--progress",
+            "false",
+            "--output_dir",
+            str(output_dir),
+        ]
     )
     assert code == 0
     samples, summary = read_outputs(output_dir)
     assert [record["greedy"]["correct"] for record in samples] == [True, False, True]
     assert [[item["correct"] for item in record["samples"]] for record in samples] == [
-        [True, True, False], [True, False, False], [False, True, False]
+        [True, True, False],
+        [True, False, False],
+        [False, True, False],
     ]
     assert summary["greedy_accuracy"] == pytest.approx(2 / 3)
     assert summary["pass_at_1"] == pytest.approx((2 / 3 + 1 / 3 + 1 / 3) / 3)
@@ -210,7 +249,11 @@ def test_aime_2024_from_the_hub_reads_its_only_split(monkeypatch):
     assert rows[0]["answer"] == "204" and rows[0]["question"] == "Find x."
     get_task(TaskSpec(task="math", split="test")).load()
     get_task(TaskSpec(task="math", split="train")).load()
-    assert asked == [("HuggingFaceH4/aime_2024", "train"), ("HuggingFaceH4/MATH-500", "test"), ("HuggingFaceH4/MATH-500", "train")]
+    assert asked == [
+        ("HuggingFaceH4/aime_2024", "train"),
+        ("HuggingFaceH4/MATH-500", "test"),
+        ("HuggingFaceH4/MATH-500", "train"),
+    ]
 
 
 def test_run_eval_hook(tiny_model_dir, qa_file, tmp_path):
@@ -218,10 +261,14 @@ def test_run_eval_hook(tiny_model_dir, qa_file, tmp_path):
 
     spec = TaskSpec(task="jsonl", dataset=qa_file, split="train", limit=1)
     output_dir = tmp_path / "hook"
-    summary = run_eval(tiny_model_dir, spec, "xml", k=2, limit=2, max_new_tokens=4, progress=False, output_dir=str(output_dir))
+    summary = run_eval(
+        tiny_model_dir, spec, "xml", k=2, limit=2, max_new_tokens=4, progress=False, output_dir=str(output_dir)
+    )
     assert summary["questions"] == 2 and summary["k"] == 2 and summary["split"] == "test"
     assert (output_dir / "summary.json").is_file()
-    again = run_eval(tiny_model_dir, spec, "xml", k=2, limit=2, max_new_tokens=4, progress=False, output_dir=str(output_dir))
+    again = run_eval(
+        tiny_model_dir, spec, "xml", k=2, limit=2, max_new_tokens=4, progress=False, output_dir=str(output_dir)
+    )
     assert again["questions"] == 2  # the hook replaces its own earlier eval
 
 
@@ -280,9 +327,20 @@ def test_existing_summary_needs_overwrite(tiny_model_dir, qa_file, tmp_path, cap
 
 
 def _summary(path, **values):
-    base = {"model": "m", "k": 4, "greedy_accuracy": 0.25, "pass_at_1": 0.2, "cons_at_k": 0.3, "pass_at_k": 0.5,
-            "format_rate": 0.9, "truncation_rate": 0.1, "mean_tokens": 100.0, "p90_tokens": 180, "tokens_per_second": 80.0,
-            "settings": {"task": "gsm8k", "k": 4, "temperature": 0.6}}
+    base = {
+        "model": "m",
+        "k": 4,
+        "greedy_accuracy": 0.25,
+        "pass_at_1": 0.2,
+        "cons_at_k": 0.3,
+        "pass_at_k": 0.5,
+        "format_rate": 0.9,
+        "truncation_rate": 0.1,
+        "mean_tokens": 100.0,
+        "p90_tokens": 180,
+        "tokens_per_second": 80.0,
+        "settings": {"task": "gsm8k", "k": 4, "temperature": 0.6},
+    }
     base.update(values)
     path.write_text(json.dumps(base))
     return str(path)
@@ -290,7 +348,9 @@ def _summary(path, **values):
 
 def test_compare_prints_deltas(tmp_path, capsys):
     before = _summary(tmp_path / "a.json")
-    after = _summary(tmp_path / "b.json", pass_at_1=0.35, cons_at_k=0.3, settings={"task": "gsm8k", "k": 4, "temperature": 1.0})
+    after = _summary(
+        tmp_path / "b.json", pass_at_1=0.35, cons_at_k=0.3, settings={"task": "gsm8k", "k": 4, "temperature": 1.0}
+    )
     assert cli_main(["eval", "--compare", before, after]) == 0
     printed = capsys.readouterr().out
     pass_line = next(line for line in printed.splitlines() if line.strip().startswith("pass@1"))

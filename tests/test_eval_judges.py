@@ -5,6 +5,7 @@ difference with a paired bootstrap interval, win rate with a sign test)."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -23,12 +24,37 @@ def prompts_file(tmp_path):
 
 
 def _eval(model_dir, dataset, output_dir, *extra):
-    return ["eval", "--model", model_dir, "--task", "prompts", "--dataset", dataset, "--split", "test", "--k", "2",
-            "--temperature", "1.0", "--max_new_tokens", "6", "--batch_size", "8", "--progress", "false",
-            "--judges", f"[{JUDGE}]", "--output_dir", str(output_dir), *extra]
+    return [
+        "eval",
+        "--model",
+        model_dir,
+        "--task",
+        "prompts",
+        "--dataset",
+        dataset,
+        "--split",
+        "test",
+        "--k",
+        "2",
+        "--temperature",
+        "1.0",
+        "--max_new_tokens",
+        "6",
+        "--batch_size",
+        "8",
+        "--progress",
+        "false",
+        "--judges",
+        f"[{JUDGE}]",
+        "--output_dir",
+        str(output_dir),
+        *extra,
+    ]
 
 
-def test_an_eval_of_general_prompts_scores_every_completion_with_its_judges(tiny_model_dir, prompts_file, tmp_path, capsys):
+def test_an_eval_of_general_prompts_scores_every_completion_with_its_judges(
+    tiny_model_dir, prompts_file, tmp_path, capsys
+):
     from r1lab.run_files import read_samples, read_summary
 
     assert cli_main(_eval(tiny_model_dir, prompts_file, tmp_path / "out")) == 0
@@ -60,8 +86,13 @@ def _record(index: int, greedy: float | None, samples: list[float], gold: str = 
     def completion(score):
         return {"completion": "x", "correct": False, "judges": {"helpfulness": score}}
 
-    return {"question": f"q{index}", "task_index": index, "gold": gold,
-            "greedy": None if greedy is None else completion(greedy), "samples": [completion(s) for s in samples]}
+    return {
+        "question": f"q{index}",
+        "task_index": index,
+        "gold": gold,
+        "greedy": None if greedy is None else completion(greedy),
+        "samples": [completion(s) for s in samples],
+    }
 
 
 def test_judge_comparison_pairs_questions_on_hand_computed_values():
@@ -94,8 +125,16 @@ def test_eval_compare_prints_the_judge_line_for_two_evals_of_general_prompts(tmp
         (tmp_path / folder).mkdir()
         rows = [_record(i, score, [score]) for i, score in enumerate(scores)]
         (tmp_path / folder / "samples.jsonl").write_text("".join(json.dumps(row) + "\n" for row in rows))
-        (tmp_path / folder / "summary.json").write_text(json.dumps(
-            {"questions": 6, "k": 1, "format_rate": 1.0, "judges": {"helpfulness": {"greedy": sum(scores) / 6, "sampled": sum(scores) / 6}}}))
+        (tmp_path / folder / "summary.json").write_text(
+            json.dumps(
+                {
+                    "questions": 6,
+                    "k": 1,
+                    "format_rate": 1.0,
+                    "judges": {"helpfulness": {"greedy": sum(scores) / 6, "sampled": sum(scores) / 6}},
+                }
+            )
+        )
     assert cli_main(["eval", "--compare", str(tmp_path / "a"), str(tmp_path / "b")]) == 0
     printed = capsys.readouterr().out
     assert "judge helpfulness (6 questions): B - A +0.5000" in printed
@@ -107,16 +146,26 @@ def test_the_report_shows_each_judge_in_the_eval_and_significance_tables(tmp_pat
 
     run = tmp_path / "run"
     stages = []
-    for number, (name, scores) in enumerate((("rs-eval", [0.1, 0.2, 0.3, 0.4]), ("rl-eval", [0.5, 0.6, 0.7, 0.8])), start=1):
+    for number, (name, scores) in enumerate(
+        (("rs-eval", [0.1, 0.2, 0.3, 0.4]), ("rl-eval", [0.5, 0.6, 0.7, 0.8])), start=1
+    ):
         folder = run / f"{number:02d}-{name}"
         folder.mkdir(parents=True)
         rows = [_record(i, score, [score]) for i, score in enumerate(scores)]
         (folder / "samples.jsonl").write_text("".join(json.dumps(row) + "\n" for row in rows))
         mean = sum(scores) / 4
-        (folder / "summary.json").write_text(json.dumps(
-            {"questions": 4, "k": 1, "format_rate": 1.0, "judges": {"helpfulness": {"greedy": mean, "sampled": mean}}}))
+        (folder / "summary.json").write_text(
+            json.dumps(
+                {
+                    "questions": 4,
+                    "k": 1,
+                    "format_rate": 1.0,
+                    "judges": {"helpfulness": {"greedy": mean, "sampled": mean}},
+                }
+            )
+        )
         stages.append({"name": name, "command": "eval", "status": "finished", "output": str(folder)})
     (run / "manifest.json").write_text(json.dumps({"name": "r", "stages": stages}))
-    page = open(build_report(ReportConfig(run_dir=str(run))), encoding="utf-8").read()
+    page = Path(build_report(ReportConfig(run_dir=str(run)))).read_text(encoding="utf-8")
     assert "<th>judge helpfulness</th>" in page and "<td>0.650" in page
     assert "helpfulness +0.400 [+0.400, +0.400], 1.00 (p 0.125)" in page

@@ -8,7 +8,13 @@ from r1lab.eval_metrics import aggregate, majority_vote, percentile, score_quest
 
 
 def sample(extracted, correct, tokens=10, truncated=False, formatted=True):
-    return {"extracted": extracted, "correct": correct, "tokens": tokens, "truncated": truncated, "formatted": formatted}
+    return {
+        "extracted": extracted,
+        "correct": correct,
+        "tokens": tokens,
+        "truncated": truncated,
+        "formatted": formatted,
+    }
 
 
 def test_vote_key_puts_equal_numbers_together():
@@ -80,11 +86,19 @@ def test_k_equals_one_makes_pass_at_1_cons_and_pass_at_k_agree():
 def test_aggregate_rates_and_lengths():
     records = [
         {
-            "samples": [sample("4", True, tokens=10), sample("4", True, tokens=20), sample("5", False, tokens=30, truncated=True)],
+            "samples": [
+                sample("4", True, tokens=10),
+                sample("4", True, tokens=20),
+                sample("5", False, tokens=30, truncated=True),
+            ],
             "greedy": sample("4", True, tokens=12),
         },
         {
-            "samples": [sample("1", False, tokens=40, formatted=False), sample("2", True, tokens=50), sample(None, False, tokens=60, truncated=True, formatted=False)],
+            "samples": [
+                sample("1", False, tokens=40, formatted=False),
+                sample("2", True, tokens=50),
+                sample(None, False, tokens=60, truncated=True, formatted=False),
+            ],
             "greedy": sample("1", False, tokens=14),
         },
     ]

@@ -6,6 +6,7 @@ import importlib
 import json
 import os
 import sys
+from pathlib import Path
 
 import pytest
 import yaml
@@ -38,9 +39,9 @@ def examples(monkeypatch):
 
 
 def test_the_page_shows_each_example_as_it_is():
-    page = open(os.path.join(REPO_ROOT, "docs", "extending.md"), encoding="utf-8").read()
+    page = Path(os.path.join(REPO_ROOT, "docs", "extending.md")).read_text(encoding="utf-8")
     for name in EXAMPLE_FILES:
-        source = open(os.path.join(EXAMPLES, name), encoding="utf-8").read().rstrip()
+        source = Path(os.path.join(EXAMPLES, name)).read_text(encoding="utf-8").rstrip()
         assert source in page, f"docs/extending.md does not show examples/extending/{name} as it is"
 
 
@@ -65,8 +66,12 @@ def test_the_new_reward_scores_with_the_task_and_takes_options(examples):
     xml = get_template("xml")
     short, long = xml.format("odd or even", row["answer"]), xml.format("word " * 30, row["answer"])
     reward = get_reward("example.brevity", max_words=40, task=task)
-    scores = reward(prompts=[None] * 3, completions=[short, long, xml.format("x", "neither")],
-                    answer=[row["answer"]] * 3, task_index=[row["task_index"]] * 3)
+    scores = reward(
+        prompts=[None] * 3,
+        completions=[short, long, xml.format("x", "neither")],
+        answer=[row["answer"]] * 3,
+        task_index=[row["task_index"]] * 3,
+    )
     assert scores[0] > scores[1] > 0 and scores[2] == 0.0
     assert scores[0] == pytest.approx(1 - len(short.split()) / 40)
     from r1lab.errors import UserError
@@ -76,18 +81,32 @@ def test_the_new_reward_scores_with_the_task_and_takes_options(examples):
 
 
 def test_the_new_stage_runs_from_the_cli_and_in_a_pipeline(examples, tiny_model_dir, tmp_path, monkeypatch):
-    monkeypatch.setitem(COMMANDS, "lengths", Command("lengths_stage", "LengthsConfig", "token lengths of a chat dataset"))
+    monkeypatch.setitem(
+        COMMANDS, "lengths", Command("lengths_stage", "LengthsConfig", "token lengths of a chat dataset")
+    )
     data = tmp_path / "data"
     assert cli_main(["cold-start-data", "--task", "example.parity", "--task_size", "12", "--output", str(data)]) == 0
-    assert cli_main(["lengths", "--train_file", str(data), "--model", tiny_model_dir, "--output_dir", str(tmp_path / "l")]) == 0
+    assert (
+        cli_main(["lengths", "--train_file", str(data), "--model", tiny_model_dir, "--output_dir", str(tmp_path / "l")])
+        == 0
+    )
     figures = json.loads((tmp_path / "l" / "lengths.json").read_text())
     assert figures["samples"] == 12 and 0 < figures["mean_tokens"] <= figures["max_tokens"]
     assert cli_main(["lengths", "--train_file", str(tmp_path / "missing"), "--output_dir", str(tmp_path / "m")]) == 2
     recipe = {
         "name": "lengths",
         "stages": [
-            {"name": "cold-start-data", "command": "cold-start-data", "config": {"task": "example.parity", "task_size": 12}},
-            {"name": "lengths", "command": "lengths", "config": {"model": tiny_model_dir}, "inputs": {"train_file": "cold-start-data"}},
+            {
+                "name": "cold-start-data",
+                "command": "cold-start-data",
+                "config": {"task": "example.parity", "task_size": 12},
+            },
+            {
+                "name": "lengths",
+                "command": "lengths",
+                "config": {"model": tiny_model_dir},
+                "inputs": {"train_file": "cold-start-data"},
+            },
         ],
     }
     (tmp_path / "pipeline.yaml").write_text(yaml.safe_dump(recipe))
@@ -96,4 +115,6 @@ def test_the_new_stage_runs_from_the_cli_and_in_a_pipeline(examples, tiny_model_
     manifest = json.loads((run_dir / "manifest.json").read_text())
     assert [stage["status"] for stage in manifest["stages"]] == ["finished", "finished"]
     assert manifest["stages"][1]["figures"]["samples"] == 12
-    assert cli_main(["pipeline", "--config", str(tmp_path / "pipeline.yaml"), "--run_dir", str(run_dir), "--resume"]) == 0
+    assert (
+        cli_main(["pipeline", "--config", str(tmp_path / "pipeline.yaml"), "--run_dir", str(run_dir), "--resume"]) == 0
+    )

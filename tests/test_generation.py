@@ -83,7 +83,7 @@ def test_batched_greedy_matches_one_prompt_at_a_time(tiny):
 
 def test_same_seed_same_samples_other_seed_other_samples(tiny):
     model, tokenizer = tiny
-    settings = dict(n=3, temperature=1.0, top_p=0.95, max_new_tokens=8, batch_size=4, progress=False)
+    settings = {"n": 3, "temperature": 1.0, "top_p": 0.95, "max_new_tokens": 8, "batch_size": 4, "progress": False}
     first = generate(model, tokenizer, PROMPTS, seed=7, **settings)
     again = generate(model, tokenizer, PROMPTS, seed=7, **settings)
     other = generate(model, tokenizer, PROMPTS, seed=8, **settings)
@@ -117,7 +117,14 @@ def test_stop_string_ends_only_its_own_row(tiny):
 
 
 def test_bad_settings_are_user_errors():
-    for arguments in [(0, 1.0, 1.0, 8, 1), (1, -0.1, 1.0, 8, 1), (1, 1.0, 0.0, 8, 1), (1, 1.0, 1.5, 8, 1), (1, 1.0, 1.0, 0, 1), (1, 1.0, 1.0, 8, 0)]:
+    for arguments in [
+        (0, 1.0, 1.0, 8, 1),
+        (1, -0.1, 1.0, 8, 1),
+        (1, 1.0, 0.0, 8, 1),
+        (1, 1.0, 1.5, 8, 1),
+        (1, 1.0, 1.0, 0, 1),
+        (1, 1.0, 1.0, 8, 0),
+    ]:
         with pytest.raises(UserError):
             check_settings(*arguments)
 
@@ -134,7 +141,10 @@ class CharTokenizer:
     eos_token_id = 1
 
     def decode(self, ids, skip_special_tokens=False):
-        return "".join("" if skip_special_tokens and token < 2 else ("<pad>", "<eos>")[token] if token < 2 else chr(token) for token in ids)
+        return "".join(
+            "" if skip_special_tokens and token < 2 else ("<pad>", "<eos>")[token] if token < 2 else chr(token)
+            for token in ids
+        )
 
     def batch_decode(self, rows):
         return [self.decode(row) for row in rows]
@@ -147,9 +157,9 @@ def ids(text):
 def test_finish_row_eos_stop_and_truncation():
     tokenizer = CharTokenizer()
     eos = {1}
-    at_eos = finish_row(ids("abc") + [1, 0, 0], eos, None, tokenizer, [])
+    at_eos = finish_row([*ids("abc"), 1, 0, 0], eos, None, tokenizer, [])
     assert at_eos == Completion("abc", 4, False)
-    at_stop = finish_row(ids("ab</a>x") + [0], eos, 6, tokenizer, ["</a>"])
+    at_stop = finish_row([*ids("ab</a>x"), 0], eos, 6, tokenizer, ["</a>"])
     assert at_stop == Completion("ab</a>", 6, False)
     cut = finish_row(ids("abcd"), eos, None, tokenizer, [])
     assert cut == Completion("abcd", 4, True)
@@ -158,7 +168,12 @@ def test_finish_row_eos_stop_and_truncation():
 def test_stop_watcher_reads_only_the_generated_tail():
     tokenizer = CharTokenizer()
     watcher = StopStringWatcher(tokenizer, ["</a>"])
-    assert watcher.stopped([ids("x"), ids("x</a"), ids("y</a>"), ids("long text then </a>")]) == [False, False, True, True]
+    assert watcher.stopped([ids("x"), ids("x</a"), ids("y</a>"), ids("long text then </a>")]) == [
+        False,
+        False,
+        True,
+        True,
+    ]
     assert watcher.stopped([ids("</a>" + "z" * 10)]) == [False]  # outside the window: found on its own step earlier
     assert StopStringWatcher(tokenizer, []).stopped([ids("</a>")]) == [False]
 
@@ -192,7 +207,9 @@ def test_sampling_draws_each_token_with_its_nucleus_probability(monkeypatch, can
     for top_p, kept in nuclei.items():
         counts = torch.zeros_like(probabilities)
         for _ in range(draws // 100):
-            chosen = torch.stack([generation.sample_next(probabilities.log(), 1.0, top_p, generator) for _ in range(100)])
+            chosen = torch.stack(
+                [generation.sample_next(probabilities.log(), 1.0, top_p, generator) for _ in range(100)]
+            )
             counts += torch.nn.functional.one_hot(chosen, probabilities.shape[1]).sum(dim=0)
         expected = kept / kept.sum(dim=-1, keepdim=True)
         assert torch.equal(counts > 0, expected > 0), top_p  # nothing outside the nucleus, everything inside it
@@ -256,7 +273,18 @@ def test_vllm_engine_gets_token_ids_and_sampling_params(fake_vllm, tiny, monkeyp
     monkeypatch.setattr(vllm_support, "gpu_visible", lambda: True)  # a GPU engine: the seed goes with each request
     _, tokenizer = tiny
     engine = FakeLLM()
-    results = generate(engine, tokenizer, PROMPTS[:2], n=2, temperature=0.6, top_p=0.95, max_new_tokens=32, seed=3, stop_strings="</answer>", progress=False)
+    results = generate(
+        engine,
+        tokenizer,
+        PROMPTS[:2],
+        n=2,
+        temperature=0.6,
+        top_p=0.95,
+        max_new_tokens=32,
+        seed=3,
+        stop_strings="</answer>",
+        progress=False,
+    )
     requests, params = engine.calls[0]
     expected = tokenizer.apply_chat_template(PROMPTS[0], tokenize=False, add_generation_prompt=True)
     assert requests[0]["prompt_token_ids"] == tokenizer(expected, add_special_tokens=False)["input_ids"]
@@ -283,8 +311,13 @@ def test_load_generation_model_picks_vllm_when_the_backend_says_so(fake_vllm, ti
     engine = load_generation_model(tiny_model_dir, seed=5)
     assert isinstance(engine, FakeLLM)
     # on the CPU: float32 (r1lab's auto), eager (no minutes of torch.compile), a 2 GiB KV cache unless set
-    assert engine.init_kwargs == {"model": tiny_model_dir, "dtype": "float32", "seed": 5, "trust_remote_code": False,
-                                  "enforce_eager": True}
+    assert engine.init_kwargs == {
+        "model": tiny_model_dir,
+        "dtype": "float32",
+        "seed": 5,
+        "trust_remote_code": False,
+        "enforce_eager": True,
+    }
     assert os.environ["VLLM_CPU_KVCACHE_SPACE"] == "2"
     monkeypatch.setenv("VLLM_CPU_KVCACHE_SPACE", "5")
     load_generation_model(tiny_model_dir, backend="vllm")
@@ -352,9 +385,14 @@ def test_own_decoding_loop_matches_hf_generate_greedy(embedded_model):
     ours = generate(model, tokenizer, prompts, max_new_tokens=16, batch_size=4, progress=False)
     for prompt_ids, completions in zip(prompt_token_ids(tokenizer, prompts), ours):
         single = torch.tensor([prompt_ids])
-        reference = model.generate(single, attention_mask=torch.ones_like(single), max_new_tokens=16, do_sample=False,
-                                   pad_token_id=tokenizer.pad_token_id)
-        assert completions[0].text == tokenizer.decode(reference[0, len(prompt_ids):], skip_special_tokens=True)
+        reference = model.generate(
+            single,
+            attention_mask=torch.ones_like(single),
+            max_new_tokens=16,
+            do_sample=False,
+            pad_token_id=tokenizer.pad_token_id,
+        )
+        assert completions[0].text == tokenizer.decode(reference[0, len(prompt_ids) :], skip_special_tokens=True)
 
 
 def test_a_row_leaving_the_batch_early_does_not_change_the_others(embedded_model):
@@ -378,8 +416,9 @@ def test_samples_of_one_prompt_share_its_prompt_pass(embedded_model):
     model, tokenizer = embedded_model
     prompts = [[{"role": "user", "content": question}] for question in QUESTIONS[:3]]
     greedy = generate(model, tokenizer, prompts, max_new_tokens=12, batch_size=8, progress=False)
-    sampled = generate(model, tokenizer, prompts, n=3, temperature=1.0, top_p=1e-6, max_new_tokens=12, batch_size=8,
-                       progress=False)
+    sampled = generate(
+        model, tokenizer, prompts, n=3, temperature=1.0, top_p=1e-6, max_new_tokens=12, batch_size=8, progress=False
+    )
     for once, three in zip(greedy, sampled):
         assert [completion.text for completion in three] == [once[0].text] * 3
 
@@ -389,12 +428,12 @@ def test_shared_prefix_length():
     from r1lab.generation import shared_prefix_length
 
     common = list(range(100, 100 + least))
-    assert shared_prefix_length([common + [1, 2], common + [1, 3, 4]]) == least + 1
-    assert shared_prefix_length([common + [1], common + [1, 3]]) == least  # each prompt keeps a token of its own
-    assert shared_prefix_length([common + [1], common + [1]]) == least
-    assert shared_prefix_length([common[:-1] + [1], common[:-1] + [2]]) == 0  # too short to be worth a pass
-    assert shared_prefix_length([common + [1, 2]]) == 0  # one prompt: nothing to share
-    assert shared_prefix_length([[5] + common, [6] + common]) == 0
+    assert shared_prefix_length([[*common, 1, 2], [*common, 1, 3, 4]]) == least + 1
+    assert shared_prefix_length([[*common, 1], [*common, 1, 3]]) == least  # each prompt keeps a token of its own
+    assert shared_prefix_length([[*common, 1], [*common, 1]]) == least
+    assert shared_prefix_length([[*common[:-1], 1], [*common[:-1], 2]]) == 0  # too short to be worth a pass
+    assert shared_prefix_length([[*common, 1, 2]]) == 0  # one prompt: nothing to share
+    assert shared_prefix_length([[5, *common], [6, *common]]) == 0
 
 
 def test_a_shared_prompt_prefix_is_read_once_and_changes_nothing(embedded_model, monkeypatch):
@@ -408,7 +447,9 @@ def test_a_shared_prompt_prefix_is_read_once_and_changes_nothing(embedded_model,
     prompts = [[system, {"role": "user", "content": question}] for question in QUESTIONS]
     assert generation.shared_prefix_length(generation.prompt_token_ids(tokenizer, prompts)) >= 20
     first_batches = []
-    hook = model.register_forward_pre_hook(lambda module, args, kwargs: first_batches.append(kwargs["input_ids"].shape), with_kwargs=True)
+    hook = model.register_forward_pre_hook(
+        lambda module, args, kwargs: first_batches.append(kwargs["input_ids"].shape), with_kwargs=True
+    )
     try:
         shared = generation.generate(model, tokenizer, prompts, max_new_tokens=16, batch_size=4, progress=False)
     finally:
@@ -429,8 +470,18 @@ def _decode_tiny(model, tokenizer, prompts_ids, max_new_tokens=6):
 
     from r1lab.generation import decode_batch
 
-    decoded = decode_batch(model, prompts_ids, tokenizer.pad_token_id, {tokenizer.eos_token_id}, StopStringWatcher(tokenizer, []),
-                           max_new_tokens, 1.0, 1.0, torch.Generator().manual_seed(0), record_logps=True)
+    decoded = decode_batch(
+        model,
+        prompts_ids,
+        tokenizer.pad_token_id,
+        {tokenizer.eos_token_id},
+        StopStringWatcher(tokenizer, []),
+        max_new_tokens,
+        1.0,
+        1.0,
+        torch.Generator().manual_seed(0),
+        record_logps=True,
+    )
     return decoded.tokens, decoded.logps
 
 

@@ -28,7 +28,9 @@ def test_the_bundle_is_complete_small_and_licensed():
         assert sum(name.startswith(prefix) for name in wheels) == 1, prefix  # one version of each
     licences = os.listdir(os.path.join(gpu_check.WHEELS, "LICENSES"))
     assert len(licences) == len(gpu_check.BUNDLED)
-    size = sum(os.path.getsize(os.path.join(folder, name)) for folder, _, names in os.walk(gpu_check.BUNDLE) for name in names)
+    size = sum(
+        os.path.getsize(os.path.join(folder, name)) for folder, _, names in os.walk(gpu_check.BUNDLE) for name in names
+    )
     assert size < 60 * 2**20, f"the GPU check's bundle is {size / 2**20:.1f} MiB"
 
 
@@ -44,7 +46,10 @@ def test_the_gpu_check_runs_end_to_end_in_its_cpu_mode(tmp_path):
     out = tmp_path / "check"
     done = subprocess.run(
         ["bash", os.path.join(REPO, "scripts", "gpu_check.sh"), "--tiny", "--out", str(out)],
-        capture_output=True, text=True, env={**os.environ, "PYTHON": sys.executable}, timeout=1800,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHON": sys.executable},
+        timeout=1800,
     )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     result = json.loads((out / "gpu_check.json").read_text())

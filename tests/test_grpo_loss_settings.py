@@ -27,12 +27,17 @@ def _not_dapo(loss_type: str) -> str:
 
 # id: (settings, the zero-advantage skip's recorded state). Every other path is the same in each run.
 CASES = {
-    **{f"loss_type={loss}": (["--loss_type", loss], _not_dapo(loss)) for loss in ("grpo", "dr_grpo", "bnpo", "cispo", "sapo", "vespo")},
+    **{
+        f"loss_type={loss}": (["--loss_type", loss], _not_dapo(loss))
+        for loss in ("grpo", "dr_grpo", "bnpo", "cispo", "sapo", "vespo")
+    },
     "loss_type=dapo": (["--loss_type", "dapo"], SKIP_ON),
     "loss_type=luspo": (["--loss_type", "luspo", "--importance_sampling_level", "sequence"], _not_dapo("luspo")),
     "gspo": (["--loss_type", "grpo", "--importance_sampling_level", "sequence"], _not_dapo("grpo")),
-    "top_entropy_quantile": (["--top_entropy_quantile", "0.5"],
-                             _skip_off("top_entropy_quantile < 1: the entropy mask reads the whole batch")),
+    "top_entropy_quantile": (
+        ["--top_entropy_quantile", "0.5"],
+        _skip_off("top_entropy_quantile < 1: the entropy mask reads the whole batch"),
+    ),
     "epsilon_high": (["--epsilon_high", "0.28"], SKIP_ON),
     "delta": (["--delta", "1.5"], SKIP_ON),
     **{f"scale_rewards={scale}": (["--scale_rewards", scale], SKIP_ON) for scale in ("group", "batch", "none")},
@@ -52,7 +57,9 @@ def _trl_choices(field: str) -> set[str]:
 def test_every_loss_type_of_trl_has_a_case():
     covered = {settings[1] for settings, _ in CASES.values() if settings[0] == "--loss_type"}
     assert covered == _trl_choices("loss_type")
-    assert {"group", "batch", "none"} == {settings[1] for settings, _ in CASES.values() if settings[0] == "--scale_rewards"}
+    assert {"group", "batch", "none"} == {
+        settings[1] for settings, _ in CASES.values() if settings[0] == "--scale_rewards"
+    }
 
 
 @pytest.fixture(scope="module")
@@ -82,15 +89,50 @@ def eos_prone_model_dir(tiny_model_dir, tmp_path_factory) -> str:
 
 
 def _one_sgd_step(model_dir: str, output_dir, settings: list[str]) -> int:
-    return cli_main([
-        "grpo", "--model", model_dir, "--task", "gym:chain_sum", "--task_size", "8",
-        "--task_options", "{min_terms: 2, max_terms: 2, min_digits: 1, max_digits: 1}",
-        "--rewards", "reward_helpers.distinct_characters",
-        "--num_generations", "4", "--per_device_train_batch_size", "4", "--gradient_accumulation_steps", "1",
-        "--max_completion_length", "8", "--max_steps", "1", "--optim", "sgd", "--weight_decay", "0",
-        "--learning_rate", "1e-1", "--logging_steps", "1", "--save_strategy", "no", "--report_to", "none",
-        "--disable_tqdm", "true", "--gradient_checkpointing", "false", "--output_dir", str(output_dir), *settings,
-    ])
+    return cli_main(
+        [
+            "grpo",
+            "--model",
+            model_dir,
+            "--task",
+            "gym:chain_sum",
+            "--task_size",
+            "8",
+            "--task_options",
+            "{min_terms: 2, max_terms: 2, min_digits: 1, max_digits: 1}",
+            "--rewards",
+            "reward_helpers.distinct_characters",
+            "--num_generations",
+            "4",
+            "--per_device_train_batch_size",
+            "4",
+            "--gradient_accumulation_steps",
+            "1",
+            "--max_completion_length",
+            "8",
+            "--max_steps",
+            "1",
+            "--optim",
+            "sgd",
+            "--weight_decay",
+            "0",
+            "--learning_rate",
+            "1e-1",
+            "--logging_steps",
+            "1",
+            "--save_strategy",
+            "no",
+            "--report_to",
+            "none",
+            "--disable_tqdm",
+            "true",
+            "--gradient_checkpointing",
+            "false",
+            "--output_dir",
+            str(output_dir),
+            *settings,
+        ]
+    )
 
 
 @pytest.mark.parametrize("case", list(CASES))
@@ -118,7 +160,15 @@ def test_each_trl_loss_setting_trains_through_r1lab_grpo(eos_prone_model_dir, tm
 # Two groups per step, one of them flat, shuffled into two micro-batches: the skip slices rows out of each.
 EQUIVALENCE = {
     "dapo+mask_truncated+epsilon_high+delta+scale_rewards=batch": [
-        "--mask_truncated_completions", "true", "--epsilon_high", "0.28", "--delta", "1.5", "--scale_rewards", "batch"],
+        "--mask_truncated_completions",
+        "true",
+        "--epsilon_high",
+        "0.28",
+        "--delta",
+        "1.5",
+        "--scale_rewards",
+        "batch",
+    ],
     "gspo": ["--loss_type", "grpo", "--importance_sampling_level", "sequence"],
     "loss_type=vespo": ["--loss_type", "vespo"],
 }
@@ -127,11 +177,21 @@ EQUIVALENCE = {
 @pytest.mark.parametrize("case", list(EQUIVALENCE))
 def test_fast_paths_train_each_claimed_setting_as_trl_does(eos_prone_model_dir, tmp_path, case):
     settings = ["--generation_loop", "trl", "--gradient_checkpointing", "false", *ONE_SGD_STEP, *EQUIVALENCE[case]]
-    assert grpo_with_half_the_groups_flat(eos_prone_model_dir, tmp_path / "trl", skip=True, accumulation=2,
-                                          extra=[*settings, "--fast_paths", "false"]) == 0
-    assert grpo_with_half_the_groups_flat(eos_prone_model_dir, tmp_path / "fast", skip=True, accumulation=2,
-                                          extra=settings) == 0
+    assert (
+        grpo_with_half_the_groups_flat(
+            eos_prone_model_dir, tmp_path / "trl", skip=True, accumulation=2, extra=[*settings, "--fast_paths", "false"]
+        )
+        == 0
+    )
+    assert (
+        grpo_with_half_the_groups_flat(
+            eos_prone_model_dir, tmp_path / "fast", skip=True, accumulation=2, extra=settings
+        )
+        == 0
+    )
     decided = fast_paths(tmp_path / "fast")
     assert decided["shared_prompt_forward"] == "on"
-    assert decided["zero_advantage_skip"] == ("on" if "--loss_type" not in settings else _not_dapo(settings[settings.index("--loss_type") + 1]))
+    assert decided["zero_advantage_skip"] == (
+        "on" if "--loss_type" not in settings else _not_dapo(settings[settings.index("--loss_type") + 1])
+    )
     assert_same_training(eos_prone_model_dir, tmp_path / "trl", tmp_path / "fast")

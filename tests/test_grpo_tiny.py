@@ -21,21 +21,36 @@ def test_two_grpo_steps_change_weights_and_log_reward_components(tiny_model_dir,
     code = cli_main(
         [
             "grpo",
-            "--model", tiny_model_dir,
-            "--task", "gym:chain_sum",
-            "--task_size", "20",
-            "--task_options", "{min_terms: 2, max_terms: 2, min_digits: 1, max_digits: 1}",
-            "--rewards", "xml.soft_format,seed.xmlcount,accuracy,reward_helpers.distinct_characters",
-            "--num_generations", "4",
-            "--per_device_train_batch_size", "4",
-            "--gradient_accumulation_steps", "1",
-            "--max_completion_length", "16",
-            "--max_steps", "2",
-            "--learning_rate", "1e-2",
-            "--logging_steps", "1",
-            "--save_strategy", "no",
-            "--final_eval", "{limit: 3, k: 2, max_new_tokens: 8, progress: false}",
-            "--output_dir", str(output_dir),
+            "--model",
+            tiny_model_dir,
+            "--task",
+            "gym:chain_sum",
+            "--task_size",
+            "20",
+            "--task_options",
+            "{min_terms: 2, max_terms: 2, min_digits: 1, max_digits: 1}",
+            "--rewards",
+            "xml.soft_format,seed.xmlcount,accuracy,reward_helpers.distinct_characters",
+            "--num_generations",
+            "4",
+            "--per_device_train_batch_size",
+            "4",
+            "--gradient_accumulation_steps",
+            "1",
+            "--max_completion_length",
+            "16",
+            "--max_steps",
+            "2",
+            "--learning_rate",
+            "1e-2",
+            "--logging_steps",
+            "1",
+            "--save_strategy",
+            "no",
+            "--final_eval",
+            "{limit: 3, k: 2, max_new_tokens: 8, progress: false}",
+            "--output_dir",
+            str(output_dir),
         ]
     )
     assert code == 0
@@ -103,8 +118,16 @@ def test_skipping_flat_groups_leaves_theweights_bit_identical(tiny_model_dir, tm
 def test_skipping_zero_advantage_rows_inside_a_batch_keeps_the_update(tiny_model_dir, tmp_path):
     """Two groups shuffled into each micro-batch: the flat group's rows are sliced out; the update is the same
     up to float rounding (a smaller batch sums in another order)."""
-    assert grpo_with_half_the_groups_flat(tiny_model_dir, tmp_path / "full", skip=False, accumulation=2, extra=ONE_SGD_STEP) == 0
-    assert grpo_with_half_the_groups_flat(tiny_model_dir, tmp_path / "skip", skip=True, accumulation=2, extra=ONE_SGD_STEP) == 0
+    assert (
+        grpo_with_half_the_groups_flat(
+            tiny_model_dir, tmp_path / "full", skip=False, accumulation=2, extra=ONE_SGD_STEP
+        )
+        == 0
+    )
+    assert (
+        grpo_with_half_the_groups_flat(tiny_model_dir, tmp_path / "skip", skip=True, accumulation=2, extra=ONE_SGD_STEP)
+        == 0
+    )
     assert_same_training(tiny_model_dir, tmp_path / "full", tmp_path / "skip")
     _, skipped_shares = losses_and_skipped(tmp_path / "skip")
     assert all(0 < share < 1 for share in skipped_shares), skipped_shares
@@ -147,8 +170,13 @@ def test_bf16_autocast_on_the_cpu_corrects_float32_rollouts(tiny_model_dir, tmp_
 
     decodes, exact_flags = _watch_sampling(monkeypatch)
     output_dir = tmp_path / "bf16"
-    code = grpo_with_half_the_groups_flat(tiny_model_dir, output_dir, skip=True, accumulation=2,
-                                           extra=["--bf16", "true", "--use_cpu", "true", "--max_steps", "2"])
+    code = grpo_with_half_the_groups_flat(
+        tiny_model_dir,
+        output_dir,
+        skip=True,
+        accumulation=2,
+        extra=["--bf16", "true", "--use_cpu", "true", "--max_steps", "2"],
+    )
     assert code == 0 and decodes and not any(autocast for autocast, _ in decodes)
     assert all(dtypes == {torch.float32} for _, dtypes in decodes)
     assert exact_flags and not any(exact_flags)  # not reused as old log-probabilities
@@ -173,13 +201,20 @@ def test_a_bf16_copy_samples_for_a_policy_trained_in_bf16_autocast(tiny_model_di
     def checking(self, policy):
         sampler = real_sampling_model(self, policy)
         pairs = list(zip(sampler.parameters(), policy.parameters(), strict=True))
-        copies.append(sampler is not policy and all(torch.equal(mine, theirs.to(torch.bfloat16)) for mine, theirs in pairs))
+        copies.append(
+            sampler is not policy and all(torch.equal(mine, theirs.to(torch.bfloat16)) for mine, theirs in pairs)
+        )
         return sampler
 
     monkeypatch.setattr(grpo_trainer.R1GRPOTrainer, "_sampling_model", checking)
     output_dir = tmp_path / "copy"
-    code = grpo_with_half_the_groups_flat(tiny_model_dir, output_dir, skip=True, accumulation=2, extra=[
-        "--bf16", "true", "--use_cpu", "true", "--max_steps", "3", "--sampling_dtype", "bfloat16"])
+    code = grpo_with_half_the_groups_flat(
+        tiny_model_dir,
+        output_dir,
+        skip=True,
+        accumulation=2,
+        extra=["--bf16", "true", "--use_cpu", "true", "--max_steps", "3", "--sampling_dtype", "bfloat16"],
+    )
     assert code == 0 and len(copies) == 3 and all(copies)  # one generation per step, each from the current weights
     assert all(dtypes == {torch.bfloat16} for _, dtypes in decodes) and not any(exact_flags)
     records = _correction_records(output_dir)
@@ -207,11 +242,23 @@ def test_shared_prompt_forward_trains_as_trl_does(tiny_model_dir, tmp_path, monk
     the same loss and the same update as TRL's forward up to float rounding."""
     calls = _count_shared_forwards(monkeypatch)
     no_checkpointing = ["--gradient_checkpointing", "false", *ONE_SGD_STEP]
-    assert grpo_with_half_the_groups_flat(tiny_model_dir, tmp_path / "trl", skip=False, accumulation=2,
-                                           extra=[*no_checkpointing, "--share_prompt_forward", "false"]) == 0
+    assert (
+        grpo_with_half_the_groups_flat(
+            tiny_model_dir,
+            tmp_path / "trl",
+            skip=False,
+            accumulation=2,
+            extra=[*no_checkpointing, "--share_prompt_forward", "false"],
+        )
+        == 0
+    )
     assert not calls
-    assert grpo_with_half_the_groups_flat(tiny_model_dir, tmp_path / "shared", skip=False, accumulation=2,
-                                           extra=no_checkpointing) == 0
+    assert (
+        grpo_with_half_the_groups_flat(
+            tiny_model_dir, tmp_path / "shared", skip=False, accumulation=2, extra=no_checkpointing
+        )
+        == 0
+    )
     assert calls, "the shared prompt forward was not used"
     assert_same_training(tiny_model_dir, tmp_path / "trl", tmp_path / "shared")
 
@@ -219,8 +266,13 @@ def test_shared_prompt_forward_trains_as_trl_does(tiny_model_dir, tmp_path, monk
 def test_shared_prompt_forward_with_lora(tiny_model_dir, tmp_path, monkeypatch):
     calls = _count_shared_forwards(monkeypatch)
     output_dir = tmp_path / "lora"
-    code = grpo_with_half_the_groups_flat(tiny_model_dir, output_dir, skip=False, accumulation=1, extra=[
-        "--gradient_checkpointing", "false", "--use_peft", "true", "--lora_r", "4", "--max_steps", "2"])
+    code = grpo_with_half_the_groups_flat(
+        tiny_model_dir,
+        output_dir,
+        skip=False,
+        accumulation=1,
+        extra=["--gradient_checkpointing", "false", "--use_peft", "true", "--lora_r", "4", "--max_steps", "2"],
+    )
     assert code == 0 and calls
     losses, _ = losses_and_skipped(output_dir)
     assert losses and all(loss == loss for loss in losses)  # no NaN
@@ -229,12 +281,20 @@ def test_shared_prompt_forward_with_lora(tiny_model_dir, tmp_path, monkeypatch):
 def test_compact_head_trains_as_trl_does(tiny_model_dir, tmp_path, monkeypatch):
     """With TRL's gradient checkpointing, each chunk is cut after its last completion token and only completion
     positions go through the LM head: same loss and update as TRL's own forward and head."""
-    assert grpo_with_half_the_groups_flat(tiny_model_dir, tmp_path / "compact", skip=False, accumulation=2, extra=ONE_SGD_STEP) == 0
+    assert (
+        grpo_with_half_the_groups_flat(
+            tiny_model_dir, tmp_path / "compact", skip=False, accumulation=2, extra=ONE_SGD_STEP
+        )
+        == 0
+    )
     assert fast_paths(tmp_path / "compact")["compact_head"] == "on"
     import r1lab.training.grpo_forward as grpo_forward
 
     monkeypatch.setattr(grpo_forward, "compact_head_ruled_out", lambda trainer, model: "ruled out by the test")
-    assert grpo_with_half_the_groups_flat(tiny_model_dir, tmp_path / "trl", skip=False, accumulation=2, extra=ONE_SGD_STEP) == 0
+    assert (
+        grpo_with_half_the_groups_flat(tiny_model_dir, tmp_path / "trl", skip=False, accumulation=2, extra=ONE_SGD_STEP)
+        == 0
+    )
     assert fast_paths(tmp_path / "trl")["compact_head"] == "off: ruled out by the test"
     assert_same_training(tiny_model_dir, tmp_path / "trl", tmp_path / "compact")
 
@@ -245,8 +305,12 @@ def _spy_on_fast_paths(monkeypatch) -> list[str]:
     import r1lab.training.grpo_trainer as grpo_trainer
 
     called = []
-    for module, name in ((grpo_trainer, "decode_batch"), (grpo_forward, "score_trimmed"),
-                         (grpo_forward, "prompt_shared_logps"), (grpo_forward, "compact_head_chunk")):
+    for module, name in (
+        (grpo_trainer, "decode_batch"),
+        (grpo_forward, "score_trimmed"),
+        (grpo_forward, "prompt_shared_logps"),
+        (grpo_forward, "compact_head_chunk"),
+    ):
         real = getattr(module, name)
 
         def spy(*args, _real=real, _name=name, **kwargs):
@@ -263,13 +327,22 @@ def test_fast_paths_false_trains_through_trls_code_and_agrees(tiny_model_dir, tm
     zero-advantage skip give TRL's loss and one-step update to float rounding."""
     called = _spy_on_fast_paths(monkeypatch)
     trl_sampler = ["--generation_loop", "trl", *ONE_SGD_STEP]
-    assert grpo_with_half_the_groups_flat(tiny_model_dir, tmp_path / "trl", skip=True, accumulation=2,
-                                           extra=[*trl_sampler, "--fast_paths", "false"]) == 0
+    assert (
+        grpo_with_half_the_groups_flat(
+            tiny_model_dir, tmp_path / "trl", skip=True, accumulation=2, extra=[*trl_sampler, "--fast_paths", "false"]
+        )
+        == 0
+    )
     assert called == []
     assert set(fast_paths(tmp_path / "trl").values()) == {"off: fast_paths false"}
-    assert grpo_with_half_the_groups_flat(tiny_model_dir, tmp_path / "fast", skip=True, accumulation=2, extra=trl_sampler) == 0
+    assert (
+        grpo_with_half_the_groups_flat(tiny_model_dir, tmp_path / "fast", skip=True, accumulation=2, extra=trl_sampler)
+        == 0
+    )
     assert "compact_head_chunk" in called and "decode_batch" not in called
     decided = fast_paths(tmp_path / "fast")
-    assert decided["sampler"] == "off: generation_loop trl" and decided["shared_prompt_forward"].startswith("off: gradient_checkpointing")
+    assert decided["sampler"] == "off: generation_loop trl" and decided["shared_prompt_forward"].startswith(
+        "off: gradient_checkpointing"
+    )
     assert all(decided[path] == "on" for path in ("trimmed_scoring", "compact_head", "zero_advantage_skip"))
     assert_same_training(tiny_model_dir, tmp_path / "trl", tmp_path / "fast")

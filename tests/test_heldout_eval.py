@@ -3,21 +3,50 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
 from r1lab.cli import main as cli_main
 
-TASK = ["--task", "gym:chain_sum", "--task_size", "20", "--task_options", "{min_terms: 2, max_terms: 2, min_digits: 1, max_digits: 2}"]
+TASK = [
+    "--task",
+    "gym:chain_sum",
+    "--task_size",
+    "20",
+    "--task_options",
+    "{min_terms: 2, max_terms: 2, min_digits: 1, max_digits: 2}",
+]
 
 
 def grpo_args(model_dir, output_dir, heldout: str, steps: int = 3):
     return [
-        "grpo", "--model", model_dir, *TASK,
-        "--num_generations", "2", "--per_device_train_batch_size", "2", "--gradient_accumulation_steps", "1",
-        "--max_completion_length", "8", "--max_steps", str(steps), "--learning_rate", "1e-3",
-        "--logging_steps", "1", "--save_strategy", "no", "--report_to", "none",
-        "--heldout_eval", heldout, "--output_dir", str(output_dir),
+        "grpo",
+        "--model",
+        model_dir,
+        *TASK,
+        "--num_generations",
+        "2",
+        "--per_device_train_batch_size",
+        "2",
+        "--gradient_accumulation_steps",
+        "1",
+        "--max_completion_length",
+        "8",
+        "--max_steps",
+        str(steps),
+        "--learning_rate",
+        "1e-3",
+        "--logging_steps",
+        "1",
+        "--save_strategy",
+        "no",
+        "--report_to",
+        "none",
+        "--heldout_eval",
+        heldout,
+        "--output_dir",
+        str(output_dir),
     ]
 
 
@@ -38,7 +67,7 @@ def test_heldout_eval_logs_a_learning_curve(tiny_model_dir, tmp_path):
 
     from r1lab.report import ReportConfig, build_report
 
-    page = open(build_report(ReportConfig(run_dir=str(output_dir))), encoding="utf-8").read()
+    page = Path(build_report(ReportConfig(run_dir=str(output_dir)))).read_text(encoding="utf-8")
     assert page.count("<img") >= 1 and (output_dir / "training.png").is_file()
     from r1lab.report_data import read_metrics, with_heldout_start
     from r1lab.report_plots import training_panels

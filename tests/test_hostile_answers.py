@@ -85,15 +85,41 @@ def test_a_checking_process_that_overruns_is_killed_and_replaced(monkeypatch):
 
 def test_a_raising_reward_is_isolated_and_counted_in_a_real_grpo_run(tiny_model_dir, tmp_path):
     output_dir = tmp_path / "grpo"
-    code = cli_main([
-        "grpo", "--model", tiny_model_dir,
-        "--task", "gym:chain_sum", "--task_size", "4",
-        "--task_options", "{min_terms: 2, max_terms: 2, min_digits: 1, max_digits: 1}",
-        "--rewards", "reward_helpers.always_raises,reward_helpers.distinct_characters,accuracy",
-        "--num_generations", "4", "--per_device_train_batch_size", "4", "--gradient_accumulation_steps", "1",
-        "--max_completion_length", "8", "--max_steps", "2", "--logging_steps", "1", "--save_strategy", "no",
-        "--report_to", "none", "--disable_tqdm", "true", "--output_dir", str(output_dir),
-    ])
+    code = cli_main(
+        [
+            "grpo",
+            "--model",
+            tiny_model_dir,
+            "--task",
+            "gym:chain_sum",
+            "--task_size",
+            "4",
+            "--task_options",
+            "{min_terms: 2, max_terms: 2, min_digits: 1, max_digits: 1}",
+            "--rewards",
+            "reward_helpers.always_raises,reward_helpers.distinct_characters,accuracy",
+            "--num_generations",
+            "4",
+            "--per_device_train_batch_size",
+            "4",
+            "--gradient_accumulation_steps",
+            "1",
+            "--max_completion_length",
+            "8",
+            "--max_steps",
+            "2",
+            "--logging_steps",
+            "1",
+            "--save_strategy",
+            "no",
+            "--report_to",
+            "none",
+            "--disable_tqdm",
+            "true",
+            "--output_dir",
+            str(output_dir),
+        ]
+    )
     assert code == 0
     records = [json.loads(line) for line in (output_dir / "metrics.jsonl").read_text().splitlines()]
     steps = [record for record in records if "reward" in record]

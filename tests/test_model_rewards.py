@@ -66,7 +66,11 @@ def build_tiny_classifier_dir(path: str, labels: list[str] | None = None, seed: 
 
     tokenizer = _tokenizer()
     torch.manual_seed(seed)
-    extra = {"num_labels": 1} if not labels else {"id2label": dict(enumerate(labels)), "label2id": {n: i for i, n in enumerate(labels)}}
+    extra = (
+        {"num_labels": 1}
+        if not labels
+        else {"id2label": dict(enumerate(labels)), "label2id": {n: i for i, n in enumerate(labels)}}
+    )
     LlamaForSequenceClassification(_llama_config(tokenizer, **extra)).save_pretrained(path)
     tokenizer.save_pretrained(path)
     return path
@@ -202,9 +206,11 @@ def test_classifier_scores_the_summary_with_the_logit_batched(classifier_dir):
     ]
     reward = get_reward("helpfulness", model=classifier_dir, device="cpu", batch_size=2, template="think")
     scores, logged = call(reward, completions)
-    expected = _direct_logits(classifier_dir, ["What is the capital of France?"] * 3, [summary_part(c, THINK) for c in completions])
+    expected = _direct_logits(
+        classifier_dir, ["What is the capital of France?"] * 3, [summary_part(c, THINK) for c in completions]
+    )
     assert scores == pytest.approx(expected, abs=1e-4)  # padded batches score like single inputs
-    assert len(set(round(s, 6) for s in scores)) == 3
+    assert len({round(s, 6) for s in scores}) == 3
     assert logged["reward_failures/helpfulness"] == 0.0 and logged["reward_stats/helpfulness/empty"] == 0.0
     assert logged["reward_stats/helpfulness/tokens"] > 10 and logged["reward_stats/helpfulness/truncated"] == 0.0
     assert logged["reward_stats/helpfulness/raw"] == pytest.approx(sum(expected) / 3, abs=1e-4)
@@ -213,7 +219,9 @@ def test_classifier_scores_the_summary_with_the_logit_batched(classifier_dir):
     assert other == pytest.approx(scores[:1], abs=1e-4)
     # An empty summary scores 0 without a model call; sigmoid maps a logit into (0, 1)
     assert call(reward, ["<think>\ncut off"])[1]["reward_stats/helpfulness/empty"] == 1.0
-    squashed = call(get_reward("helpfulness", model=classifier_dir, device="cpu", sigmoid=True, template="think"), completions)[0]
+    squashed = call(
+        get_reward("helpfulness", model=classifier_dir, device="cpu", sigmoid=True, template="think"), completions
+    )[0]
     assert all(0 < value < 1 for value in squashed)
 
 
@@ -233,13 +241,17 @@ def test_models_load_lazily_once_per_process_and_are_shared(classifier_dir):
 def test_label_probability_invert_and_label_errors(safety_classifier_dir, classifier_dir):
     completions = ["<think>\nok\n</think>\nSure, here is how.", "<think>\nno\n</think>\nI cannot help with that."]
     safe = get_reward("harmlessness", model=safety_classifier_dir, label="safe", device="cpu", template="think")
-    harmful_inverted = get_reward("harmlessness", model=safety_classifier_dir, label="HARMFUL", invert=True, device="cpu")
+    harmful_inverted = get_reward(
+        "harmlessness", model=safety_classifier_dir, label="HARMFUL", invert=True, device="cpu"
+    )
     p_safe = call(safe, completions)[0]
     p_not_harmful = call(harmful_inverted, completions)[0]
     assert all(0 < p < 1 for p in p_safe + p_not_harmful)
-    by_index = call(get_reward("harmlessness", model=safety_classifier_dir, label="2", device="cpu", template="think"), completions)[0]
+    by_index = call(
+        get_reward("harmlessness", model=safety_classifier_dir, label="2", device="cpu", template="think"), completions
+    )[0]
     assert by_index == pytest.approx(p_safe)
-    with pytest.raises(UserError, match="choose the one to score with label: .*2: safe"):
+    with pytest.raises(UserError, match=r"choose the one to score with label: .*2: safe"):
         get_reward("harmlessness", model=safety_classifier_dir)
     with pytest.raises(UserError, match="no label 'toxic'"):
         get_reward("harmlessness", model=safety_classifier_dir, label="toxic")
@@ -275,7 +287,10 @@ def test_digit_judge_scores_are_normalised_to_0_1(digit_judge_dir):
         max_new_tokens=1,
         batch_size=3,
     )
-    completions = [f"<reasoning>\nstep {word}\n</reasoning>\n<answer>\n{word}\n</answer>" for word in ("cat", "dog", "sun", "tree", "a b c")]
+    completions = [
+        f"<reasoning>\nstep {word}\n</reasoning>\n<answer>\n{word}\n</answer>"
+        for word in ("cat", "dog", "sun", "tree", "a b c")
+    ]
     scores, logged = call(reward, completions)
     assert reward.failures == 0 and logged["reward_stats/harmlessness/unparsed"] == 0.0
     assert all(round(score * 9 + 1, 6) in {float(d) for d in DIGITS} for score in scores)
@@ -300,7 +315,9 @@ def test_model_reward_options_are_checked_when_built(tmp_path):
 def test_a_model_that_cannot_load_stops_the_run_with_its_error(tmp_path):
     broken = tmp_path / "broken-rm"
     broken.mkdir()
-    (broken / "config.json").write_text(json.dumps({"architectures": ["LlamaForSequenceClassification"], "model_type": "llama"}))
+    (broken / "config.json").write_text(
+        json.dumps({"architectures": ["LlamaForSequenceClassification"], "model_type": "llama"})
+    )
     (broken / "model.safetensors").write_bytes(b"not weights")
     reward = get_reward("helpfulness", model=str(broken), device="cpu")
     with pytest.raises(UserError, match="cannot load reward model"):
@@ -340,9 +357,9 @@ def test_mix_task_interleaves_sources_and_keeps_each_tasks_checker(gsm8k_fixture
 
 
 def test_mix_task_errors(gsm8k_fixture_dir):
-    with pytest.raises(UserError, match="needs task_options.reasoning"):
+    with pytest.raises(UserError, match=r"needs task_options\.reasoning"):
         get_task(TaskSpec(task="mix", task_options={"general": GENERAL_PROMPTS}))
-    with pytest.raises(UserError, match="needs task_options.general"):
+    with pytest.raises(UserError, match=r"needs task_options\.general"):
         get_task(TaskSpec(task="mix", task_options={"reasoning": {"task": "gsm8k"}}))
     with pytest.raises(UserError, match="unknown task_options"):
         get_task(TaskSpec(task="mix", task_options={"reasoning": {"task": "gsm8k"}, "general": "x", "ratio": 2}))
@@ -367,7 +384,9 @@ def test_each_row_is_scored_only_by_the_rewards_of_its_source(gsm8k_fixture_dir,
     prompts = [task.prompt(row["question"], THINK) for row in rows]
     is_reasoning = [row["source"] == "reasoning" for row in rows]
     accuracy, format_, helpful = (call(f, completions, prompts, **columns)[0] for f in functions)
-    assert [value is not None for value in accuracy] == is_reasoning and all(v == 1.0 for v in accuracy if v is not None)
+    assert [value is not None for value in accuracy] == is_reasoning and all(
+        v == 1.0 for v in accuracy if v is not None
+    )
     assert [value is not None for value in format_] == is_reasoning and all(v == 0.5 for v in format_ if v is not None)
     assert [value is None for value in helpful] == is_reasoning and all(0 < v < 1 for v in helpful if v is not None)
     # rows that say nothing about their source are scored by every reward
@@ -421,7 +440,9 @@ def _grpo(tmp_path, policy_dir, gsm8k_fixture_dir, template, rewards) -> tuple[l
     return records, marker
 
 
-def test_two_grpo_steps_driven_by_a_sequence_classification_reward_model(tiny_model_dir, classifier_dir, gsm8k_fixture_dir, tmp_path):
+def test_two_grpo_steps_driven_by_a_sequence_classification_reward_model(
+    tiny_model_dir, classifier_dir, gsm8k_fixture_dir, tmp_path
+):
     records, marker = _grpo(
         tmp_path,
         tiny_model_dir,
@@ -444,7 +465,13 @@ def test_two_grpo_steps_driven_by_a_sequence_classification_reward_model(tiny_mo
 
 
 def test_two_grpo_steps_driven_by_a_generative_judge(tiny_model_dir, digit_judge_dir, gsm8k_fixture_dir, tmp_path):
-    judge = {"device": "cpu", "judge_prompt": "{question} {response}", "judge_prefill": "", "chat_template": False, "max_new_tokens": 1}
+    judge = {
+        "device": "cpu",
+        "judge_prompt": "{question} {response}",
+        "judge_prefill": "",
+        "chat_template": False,
+        "max_new_tokens": 1,
+    }
     records, marker = _grpo(
         tmp_path,
         tiny_model_dir,
@@ -453,7 +480,13 @@ def test_two_grpo_steps_driven_by_a_generative_judge(tiny_model_dir, digit_judge
         [
             {"name": "harmlessness", "model": digit_judge_dir, "sources": ["general"], **judge},
             # a random model as judge never writes a score: every judgement fails, is counted, scores 0
-            {"name": "helpfulness", "model": tiny_model_dir, "device": "cpu", "max_new_tokens": 3, "sources": ["general"]},
+            {
+                "name": "helpfulness",
+                "model": tiny_model_dir,
+                "device": "cpu",
+                "max_new_tokens": 3,
+                "sources": ["general"],
+            },
         ],
     )
     for record in records:

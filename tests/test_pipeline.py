@@ -77,7 +77,9 @@ def test_resume_after_an_injected_failure_skips_finished_stages(tiny_model_dir, 
     assert "--resume" in capsys.readouterr().err
 
     fixed = _write_pipeline(
-        tmp_path / "fixed.yaml", [_grpo_stage("first"), _grpo_stage("second", "first")], defaults={"model": tiny_model_dir}
+        tmp_path / "fixed.yaml",
+        [_grpo_stage("first"), _grpo_stage("second", "first")],
+        defaults={"model": tiny_model_dir},
     )
     assert cli_main(["pipeline", "--config", fixed, "--run_dir", str(run_dir), "--resume"]) == 0
     out = capsys.readouterr().out
@@ -114,8 +116,12 @@ def test_quickstart_shaped_pipeline_data_sft_grpo_eval_report(tiny_model_dir, tm
     eval_config = {**task, "limit": 3, "k": 2, "max_new_tokens": 8, "progress": False}
     stages = [
         {"name": "data", "command": "cold-start-data", "config": {**task, "task_size": 12}},
-        {"name": "sft", "command": "sft", "inputs": {"train_file": "data"},
-         "config": {**task, "max_steps": 1, "per_device_train_batch_size": 4, "save_strategy": "no"}},
+        {
+            "name": "sft",
+            "command": "sft",
+            "inputs": {"train_file": "data"},
+            "config": {**task, "max_steps": 1, "per_device_train_batch_size": 4, "save_strategy": "no"},
+        },
         _grpo_stage("grpo", "sft"),
         {"name": "eval", "command": "eval", "inputs": {"model": "grpo"}, "config": eval_config},
         {"name": "report", "command": "report"},

@@ -15,14 +15,32 @@ OPTIONS = {"min_terms": 3, "max_terms": 4, "min_digits": 1, "max_digits": 2}
 CHAIN_SUM = ["--task", "gym:chain_sum", "--task_size", "4", "--task_options", json.dumps(OPTIONS)]
 GENERAL_ROWS = [
     {"messages": [{"role": "user", "content": "Who are you?"}, {"role": "assistant", "content": "An AI assistant."}]},
-    {"messages": [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Capital of France?"},
-                  {"role": "assistant", "content": "Paris."}]},
+    {
+        "messages": [
+            {"role": "system", "content": "Be brief."},
+            {"role": "user", "content": "Capital of France?"},
+            {"role": "assistant", "content": "Paris."},
+        ]
+    },
     {"prompt": "Translate into French: good morning", "completion": "Bonjour."},
-    {"prompt": [{"role": "user", "content": "Write a haiku about rain."}],
-     "completion": [{"role": "assistant", "content": "Grey sky lets go,\nroofs drum a soft song,\npuddles hold the light."}]},
+    {
+        "prompt": [{"role": "user", "content": "Write a haiku about rain."}],
+        "completion": [
+            {"role": "assistant", "content": "Grey sky lets go,\nroofs drum a soft song,\npuddles hold the light."}
+        ],
+    },
     {"prompt": "hello", "completion": "Hello! How can I help?"},
 ]
-TINY_TRAINING = ["--max_steps", "1", "--per_device_train_batch_size", "2", "--logging_steps", "1", "--save_strategy", "no"]
+TINY_TRAINING = [
+    "--max_steps",
+    "1",
+    "--per_device_train_batch_size",
+    "2",
+    "--logging_steps",
+    "1",
+    "--save_strategy",
+    "no",
+]
 SAMPLES_PER_QUESTION = 6
 
 
@@ -30,7 +48,9 @@ def chain_sum_rows(size: int = 4) -> list[dict]:
     from r1lab.config import build_config
     from r1lab.tasks import TaskSpec, get_task
 
-    return get_task(build_config(TaskSpec, {"task": "gym:chain_sum", "task_size": size, "task_options": OPTIONS})).load()
+    return get_task(
+        build_config(TaskSpec, {"task": "gym:chain_sum", "task_size": size, "task_options": OPTIONS})
+    ).load()
 
 
 def xml(reasoning: str, answer: str, truncated: bool = False) -> Completion:
@@ -42,12 +62,12 @@ def known_samples(row: dict, solvable: bool) -> list[Completion]:
     gold, wrong = row["answer"], str(int(row["answer"]) + 1)
     right = gold if solvable else wrong
     return [
-        xml(row["solution"], right),                               # kept
+        xml(row["solution"], right),  # kept
         xml("Another way to see it.\n" + row["solution"], right),  # verified, over max_per_question
-        xml(row["solution"], wrong),                               # checker
-        xml("Add the terms.\n" * 6 + row["solution"], right),      # verified, repetition filter
+        xml(row["solution"], wrong),  # checker
+        xml("Add the terms.\n" * 6 + row["solution"], right),  # verified, repetition filter
         Completion(xml(row["solution"], right).text[:30], 96, True),  # truncated
-        Completion(f"I think it is {gold}.", 8, False),             # no answer in the layout
+        Completion(f"I think it is {gold}.", 8, False),  # no answer in the layout
     ]
 
 
@@ -66,7 +86,9 @@ def stub_generation(monkeypatch, rows: list[dict], unsolvable: int = 1, calls: l
         assert n == SAMPLES_PER_QUESTION
         if calls is not None:
             calls.append({"prompts": prompts, **settings})
-        return [known_samples(rows[index_of[p[-1]["content"]]], index_of[p[-1]["content"]] >= unsolvable) for p in prompts]
+        return [
+            known_samples(rows[index_of[p[-1]["content"]]], index_of[p[-1]["content"]] >= unsolvable) for p in prompts
+        ]
 
     monkeypatch.setattr(rejection, "generate", fake)
 
@@ -83,8 +105,19 @@ def _rows(path) -> list[dict]:
 
 
 def _run(tiny_model_dir, output, *extra) -> int:
-    return cli_main(["rejection-sampling", "--model", tiny_model_dir, *CHAIN_SUM,
-                     "--num_samples", str(SAMPLES_PER_QUESTION), "--output", str(output), *extra])
+    return cli_main(
+        [
+            "rejection-sampling",
+            "--model",
+            tiny_model_dir,
+            *CHAIN_SUM,
+            "--num_samples",
+            str(SAMPLES_PER_QUESTION),
+            "--output",
+            str(output),
+            *extra,
+        ]
+    )
 
 
 def test_keeps_exactly_the_verified_readable_samples_mixes_general_data_and_trains(
@@ -93,8 +126,21 @@ def test_keeps_exactly_the_verified_readable_samples_mixes_general_data_and_trai
     rows, calls = chain_sum_rows(), []
     stub_generation(monkeypatch, rows, unsolvable=1, calls=calls)
     output = tmp_path / "rs"
-    assert _run(tiny_model_dir, output, "--general_file", general_file, "--general_ratio", "0.67",
-                "--temperature", "0.7", "--max_new_tokens", "96") == 0
+    assert (
+        _run(
+            tiny_model_dir,
+            output,
+            "--general_file",
+            general_file,
+            "--general_ratio",
+            "0.67",
+            "--temperature",
+            "0.7",
+            "--max_new_tokens",
+            "96",
+        )
+        == 0
+    )
     # The task's own prompts (as eval and GRPO build them), sampled with the config's settings.
     from r1lab.templates import XML_SYSTEM_PROMPT
 
@@ -120,13 +166,22 @@ def test_keeps_exactly_the_verified_readable_samples_mixes_general_data_and_trai
     assert all(item in pool for item in originals)
 
     stats = json.loads((output / "stats.json").read_text())
-    assert (stats["sampled"], stats["verified"], stats["kept_reasoning"], stats["general_added"], stats["rows"]) == (24, 9, 3, 2, 5)
+    assert (stats["sampled"], stats["verified"], stats["kept_reasoning"], stats["general_added"], stats["rows"]) == (
+        24,
+        9,
+        3,
+        2,
+        5,
+    )
     assert stats["accept_rate"] == 0.375 and stats["general_wanted"] == 2 and stats["general_available"] == 5
     removed = {name: count for name, count in stats["removed"].items() if count}
     assert removed == {"truncated": 4, "no_answer": 4, "checker": 7, "repetition": 3, "max_per_question": 3}
     assert sum(removed.values()) + stats["kept_reasoning"] == stats["sampled"]
     assert [(q["sampled"], q["verified"], q["kept"], q["accept_rate"]) for q in stats["per_question"]] == [
-        (6, 0, 0, 0.0), (6, 3, 1, 0.5), (6, 3, 1, 0.5), (6, 3, 1, 0.5)
+        (6, 0, 0, 0.0),
+        (6, 3, 1, 0.5),
+        (6, 3, 1, 0.5),
+        (6, 3, 1, 0.5),
     ]
     assert (stats["questions_none_verified"], stats["questions_all_verified"]) == (1, 0)
     marker = json.loads((output / "r1lab_stage.json").read_text())
@@ -135,12 +190,27 @@ def test_keeps_exactly_the_verified_readable_samples_mixes_general_data_and_trai
 
     # Stage 3's SFT reads the directory as it is.
     sft_dir = tmp_path / "sft"
-    assert cli_main(["sft", "--model", tiny_model_dir, "--train_file", str(output), *TINY_TRAINING,
-                     "--output_dir", str(sft_dir)]) == 0
+    assert (
+        cli_main(
+            [
+                "sft",
+                "--model",
+                tiny_model_dir,
+                "--train_file",
+                str(output),
+                *TINY_TRAINING,
+                "--output_dir",
+                str(sft_dir),
+            ]
+        )
+        == 0
+    )
     assert json.loads((sft_dir / "r1lab_stage.json").read_text())["figures"]["train_samples"] == 5
 
 
-def test_refuses_to_overwrite_and_a_failed_overwrite_leaves_no_finished_dataset(tiny_model_dir, tmp_path, monkeypatch, capsys):
+def test_refuses_to_overwrite_and_a_failed_overwrite_leaves_no_finished_dataset(
+    tiny_model_dir, tmp_path, monkeypatch, capsys
+):
     rows = chain_sum_rows()
     stub_generation(monkeypatch, rows, unsolvable=1)
     output = tmp_path / "rs"
@@ -169,10 +239,19 @@ def test_injected_write_failure_leaves_no_partial_file(tiny_model_dir, general_f
 
     monkeypatch.setattr(os, "replace", failing_replace)
     output = tmp_path / "rs"
-    config = build_config(RejectionSamplingConfig, {
-        "model": tiny_model_dir, "task": "gym:chain_sum", "task_size": 4, "task_options": OPTIONS,
-        "num_samples": SAMPLES_PER_QUESTION, "general_file": general_file, "general_ratio": 1.0, "output": str(output),
-    })
+    config = build_config(
+        RejectionSamplingConfig,
+        {
+            "model": tiny_model_dir,
+            "task": "gym:chain_sum",
+            "task_size": 4,
+            "task_options": OPTIONS,
+            "num_samples": SAMPLES_PER_QUESTION,
+            "general_file": general_file,
+            "general_ratio": 1.0,
+            "output": str(output),
+        },
+    )
     with pytest.raises(OSError, match="No space left"):
         main(config)
     # stats.json is written first and complete; no train.jsonl, no staging file, no finish marker.
@@ -181,15 +260,37 @@ def test_injected_write_failure_leaves_no_partial_file(tiny_model_dir, general_f
 
 def test_random_model_verifies_nothing_and_says_so(tiny_model_dir, tmp_path, capsys):
     output = tmp_path / "rs"
-    code = cli_main(["rejection-sampling", "--model", tiny_model_dir, *CHAIN_SUM, "--task_size", "2",
-                     "--num_samples", "2", "--max_new_tokens", "8", "--batch_size", "4", "--progress", "false",
-                     "--output", str(output)])
+    code = cli_main(
+        [
+            "rejection-sampling",
+            "--model",
+            tiny_model_dir,
+            *CHAIN_SUM,
+            "--task_size",
+            "2",
+            "--num_samples",
+            "2",
+            "--max_new_tokens",
+            "8",
+            "--batch_size",
+            "4",
+            "--progress",
+            "false",
+            "--output",
+            str(output),
+        ]
+    )
     assert code == 2
     error = capsys.readouterr().err.strip().splitlines()[-1]
     assert error.startswith("r1lab: error: no reasoning sample kept: every one of 4 candidates was removed;")
     assert f"per-question accept rates in {output / 'stats.json'}" in error
     stats = json.loads((output / "stats.json").read_text())
-    assert (stats["sampled"], stats["verified"], stats["kept_reasoning"], stats["questions_none_verified"]) == (4, 0, 0, 2)
+    assert (stats["sampled"], stats["verified"], stats["kept_reasoning"], stats["questions_none_verified"]) == (
+        4,
+        0,
+        0,
+        2,
+    )
     assert sorted(os.listdir(output)) == ["stats.json"]
 
 
@@ -214,7 +315,10 @@ def test_general_samples_are_capped_by_the_file(general_file):
         (["--general_ratio", "-0.5"], "general_ratio must be at least 0.0, got -0.5"),
         (["--general_ratio", "0.3"], "general_ratio 0.3 needs general_file"),
         (["--general_file", "nowhere.jsonl", "--general_ratio", "0.3"], "general_file not found: nowhere.jsonl"),
-        (["--general_file", "BAD", "--general_ratio", "0.3"], "expected 'messages' or 'prompt' and 'completion' (has: text)"),
+        (
+            ["--general_file", "BAD", "--general_ratio", "0.3"],
+            "expected 'messages' or 'prompt' and 'completion' (has: text)",
+        ),
         (["--num_samples", "0"], "num_samples must be at least 1, got 0"),
         (["--max_per_question", "0"], "max_per_question must be at least 1 (or null), got 0"),
         (["--template", "yaml"], "unknown template 'yaml'"),

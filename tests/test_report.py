@@ -8,6 +8,7 @@ import html
 import json
 import os
 import re
+from pathlib import Path
 
 import pytest
 
@@ -20,10 +21,16 @@ def _synthetic_stage(folder) -> str:
     os.makedirs(folder, exist_ok=True)
     with open(os.path.join(folder, "metrics.jsonl"), "w", encoding="utf-8") as handle:
         for step in range(1, 6):
-            record = {"step": step, "reward": 0.1 * step, "rewards/accuracy/mean": 0.05 * step, "loss": 0.01,
-                      "completions/mean_length": 50 + step, "frac_reward_zero_std": 0.5}
+            record = {
+                "step": step,
+                "reward": 0.1 * step,
+                "rewards/accuracy/mean": 0.05 * step,
+                "loss": 0.01,
+                "completions/mean_length": 50 + step,
+                "frac_reward_zero_std": 0.5,
+            }
             handle.write(json.dumps(record) + "\n")
-        handle.write("{\"step\": 6, \"rew")  # a line cut by a crash
+        handle.write('{"step": 6, "rew')  # a line cut by a crash
     with open(os.path.join(folder, "summary.json"), "w", encoding="utf-8") as handle:
         json.dump({"questions": 3, "k": 4, "greedy_accuracy": 0.5, "pass_at_1": 0.375, "format_rate": 1.0}, handle)
     return str(folder)
@@ -34,7 +41,7 @@ def test_report_embeds_plots_and_eval_table(tmp_path):
 
     stage = _synthetic_stage(tmp_path / "stage")
     result = main(ReportConfig(run_dir=stage))
-    page = open(result["report"], encoding="utf-8").read()
+    page = Path(result["report"]).read_text(encoding="utf-8")
     assert "data:image/png;base64," in page
     assert "<td>0.375</td>" in page and "pass_at_1" in page
     assert os.path.getsize(os.path.join(stage, "training.png")) > 1000
@@ -66,13 +73,25 @@ def grpo_stage(folder, steps: int = 9, completions: bool = True) -> str:
     folder = str(folder)
     metrics = []
     for step in range(1, steps + 1):
-        metrics.append({
-            "step": step, "epoch": step / steps, "reward": 0.1 * step, "reward_std": 0.2,
-            "rewards/accuracy/mean": 0.08 * step, "rewards/xml.soft_format/mean": 0.5, "rewards/xml.soft_format/std": 0.1,
-            "completions/mean_length": 40 + step, "completions/max_length": 60 + 2 * step,
-            "frac_reward_zero_std": 0.5 - 0.04 * step, "completions/clipped_ratio": 0.1,
-            "kl": 0.001 * step, "loss": 0.02, "learning_rate": 1e-5, "step_seconds": 1.5,
-        })
+        metrics.append(
+            {
+                "step": step,
+                "epoch": step / steps,
+                "reward": 0.1 * step,
+                "reward_std": 0.2,
+                "rewards/accuracy/mean": 0.08 * step,
+                "rewards/xml.soft_format/mean": 0.5,
+                "rewards/xml.soft_format/std": 0.1,
+                "completions/mean_length": 40 + step,
+                "completions/max_length": 60 + 2 * step,
+                "frac_reward_zero_std": 0.5 - 0.04 * step,
+                "completions/clipped_ratio": 0.1,
+                "kl": 0.001 * step,
+                "loss": 0.02,
+                "learning_rate": 1e-5,
+                "step_seconds": 1.5,
+            }
+        )
     metrics.append({"train_runtime": 12.0, "train_loss": 0.02, "step": steps})
     _write_jsonl(os.path.join(folder, "metrics.jsonl"), metrics, tail='{"step": 99, "rew')
     if completions:
@@ -84,8 +103,15 @@ def grpo_stage(folder, steps: int = 9, completions: bool = True) -> str:
                     text = f"<reasoning>2 + 2 = 5. Wait, let me check: 2 + 2 = 4.</reasoning><answer>4</answer> s{step}"
                 if step >= 7 and index == 3:
                     text = f"<reasoning>等等，我重新算一下。</reasoning><answer>4</answer> s{step}"
-                rows.append({"step": step, "question": f"What is 2 + {index}?", "completion": text,
-                             "reward": float(index) / 3, "rewards": {"accuracy": 1.0}})
+                rows.append(
+                    {
+                        "step": step,
+                        "question": f"What is 2 + {index}?",
+                        "completion": text,
+                        "reward": float(index) / 3,
+                        "rewards": {"accuracy": 1.0},
+                    }
+                )
         _write_jsonl(os.path.join(folder, "completions.jsonl"), rows, tail='{"step": 9, "compl')
     return folder
 
@@ -94,14 +120,32 @@ def eval_stage(folder, accuracy: float, texts: list[str]) -> str:
     """An eval output: summary.json and samples.jsonl with one question per text (greedy + 1 sample)."""
     folder = str(folder)
     os.makedirs(folder, exist_ok=True)
-    summary = {"questions": len(texts), "k": 1, "greedy_accuracy": accuracy, "greedy_format_rate": 1.0,
-               "pass_at_1": accuracy, "cons_at_k": accuracy, "pass_at_k": accuracy, "format_rate": 0.75,
-               "truncation_rate": 0.0, "mean_tokens": 31.25, "p90_tokens": 40, "task": "gym:chain_sum"}
+    summary = {
+        "questions": len(texts),
+        "k": 1,
+        "greedy_accuracy": accuracy,
+        "greedy_format_rate": 1.0,
+        "pass_at_1": accuracy,
+        "cons_at_k": accuracy,
+        "pass_at_k": accuracy,
+        "format_rate": 0.75,
+        "truncation_rate": 0.0,
+        "mean_tokens": 31.25,
+        "p90_tokens": 40,
+        "task": "gym:chain_sum",
+    }
     with open(os.path.join(folder, "summary.json"), "w", encoding="utf-8") as handle:
         json.dump(summary, handle)
     records = []
     for index, text in enumerate(texts):
-        sample = {"completion": text, "extracted": "4", "correct": True, "formatted": True, "tokens": 30, "truncated": False}
+        sample = {
+            "completion": text,
+            "extracted": "4",
+            "correct": True,
+            "formatted": True,
+            "tokens": 30,
+            "truncated": False,
+        }
         records.append({"index": index, "question": "q", "gold": "4", "greedy": dict(sample), "samples": [sample]})
     _write_jsonl(os.path.join(folder, "samples.jsonl"), records)
     return folder
@@ -112,22 +156,40 @@ def pipeline_run(root) -> str:
     The manifest's output paths are relative to a working directory that is not the current one."""
     run = os.path.join(str(root), "run")
     eval_stage(os.path.join(run, "01-base-eval"), 0.25, ["the answer is 4", "I await the answer"])
-    _write_jsonl(os.path.join(run, "02-sft", "metrics.jsonl"),
-                 [{"step": s, "loss": 1.0 / s, "mean_token_accuracy": 0.5 + 0.1 * s, "learning_rate": 1e-5} for s in (1, 2, 3)])
+    _write_jsonl(
+        os.path.join(run, "02-sft", "metrics.jsonl"),
+        [{"step": s, "loss": 1.0 / s, "mean_token_accuracy": 0.5 + 0.1 * s, "learning_rate": 1e-5} for s in (1, 2, 3)],
+    )
     grpo_stage(os.path.join(run, "03-grpo"))
     eval_stage(os.path.join(run, "03-grpo", "eval"), 0.5, ["Wait, 4", "4"])
     eval_stage(os.path.join(run, "04-grpo-eval"), 0.75, ["Wait, let me check. 4", "4", "等等 4", "4"])
-    _write_jsonl(os.path.join(run, "05-grpo-again", "metrics.jsonl"), [{"step": 1, "reward": 0.3, "loss": 0.1}], tail='{"st')
+    _write_jsonl(
+        os.path.join(run, "05-grpo-again", "metrics.jsonl"), [{"step": 1, "reward": 0.3, "loss": 0.1}], tail='{"st'
+    )
     stages = [
-        ("base-eval", "eval", "finished", {}), ("sft", "sft", "finished", {}), ("grpo", "grpo", "finished", {"model": "sft"}),
-        ("grpo-eval", "eval", "finished", {"model": "grpo"}), ("grpo-again", "grpo", "failed", {"model": "grpo"}),
+        ("base-eval", "eval", "finished", {}),
+        ("sft", "sft", "finished", {}),
+        ("grpo", "grpo", "finished", {"model": "sft"}),
+        ("grpo-eval", "eval", "finished", {"model": "grpo"}),
+        ("grpo-again", "grpo", "failed", {"model": "grpo"}),
         ("report", "report", "running", {}),
     ]
-    manifest = {"name": "synthetic", "run_dir": "elsewhere/run", "stages": [
-        {"name": name, "command": command, "status": status, "inputs": inputs, "output": f"elsewhere/run/{i + 1:02d}-{name}",
-         "seconds": 12.5, "error": "RuntimeError: out of memory" if status == "failed" else None}
-        for i, (name, command, status, inputs) in enumerate(stages)
-    ]}
+    manifest = {
+        "name": "synthetic",
+        "run_dir": "elsewhere/run",
+        "stages": [
+            {
+                "name": name,
+                "command": command,
+                "status": status,
+                "inputs": inputs,
+                "output": f"elsewhere/run/{i + 1:02d}-{name}",
+                "seconds": 12.5,
+                "error": "RuntimeError: out of memory" if status == "failed" else None,
+            }
+            for i, (name, command, status, inputs) in enumerate(stages)
+        ],
+    }
     with open(os.path.join(run, "manifest.json"), "w", encoding="utf-8") as handle:
         json.dump(manifest, handle)
     return run
@@ -145,7 +207,10 @@ def test_reflection_rate_counts_texts_with_any_word_case_insensitively_on_word_b
 
     words = ["wait", "let me check", "re-check", "recheck", "verify", "等等", "重新"]
     assert reflection_rate(["Wait, that is wrong.", "The answer is 4."], words) == 0.5
-    assert reflection_rate(["WAIT.", "Let Me Check", "let me\n  check it", "(re-check)", "ReCheck:", "verify!"], words) == 1.0
+    assert (
+        reflection_rate(["WAIT.", "Let Me Check", "let me\n  check it", "(re-check)", "ReCheck:", "verify!"], words)
+        == 1.0
+    )
     # whole words only: none of these is a reflection word
     for text in ("he awaits", "waiting", "a waiter", "unverify", "verifying", "prerecheck", "let me checkout"):
         assert not has_reflection(text, words), text
@@ -156,7 +221,9 @@ def test_reflection_rate_counts_texts_with_any_word_case_insensitively_on_word_b
     assert reflection_rate([], words) == 0.0
     assert reflection_rate(["wait"], []) == 0.0
     assert reflection_rate(["wait", None], ["", "  ", "wait"]) == 0.5
-    assert reflection_rate(["is c++ (really) fine?"], ["c++", "(really)", "fine?"]) == 1.0  # regex characters are literal
+    assert (
+        reflection_rate(["is c++ (really) fine?"], ["c++", "(really)", "fine?"]) == 1.0
+    )  # regex characters are literal
     assert reflection_rate((text for text in ["wait", "no"]), ("wait",)) == 0.5  # any iterable
     assert {"wait", "let me check", "re-check", "recheck", "verify", "等等", "重新"} <= set(DEFAULT_REFLECTION_WORDS)
 
@@ -185,7 +252,7 @@ def test_read_completions_skips_only_a_cut_last_line(tmp_path):
         ('{"step": "3", "completion": "c"}', 'line 2: step: expected an integer, got "3"'),
         ('{"step": 3, "completion": ["not", "text"]}', 'line 2: completion: expected text, got ["not", "text"]'),
         ('{"step": 3, "completion": "c", "reward": "high"}', 'line 2: reward: expected a number or null, got "high"'),
-        ('[1, 2, 3]', "line 2: expected a completion (an object), got [1, 2, 3]"),
+        ("[1, 2, 3]", "line 2: expected a completion (an object), got [1, 2, 3]"),
         ('{"step": 3, "compl', "line 2: not valid JSON"),  # cut off, but not the last line: not a crash's trace
     ],
 )
@@ -209,7 +276,7 @@ def test_stage_report_has_every_plot_reflection_and_samples_per_phase(tmp_path):
     stage = grpo_stage(tmp_path / "grpo")
     eval_stage(os.path.join(stage, "eval"), 0.5, ["Wait, 4", "4", "等等 4", "4"])
     result = main(ReportConfig(run_dir=stage, samples_per_phase=2))
-    page = open(result["report"], encoding="utf-8").read()
+    page = Path(result["report"]).read_text(encoding="utf-8")
     assert result["report"] == os.path.join(stage, "report.html")
     # two PNGs beside the page, the same bytes embedded in it
     for name in ("training.png", "reflection.png"):
@@ -225,12 +292,12 @@ def test_stage_report_has_every_plot_reflection_and_samples_per_phase(tmp_path):
     assert "<mark>Wait</mark>" in page and "<mark>let me check</mark>" in page
     # samples early / middle / late: first, median and last step, best and worst reward of each
     assert "early (step 1)" in page and "middle (step 5)" in page and "late (step 9)" in page
-    late = page[page.index("late (step 9)"):]
+    late = page[page.index("late (step 9)") :]
     assert late.count('class="sample"') == 2 and "reward 1.000" in late and "reward 0.000" in late
     assert "<mark>等等</mark>" in page  # Chinese text survives as UTF-8
     # the final eval's row, with the reflection rate of its samples.jsonl (4 of 8 completions)
     assert "grpo (final eval)" in page and "reflection_rate" in page
-    row = page[page.index("grpo (final eval)"):].split("</tr>")[0]
+    row = page[page.index("grpo (final eval)") :].split("</tr>")[0]
     assert "<td>0.500</td>" in row and "<td>31.2</td>" in row
     assert "no completions.jsonl" not in page
 
@@ -240,29 +307,43 @@ def test_pipeline_report_orders_evals_and_shows_failed_stages(tmp_path):
 
     run = pipeline_run(tmp_path)
     result = main(ReportConfig(run_dir=run, reflection_words=["wait"]))
-    page = open(result["report"], encoding="utf-8").read()
+    page = Path(result["report"]).read_text(encoding="utf-8")
     # one eval row per summary.json, in pipeline order, with the model each evaluated and the change
-    table = page[page.index("<h2>evaluations</h2>"):page.index("</table>", page.index("<h2>evaluations</h2>"))]
+    table = page[page.index("<h2>evaluations</h2>") : page.index("</table>", page.index("<h2>evaluations</h2>"))]
     rows = table.split("<tr>")[2:]
-    assert [row.split("</td>")[0].removeprefix("<td>") for row in rows] == ["base-eval", "grpo (final eval)", "grpo-eval"]
+    assert [row.split("</td>")[0].removeprefix("<td>") for row in rows] == [
+        "base-eval",
+        "grpo (final eval)",
+        "grpo-eval",
+    ]
     assert "<td>grpo</td>" in rows[2] and '<small class="delta">(+0.250)</small>' in rows[2]
     # reflection rate with the configured words only: "wait" in 2 of 8, "等等" not counted, "await" not "wait"
     assert rows[2].split("</td>")[-2].startswith("<td>0.250") and rows[0].split("</td>")[-2].startswith("<td>0.000")
     # the stage table shows the failure; the failed stage's one good metrics line is still plotted
-    stages = page[page.index("<h2>stages</h2>"):]
+    stages = page[page.index("<h2>stages</h2>") :]
     assert "failed" in stages and "RuntimeError: out of memory" in stages
     assert "grpo-again (failed) — training" in page
     assert "grpo-again: no completions.jsonl; reflection-word rate and sample completions omitted" in page
     assert ">report<" not in stages.split("</table>")[0]  # the report stage is this page
     # PNGs beside run/report.html, named after their stage directory; nothing written into stage dirs
     pngs = sorted(name for name in os.listdir(run) if name.endswith(".png"))
-    assert pngs == ["02-sft-training.png", "03-grpo-reflection.png", "03-grpo-training.png", "05-grpo-again-training.png"]
+    assert pngs == [
+        "02-sft-training.png",
+        "03-grpo-reflection.png",
+        "03-grpo-training.png",
+        "05-grpo-again-training.png",
+    ]
     assert len(_images(page)) == 4
     assert not [name for name in os.listdir(os.path.join(run, "03-grpo")) if name.endswith((".png", ".html"))]
     # the output can go anywhere; its PNGs go with it
     elsewhere = main(ReportConfig(run_dir=run, output=str(tmp_path / "out" / "page.html")))["report"]
-    assert sorted(os.listdir(tmp_path / "out")) == ["02-sft-training.png", "03-grpo-reflection.png",
-                                                    "03-grpo-training.png", "05-grpo-again-training.png", "page.html"]
+    assert sorted(os.listdir(tmp_path / "out")) == [
+        "02-sft-training.png",
+        "03-grpo-reflection.png",
+        "03-grpo-training.png",
+        "05-grpo-again-training.png",
+        "page.html",
+    ]
     assert elsewhere == str(tmp_path / "out" / "page.html")
 
 
@@ -270,9 +351,12 @@ def test_pipeline_report_orders_evals_and_shows_failed_stages(tmp_path):
     "lines",
     [
         ['{"step": 1, "reward": 0.5, "loss": 0.1}'],  # one line
-        ['{"step": 1, "reward": "n/a", "kl": null, "loss": NaN, "completions/mean_length": true}',
-         '{"step": 2, "reward": 0.2, "loss": 0.3, "completions/mean_length": {"x": 1}}',
-         '{"step": 3, "reward": 0.4, "loss": Infinity, "frac_reward_zero_std": 0.5}', '{"step": 4, "rew'],
+        [
+            '{"step": 1, "reward": "n/a", "kl": null, "loss": NaN, "completions/mean_length": true}',
+            '{"step": 2, "reward": 0.2, "loss": 0.3, "completions/mean_length": {"x": 1}}',
+            '{"step": 3, "reward": 0.4, "loss": Infinity, "frac_reward_zero_std": 0.5}',
+            '{"step": 4, "rew',
+        ],
     ],
     ids=["one-line", "odd-values"],
 )
@@ -284,7 +368,7 @@ def test_report_survives_odd_metrics(tmp_path, lines):
     stage = tmp_path / "stage"
     stage.mkdir()
     (stage / "metrics.jsonl").write_text("\n".join(lines), encoding="utf-8")
-    page = open(main(ReportConfig(run_dir=str(stage)))["report"], encoding="utf-8").read()
+    page = Path(main(ReportConfig(run_dir=str(stage)))["report"]).read_text(encoding="utf-8")
     assert len(_images(page)) == 1 and (stage / "training.png").read_bytes().startswith(PNG_SIGNATURE)
     assert "stage: no completions.jsonl; reflection-word rate and sample completions omitted" in page
 
@@ -292,12 +376,36 @@ def test_report_survives_odd_metrics(tmp_path, lines):
 @pytest.mark.parametrize(
     "bad_file, line, problem",
     [
-        ("metrics.jsonl", '[1, 2]', "training curves left out: {path}: line 2: expected a metrics record (an object), got [1, 2]"),
-        ("metrics.jsonl", '{"reward": 0.2}', "training curves left out: {path}: line 2: step: missing (an integer expected)"),
-        ("completions.jsonl", '{"step": 1, "completion": 7}', "completions left out: {path}: line 2: completion: expected text, got 7"),
-        ("heldout.jsonl", '{"step": 0, "questions": "ten", "k": 1}', "held-out start left out: {path}: line 2: questions: expected an integer"),
-        ("summary.json", '{"questions": 3, "k": 1, "greedy_accuracy": "high"}', "eval left out: {path}: greedy_accuracy: expected a number or null"),
-        ("samples.jsonl", '{"question": "q", "greedy": "yes", "samples": []}', "reflection-word rate left out: {path}: line 2: greedy: expected a checked completion or null"),
+        (
+            "metrics.jsonl",
+            "[1, 2]",
+            "training curves left out: {path}: line 2: expected a metrics record (an object), got [1, 2]",
+        ),
+        (
+            "metrics.jsonl",
+            '{"reward": 0.2}',
+            "training curves left out: {path}: line 2: step: missing (an integer expected)",
+        ),
+        (
+            "completions.jsonl",
+            '{"step": 1, "completion": 7}',
+            "completions left out: {path}: line 2: completion: expected text, got 7",
+        ),
+        (
+            "heldout.jsonl",
+            '{"step": 0, "questions": "ten", "k": 1}',
+            "held-out start left out: {path}: line 2: questions: expected an integer",
+        ),
+        (
+            "summary.json",
+            '{"questions": 3, "k": 1, "greedy_accuracy": "high"}',
+            "eval left out: {path}: greedy_accuracy: expected a number or null",
+        ),
+        (
+            "samples.jsonl",
+            '{"question": "q", "greedy": "yes", "samples": []}',
+            "reflection-word rate left out: {path}: line 2: greedy: expected a checked completion or null",
+        ),
     ],
 )
 def test_a_stage_file_of_the_wrong_shape_is_left_out_with_a_note(tmp_path, bad_file, line, problem):
@@ -310,13 +418,13 @@ def test_a_stage_file_of_the_wrong_shape_is_left_out_with_a_note(tmp_path, bad_f
     _write_jsonl(os.path.join(stage, "heldout.jsonl"), [{"step": 0, "questions": 2, "k": 1, "greedy_accuracy": 0.5}])
     path = os.path.join(stage, bad_file)
     if bad_file.endswith(".jsonl"):
-        first = open(path, encoding="utf-8").readline()
+        first = Path(path).read_text(encoding="utf-8").splitlines(keepends=True)[0]
         with open(path, "w", encoding="utf-8") as handle:
             handle.write(first + line + "\n" + first)
     else:
         with open(path, "w", encoding="utf-8") as handle:
             handle.write(line)
-    page = open(main(ReportConfig(run_dir=stage))["report"], encoding="utf-8").read()
+    page = Path(main(ReportConfig(run_dir=stage))["report"]).read_text(encoding="utf-8")
     assert html.escape(f"grpo: {problem.format(path=path)}") in page
     assert "data:image/png;base64," in page
 
@@ -324,13 +432,18 @@ def test_a_stage_file_of_the_wrong_shape_is_left_out_with_a_note(tmp_path, bad_f
 def test_training_panels_pick_p90_over_max_and_skip_what_was_not_logged():
     from r1lab.report_plots import training_panels
 
-    records = [{"step": 1, "completions/mean_length": 3, "completions/max_length": 9, "completions/p90_length": 7, "kl": 0.1}]
+    records = [
+        {"step": 1, "completions/mean_length": 3, "completions/max_length": 9, "completions/p90_length": 7, "kl": 0.1}
+    ]
     assert training_panels(records) == [
         ("completion length", ["completions/mean_length", "completions/p90_length"], []),
         ("loss and KL", ["kl"], []),
     ]
     records = [{"step": 1, "completions/max_length": 9, "loss": 1.0, "kl": 0.1, "reward": "x"}]
-    assert training_panels(records) == [("completion length", ["completions/max_length"], []), ("loss and KL", ["loss"], ["kl"])]
+    assert training_panels(records) == [
+        ("completion length", ["completions/max_length"], []),
+        ("loss and KL", ["loss"], ["kl"]),
+    ]
 
 
 def test_an_empty_completions_file_is_one_note(tmp_path):
@@ -339,7 +452,7 @@ def test_an_empty_completions_file_is_one_note(tmp_path):
     stage = grpo_stage(tmp_path / "grpo", completions=False)
     with open(os.path.join(stage, "completions.jsonl"), "w", encoding="utf-8") as handle:
         handle.write('{"step": 1, "compl')
-    page = open(main(ReportConfig(run_dir=stage))["report"], encoding="utf-8").read()
+    page = Path(main(ReportConfig(run_dir=stage))["report"]).read_text(encoding="utf-8")
     assert "grpo: completions.jsonl holds no completions; reflection-word rate and sample completions omitted" in page
     assert len(_images(page)) == 1 and not os.path.exists(os.path.join(stage, "reflection.png"))
 
@@ -356,9 +469,17 @@ def test_bad_input_is_one_user_error_and_writes_nothing(tmp_path):
     # a run whose stages have written nothing yet
     run = tmp_path / "run"
     (run / "01-grpo").mkdir(parents=True)
-    (run / "manifest.json").write_text(json.dumps({"name": "r", "stages": [{"name": "grpo", "command": "grpo", "status": "pending",
-                                                               "output": str(run / "01-grpo")}]}))
-    with pytest.raises(UserError, match=r"nothing to report in .*\(1 stage\(s\) in manifest.json, none has written one yet\)"):
+    (run / "manifest.json").write_text(
+        json.dumps(
+            {
+                "name": "r",
+                "stages": [{"name": "grpo", "command": "grpo", "status": "pending", "output": str(run / "01-grpo")}],
+            }
+        )
+    )
+    with pytest.raises(
+        UserError, match=r"nothing to report in .*\(1 stage\(s\) in manifest.json, none has written one yet\)"
+    ):
         main(ReportConfig(run_dir=str(run)))
     (run / "manifest.json").write_text('{"stages": [')
     with pytest.raises(UserError, match=r"manifest.json: line 1: not valid JSON"):
@@ -378,7 +499,7 @@ def test_cli_report_takes_reflection_words_and_turns_errors_into_one_line(tmp_pa
     assert cli_main(["report", stage, "--reflection_words", "等等,hmm", "--samples_per_phase", "1"]) == 0
     out = capsys.readouterr().out
     assert f"r1lab report: {os.path.join(stage, 'report.html')}" in out
-    page = open(os.path.join(stage, "report.html"), encoding="utf-8").read()
+    page = Path(os.path.join(stage, "report.html")).read_text(encoding="utf-8")
     assert "“等等”, “hmm”" in page and "no completion uses a reflection word." in page  # "Wait" is not a word now
     assert cli_main(["report", str(tmp_path / "nowhere")]) == 2
     err = capsys.readouterr().err
@@ -395,8 +516,14 @@ def test_write_bytes_atomic_replaces_whole_files(tmp_path):
     assert path.stat().st_mode & 0o044
 
 
-@pytest.mark.parametrize("steps, phases", [([1], [("early", 1)]), ([1, 2], [("early", 1), ("late", 2)]),
-                                           ([1, 2, 3, 4], [("early", 1), ("middle", 2), ("late", 4)])])
+@pytest.mark.parametrize(
+    "steps, phases",
+    [
+        ([1], [("early", 1)]),
+        ([1, 2], [("early", 1), ("late", 2)]),
+        ([1, 2, 3, 4], [("early", 1), ("middle", 2), ("late", 4)]),
+    ],
+)
 def test_sample_phases_of_short_runs(tmp_path, steps, phases):
     from r1lab.report_data import summarize_completions
 

@@ -13,6 +13,7 @@ import os
 import re
 import shutil
 import subprocess
+from pathlib import Path
 
 import pytest
 
@@ -96,14 +97,26 @@ def open_in_chromium(chromium: str, page_path: str, workdir, screenshot: str | N
     with open(probe, "w", encoding="utf-8") as handle:
         handle.write(checked)
     command = [
-        chromium, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars", "--no-first-run",
-        "--no-default-browser-check", "--disable-extensions", f"--user-data-dir={workdir / 'profile'}",
-        "--window-size=1280,3000", "--enable-logging=stderr", "--v=0", "--dump-dom",
+        chromium,
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--hide-scrollbars",
+        "--no-first-run",
+        "--no-default-browser-check",
+        "--disable-extensions",
+        f"--user-data-dir={workdir / 'profile'}",
+        "--window-size=1280,3000",
+        "--enable-logging=stderr",
+        "--v=0",
+        "--dump-dom",
     ]
     if screenshot:
         command.append(f"--screenshot={screenshot}")
     try:
-        done = subprocess.run(command + ["file://" + os.path.abspath(probe)], capture_output=True, text=True, timeout=120)
+        done = subprocess.run(
+            [*command, "file://" + os.path.abspath(probe)], capture_output=True, text=True, timeout=120
+        )
     finally:
         os.unlink(probe)
     assert done.returncode == 0, done.stderr[-2000:]
@@ -120,7 +133,7 @@ def test_report_opens_in_chromium_without_errors_and_every_image_loads(chromium,
 
     run = pipeline_run(tmp_path)
     page_path = main(ReportConfig(run_dir=run))["report"]
-    page = open(page_path, encoding="utf-8").read()
+    page = Path(page_path).read_text(encoding="utf-8")
     # self-contained: every image inline, nothing fetched from a file or the network
     assert re.findall(r'<img [^>]*src="(?!data:image/png;base64,)', page) == []
     assert not re.search(r"(src|href)=[\"'](https?:|//|file:)", page)

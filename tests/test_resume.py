@@ -17,6 +17,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -29,38 +30,68 @@ TIMING_KEYS = {"step_seconds", "step_time", "train_runtime", "train_samples_per_
 
 GRPO_RUN = [
     "grpo",
-    "--task", "gym:chain_sum",
-    "--task_size", "2",  # one prompt per step: epoch 0 is steps 1-2, epoch 1 step 3
-    "--task_options", "{min_terms: 2, max_terms: 2, min_digits: 1, max_digits: 1}",
-    "--rewards", "xml.soft_format,reward_helpers.distinct_characters",
-    "--num_generations", "4",
-    "--per_device_train_batch_size", "4",
-    "--gradient_accumulation_steps", "1",
-    "--max_completion_length", "8",
-    "--max_steps", "3",
-    "--learning_rate", "1e-2",
-    "--logging_steps", "1",
-    "--save_steps", "1",
-    "--report_to", "none",
-    "--disable_tqdm", "true",
+    "--task",
+    "gym:chain_sum",
+    "--task_size",
+    "2",  # one prompt per step: epoch 0 is steps 1-2, epoch 1 step 3
+    "--task_options",
+    "{min_terms: 2, max_terms: 2, min_digits: 1, max_digits: 1}",
+    "--rewards",
+    "xml.soft_format,reward_helpers.distinct_characters",
+    "--num_generations",
+    "4",
+    "--per_device_train_batch_size",
+    "4",
+    "--gradient_accumulation_steps",
+    "1",
+    "--max_completion_length",
+    "8",
+    "--max_steps",
+    "3",
+    "--learning_rate",
+    "1e-2",
+    "--logging_steps",
+    "1",
+    "--save_steps",
+    "1",
+    "--report_to",
+    "none",
+    "--disable_tqdm",
+    "true",
 ]
 SFT_RUN = [
     "sft",
-    "--task", "gym:chain_sum",
-    "--task_size", "8",
-    "--task_options", "{min_terms: 2, max_terms: 3, min_digits: 1, max_digits: 2}",
-    "--per_device_train_batch_size", "2",  # 4 steps an epoch
-    "--max_steps", "5",
-    "--learning_rate", "1e-2",
-    "--logging_steps", "1",
-    "--save_steps", "1",
-    "--report_to", "none",
-    "--disable_tqdm", "true",
+    "--task",
+    "gym:chain_sum",
+    "--task_size",
+    "8",
+    "--task_options",
+    "{min_terms: 2, max_terms: 3, min_digits: 1, max_digits: 2}",
+    "--per_device_train_batch_size",
+    "2",  # 4 steps an epoch
+    "--max_steps",
+    "5",
+    "--learning_rate",
+    "1e-2",
+    "--logging_steps",
+    "1",
+    "--save_steps",
+    "1",
+    "--report_to",
+    "none",
+    "--disable_tqdm",
+    "true",
 ]
 
 
-def run_and_kill(argv: list[str], output_dir, after_checkpoint: int, log_path, timeout: float = 300,
-                 program: tuple[str, ...] = ("-m", "r1lab")) -> None:
+def run_and_kill(
+    argv: list[str],
+    output_dir,
+    after_checkpoint: int,
+    log_path,
+    timeout: float = 300,
+    program: tuple[str, ...] = ("-m", "r1lab"),
+) -> None:
     """``python -m r1lab <argv>`` (or ``python <program> <argv>``), SIGKILLed as soon as checkpoint-<after_checkpoint>
     is complete (its trainer_state.json, written last, is whole)."""
     env = dict(os.environ)
@@ -72,9 +103,11 @@ def run_and_kill(argv: list[str], output_dir, after_checkpoint: int, log_path, t
             deadline = time.monotonic() + timeout
             while not is_complete_checkpoint(str(ready.parent)):
                 if process.poll() is not None:
-                    pytest.fail(f"the run ended (code {process.returncode}) before {ready} appeared:\n{open(log_path).read()[-3000:]}")
+                    pytest.fail(
+                        f"the run ended (code {process.returncode}) before {ready} appeared:\n{Path(log_path).read_text()[-3000:]}"
+                    )
                 if time.monotonic() > deadline:
-                    pytest.fail(f"no {ready} after {timeout} s:\n{open(log_path).read()[-3000:]}")
+                    pytest.fail(f"no {ready} after {timeout} s:\n{Path(log_path).read_text()[-3000:]}")
                 time.sleep(0.02)
             os.kill(process.pid, signal.SIGKILL)
         finally:
@@ -118,11 +151,15 @@ def assert_same_records(resumed: list[dict], reference: list[dict]) -> None:
                 assert got[key] == value, (want["step"], key)
 
 
-@pytest.mark.parametrize("extra", [
-    [],
-    # dynamic sampling: question 1's groups are flat (dropped, more prompts drawn); the extra draws must repeat
-    ["--dynamic_sampling", "true", "--rewards", "xml.soft_format,reward_helpers.varies_on_even_questions"],
-], ids=["plain", "dynamic-sampling"])
+@pytest.mark.parametrize(
+    "extra",
+    [
+        [],
+        # dynamic sampling: question 1's groups are flat (dropped, more prompts drawn); the extra draws must repeat
+        ["--dynamic_sampling", "true", "--rewards", "xml.soft_format,reward_helpers.varies_on_even_questions"],
+    ],
+    ids=["plain", "dynamic-sampling"],
+)
 def test_grpo_killed_mid_run_and_resumed_matches_an_uninterrupted_run(tiny_model_dir, tmp_path, caplog, extra):
     caplog.set_level(logging.INFO, logger="r1lab")
     killed = tmp_path / "killed"
@@ -144,10 +181,14 @@ def test_grpo_killed_mid_run_and_resumed_matches_an_uninterrupted_run(tiny_model
     # the same prompts in the same order, the same sampled completions and rewards
     assert json_lines(killed / "completions.jsonl") == json_lines(reference / "completions.jsonl")
     marker, reference_marker = (json.loads((d / "r1lab_stage.json").read_text()) for d in (killed, reference))
-    assert math.isclose(marker["figures"]["train_loss"], reference_marker["figures"]["train_loss"], rel_tol=1e-4, abs_tol=1e-9)
+    assert math.isclose(
+        marker["figures"]["train_loss"], reference_marker["figures"]["train_loss"], rel_tol=1e-4, abs_tol=1e-9
+    )
     assert marker["figures"]["reward"] == pytest.approx(reference_marker["figures"]["reward"])
     if "--dynamic_sampling" in extra:  # flat groups were dropped and re-drawn, the same way in both runs
-        assert any(record.get("dynamic_sampling/groups_dropped", 0) > 0 for record in json_lines(killed / "metrics.jsonl"))
+        assert any(
+            record.get("dynamic_sampling/groups_dropped", 0) > 0 for record in json_lines(killed / "metrics.jsonl")
+        )
 
 
 def test_sft_killed_mid_run_and_resumed_from_an_earlier_checkpoint_matches(tiny_model_dir, tmp_path, caplog):
@@ -201,7 +242,9 @@ def test_metrics_of_steps_after_the_checkpoint_are_dropped_on_resume(tmp_path):
     path.write_text("".join(lines) + '{"step": 5, "lo')  # cut off mid-line by the kill
     assert [record["step"] for record in keep_records_up_to(str(path), METRICS, 3)] == [1, 2, 3]
     assert path.read_text() == "".join(lines[:3])
-    assert keep_records_up_to(str(path), METRICS, 0) == [] and path.read_text() == ""  # a fresh run starts an empty file
+    assert (
+        keep_records_up_to(str(path), METRICS, 0) == [] and path.read_text() == ""
+    )  # a fresh run starts an empty file
 
 
 def test_a_resumed_sampler_gives_each_epoch_the_uninterrupted_order():
@@ -215,7 +258,10 @@ def test_a_resumed_sampler_gives_each_epoch_the_uninterrupted_order():
     orders = [order(uninterrupted, epoch) for epoch in range(4)]
     assert len({tuple(o) for o in orders}) > 1  # epochs are shuffled differently
     for epoch in range(4):  # a new sampler (a resumed run) starting at any epoch
-        assert order(EpochSeededRepeatSampler(list(range(6)), mini_repeat_count=2, batch_size=3, seed=42), epoch) == orders[epoch]
+        assert (
+            order(EpochSeededRepeatSampler(list(range(6)), mini_repeat_count=2, batch_size=3, seed=42), epoch)
+            == orders[epoch]
+        )
 
 
 @pytest.mark.slow
@@ -225,8 +271,15 @@ def test_pipeline_killed_mid_stage_and_resumed_matches_an_uninterrupted_stage(ti
     values = dict(zip(GRPO_RUN[1::2], GRPO_RUN[2::2]))
     config = {key.lstrip("-"): yaml.safe_load(value) for key, value in values.items()}
     recipe = tmp_path / "pipeline.yaml"
-    recipe.write_text(yaml.safe_dump({"name": "killed", "defaults": {"model": tiny_model_dir},
-                                      "stages": [{"name": "train", "command": "grpo", "config": config}]}))
+    recipe.write_text(
+        yaml.safe_dump(
+            {
+                "name": "killed",
+                "defaults": {"model": tiny_model_dir},
+                "stages": [{"name": "train", "command": "grpo", "config": config}],
+            }
+        )
+    )
     run_dir = tmp_path / "run"
     stage = run_dir / "01-train"
     pipeline = ["pipeline", "--config", str(recipe), "--run_dir", str(run_dir)]

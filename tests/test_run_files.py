@@ -20,28 +20,87 @@ from r1lab import run_files
 from r1lab.cli import main as cli_main
 from r1lab.run_files import RUN_FILES, RunFileError
 
-COMPLETION = {"completion": "<answer>4</answer>", "correct": True, "extracted": "4", "formatted": True, "tokens": 9,
-              "truncated": False, "tests": {"passed": 1, "total": 1},
-              "judges": {"helpfulness": 0.5}}
+COMPLETION = {
+    "completion": "<answer>4</answer>",
+    "correct": True,
+    "extracted": "4",
+    "formatted": True,
+    "tokens": 9,
+    "truncated": False,
+    "tests": {"passed": 1, "total": 1},
+    "judges": {"helpfulness": 0.5},
+}
 # One valid record per file with every declared field set (test_every_declared_field_has_an_example checks it).
 EXAMPLES: dict[str, dict[str, Any]] = {
-    "samples.jsonl": {"question": "What is 2 + 2?", "samples": [dict(COMPLETION)], "index": 0, "task_index": 0, "gold": "4",
-                      "greedy": dict(COMPLETION), "pass_at_1": 1.0, "correct_samples": 1,
-                      "vote": {"answer": "4", "votes": 1, "correct": True}},
-    "summary.json": {"questions": 1, "k": 1, "model": "m", "task": "gym:chain_sum", "split": "test", "greedy_accuracy": 1.0,
-                     "pass_at_1": 1.0, "cons_at_k": 1.0, "pass_at_k": 1.0, "pass_at": {"1": 1.0}, "format_rate": 1.0,
-                     "greedy_format_rate": 1.0, "truncation_rate": 0.0, "mean_tokens": 9.0, "p90_tokens": 9.0,
-                     "tokens_per_second": 30.0, "judges": {"helpfulness": {"greedy": 0.5, "sampled": None}},
-                     "settings": {"k": 1}},
-    "manifest.json": {"name": "run", "run_dir": "runs/x", "created": "2026-12-04T00:00:00", "updated": "2026-12-04T00:00:00",
-                      "machine": {"cpu": {}}, "stages": [
-                          {"name": "eval", "command": "eval", "status": "finished", "output": "runs/x/01-eval",
-                           "inputs": {"model": "sft"}, "config": {"k": 1}, "figures": {"greedy_accuracy": 1.0}, "error": None,
-                           "traceback": "", "seconds": 1.5, "started": "2026-12-04T00:00:00", "ended": "2026-12-04T00:00:01"}]},
+    "samples.jsonl": {
+        "question": "What is 2 + 2?",
+        "samples": [dict(COMPLETION)],
+        "index": 0,
+        "task_index": 0,
+        "gold": "4",
+        "greedy": dict(COMPLETION),
+        "pass_at_1": 1.0,
+        "correct_samples": 1,
+        "vote": {"answer": "4", "votes": 1, "correct": True},
+    },
+    "summary.json": {
+        "questions": 1,
+        "k": 1,
+        "model": "m",
+        "task": "gym:chain_sum",
+        "split": "test",
+        "greedy_accuracy": 1.0,
+        "pass_at_1": 1.0,
+        "cons_at_k": 1.0,
+        "pass_at_k": 1.0,
+        "pass_at": {"1": 1.0},
+        "format_rate": 1.0,
+        "greedy_format_rate": 1.0,
+        "truncation_rate": 0.0,
+        "mean_tokens": 9.0,
+        "p90_tokens": 9.0,
+        "tokens_per_second": 30.0,
+        "judges": {"helpfulness": {"greedy": 0.5, "sampled": None}},
+        "settings": {"k": 1},
+    },
+    "manifest.json": {
+        "name": "run",
+        "run_dir": "runs/x",
+        "created": "2026-12-04T00:00:00",
+        "updated": "2026-12-04T00:00:00",
+        "machine": {"cpu": {}},
+        "stages": [
+            {
+                "name": "eval",
+                "command": "eval",
+                "status": "finished",
+                "output": "runs/x/01-eval",
+                "inputs": {"model": "sft"},
+                "config": {"k": 1},
+                "figures": {"greedy_accuracy": 1.0},
+                "error": None,
+                "traceback": "",
+                "seconds": 1.5,
+                "started": "2026-12-04T00:00:00",
+                "ended": "2026-12-04T00:00:01",
+            }
+        ],
+    },
     "metrics.jsonl": {"step": 1, "epoch": 0.5, "step_seconds": 2.0, "loss": 0.1},
     "completions.jsonl": {"step": 1, "completion": "c", "question": "q", "reward": 0.5, "rewards": {"accuracy": 1.0}},
-    "heldout.jsonl": {"step": 0, "questions": 1, "k": 1, "greedy_accuracy": 1.0, "greedy_format_rate": 1.0, "pass_at_1": 1.0,
-                      "format_rate": 1.0, "pass_at_k": 1.0, "mean_tokens": 9.0, "truncation_rate": 0.0, "seconds": 0.5},
+    "heldout.jsonl": {
+        "step": 0,
+        "questions": 1,
+        "k": 1,
+        "greedy_accuracy": 1.0,
+        "greedy_format_rate": 1.0,
+        "pass_at_1": 1.0,
+        "format_rate": 1.0,
+        "pass_at_k": 1.0,
+        "mean_tokens": 9.0,
+        "truncation_rate": 0.0,
+        "seconds": 0.5,
+    },
 }
 CANDIDATES = ("text", 2.5, 7, True, None, [1], {"x": 1})
 
@@ -61,8 +120,13 @@ def _natural(value, annotation) -> bool:
     if origin is dict or run_files._is_record(annotation):
         return isinstance(value, dict)
     number = isinstance(value, (int, float)) and not isinstance(value, bool)
-    return {str: isinstance(value, str), int: number and isinstance(value, int), float: number,
-            bool: isinstance(value, bool), type(None): value is None}[annotation]
+    return {
+        str: isinstance(value, str),
+        int: number and isinstance(value, int),
+        float: number,
+        bool: isinstance(value, bool),
+        type(None): value is None,
+    }[annotation]
 
 
 def _name(path: tuple) -> str:
@@ -118,16 +182,18 @@ def _read(file, path: str):
 def test_every_declared_field_has_an_example():
     for file in RUN_FILES:
         declared = {field for field, _, _ in _fields(file.record, (), EXAMPLES[file.name])}
-        shown = {field for field, _, path in _fields(file.record, (), EXAMPLES[file.name]) if _has(EXAMPLES[file.name], path)}
+        shown = {
+            field for field, _, path in _fields(file.record, (), EXAMPLES[file.name]) if _has(EXAMPLES[file.name], path)
+        }
         assert declared == shown, f"{file.name}: no example value for {sorted(declared - shown)}"
         assert _read_back(file, EXAMPLES[file.name])
 
 
 def _has(example, path) -> bool:
     for key in path:
-        if isinstance(example, list) and isinstance(key, int) and key < len(example):
-            example = example[key]
-        elif isinstance(example, dict) and key in example:
+        if (isinstance(example, list) and isinstance(key, int) and key < len(example)) or (
+            isinstance(example, dict) and key in example
+        ):
             example = example[key]
         else:
             return False
@@ -147,7 +213,9 @@ def test_a_field_of_the_wrong_shape_names_file_line_and_field(tmp_path, file, fi
         _read(file, target)
     where = f"{target}: line 2" if file.lines else target
     message = str(caught.value)
-    assert message.startswith(f"{where}: {field}: expected ") and message.endswith(json.dumps(wrong)[:37] if len(json.dumps(wrong)) <= 40 else "...")
+    assert message.startswith(f"{where}: {field}: expected ") and message.endswith(
+        json.dumps(wrong)[:37] if len(json.dumps(wrong)) <= 40 else "..."
+    )
     assert "\n" not in message
 
 
@@ -218,8 +286,11 @@ def _eval_dir(folder, record=None, summary=None) -> str:
 
 
 def _snapshot(root) -> dict[str, bytes]:
-    return {os.path.join(folder, name): open(os.path.join(folder, name), "rb").read()
-            for folder, _, names in os.walk(root) for name in names}
+    return {
+        os.path.join(folder, name): open(os.path.join(folder, name), "rb").read()
+        for folder, _, names in os.walk(root)
+        for name in names
+    }
 
 
 def _samples_cases():
@@ -252,17 +323,28 @@ def test_eval_compare_refuses_a_wrong_summary_field_in_one_line(tmp_path, capsys
     [
         ([1, 2], "expected a manifest (an object), got [1, 2]"),
         ({"name": "run", "stages": {"a": 1}}, 'stages: expected a list of a manifest stage, got {"a": 1}'),
-        ({"name": "run", "stages": [{"name": "a", "command": "eval", "status": "done"}]},
-         'stages[0].status: expected one of "pending", "running", "finished", "failed", got "done"'),
-        ({"name": "run", "stages": [{"name": "a", "command": "eval", "status": "finished", "figures": [1]}]},
-         "stages[0].figures: expected an object of any value, got [1]"),
-        ({"name": "run", "stages": [{"name": "a", "command": "eval", "status": "finished", "inputs": {"model": ["x"]}}]},
-         'stages[0].inputs.model: expected text, got ["x"]'),
+        (
+            {"name": "run", "stages": [{"name": "a", "command": "eval", "status": "done"}]},
+            'stages[0].status: expected one of "pending", "running", "finished", "failed", got "done"',
+        ),
+        (
+            {"name": "run", "stages": [{"name": "a", "command": "eval", "status": "finished", "figures": [1]}]},
+            "stages[0].figures: expected an object of any value, got [1]",
+        ),
+        (
+            {
+                "name": "run",
+                "stages": [{"name": "a", "command": "eval", "status": "finished", "inputs": {"model": ["x"]}}],
+            },
+            'stages[0].inputs.model: expected text, got ["x"]',
+        ),
         ({"stages": []}, "name: missing (text expected)"),
     ],
 )
 @pytest.mark.parametrize("command", ["status", "report", "pipeline-resume"])
-def test_commands_that_read_a_manifest_refuse_a_wrong_one_in_one_line(tmp_path, capsys, monkeypatch, manifest, problem, command):
+def test_commands_that_read_a_manifest_refuse_a_wrong_one_in_one_line(
+    tmp_path, capsys, monkeypatch, manifest, problem, command
+):
     monkeypatch.chdir(tmp_path)
     run = tmp_path / "run"
     run.mkdir()
@@ -270,8 +352,11 @@ def test_commands_that_read_a_manifest_refuse_a_wrong_one_in_one_line(tmp_path, 
     recipe = tmp_path / "pipeline.yaml"
     recipe.write_text("name: run\nrun_dir: run\nstages:\n  - {name: a, command: report}\n", encoding="utf-8")
     before = _snapshot(tmp_path)
-    argv = {"status": ["status", "run"], "report": ["report", "run"],
-            "pipeline-resume": ["pipeline", "--config", str(recipe), "--resume", "true"]}[command]
+    argv = {
+        "status": ["status", "run"],
+        "report": ["report", "run"],
+        "pipeline-resume": ["pipeline", "--config", str(recipe), "--resume", "true"],
+    }[command]
     assert cli_main(argv) == 2
     error = capsys.readouterr().err.strip().splitlines()
     assert error == [f"r1lab: error: {os.path.join('run', 'manifest.json')}: {problem}"]

@@ -13,8 +13,8 @@ import shutil
 import pytest
 import yaml
 
-from r1lab.commands import COMMANDS
 from r1lab.cli import main as cli_main
+from r1lab.commands import COMMANDS
 
 PACKAGE = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "r1lab")
 
@@ -50,8 +50,11 @@ def test_a_model_that_ships_its_own_code_is_refused_and_its_code_never_runs(tiny
     model = tmp_path / "custom-code-model"
     shutil.copytree(tiny_model_dir, model)
     config = json.loads((model / "config.json").read_text())
-    config.update(model_type="custom_llama", architectures=["CustomModel"],
-                  auto_map={"AutoConfig": "modeling_custom.CustomConfig", "AutoModelForCausalLM": "modeling_custom.CustomModel"})
+    config.update(
+        model_type="custom_llama",
+        architectures=["CustomModel"],
+        auto_map={"AutoConfig": "modeling_custom.CustomConfig", "AutoModelForCausalLM": "modeling_custom.CustomModel"},
+    )
     (model / "config.json").write_text(json.dumps(config))
     sentinel = tmp_path / "code-ran"
     (model / "modeling_custom.py").write_text(
@@ -60,8 +63,25 @@ def test_a_model_that_ships_its_own_code_is_refused_and_its_code_never_runs(tiny
         "class CustomConfig(LlamaConfig):\n    model_type = 'custom_llama'\n"
         "class CustomModel(LlamaForCausalLM):\n    config_class = CustomConfig\n"
     )
-    code = cli_main(["eval", "--model", str(model), "--task", "gym:chain_sum", "--task_size", "4", "--limit", "2",
-                     "--max_new_tokens", "4", "--progress", "false", "--output_dir", str(tmp_path / "eval")])
+    code = cli_main(
+        [
+            "eval",
+            "--model",
+            str(model),
+            "--task",
+            "gym:chain_sum",
+            "--task_size",
+            "4",
+            "--limit",
+            "2",
+            "--max_new_tokens",
+            "4",
+            "--progress",
+            "false",
+            "--output_dir",
+            str(tmp_path / "eval"),
+        ]
+    )
     assert code == 2
     errors = [line for line in capsys.readouterr().err.splitlines() if line.startswith("r1lab: error:")]
     assert len(errors) == 1 and "custom code" in errors[0]
@@ -77,8 +97,16 @@ def unsafe_calls(source: str, where: str = "") -> list[str]:
         if not isinstance(node, ast.Call):
             continue
         function = node.func
-        name = function.id if isinstance(function, ast.Name) else function.attr if isinstance(function, ast.Attribute) else None
-        owner = function.value.id if isinstance(function, ast.Attribute) and isinstance(function.value, ast.Name) else None
+        name = (
+            function.id
+            if isinstance(function, ast.Name)
+            else function.attr
+            if isinstance(function, ast.Attribute)
+            else None
+        )
+        owner = (
+            function.value.id if isinstance(function, ast.Attribute) and isinstance(function.value, ast.Name) else None
+        )
         keywords = {keyword.arg: keyword.value for keyword in node.keywords}
         at = f"{where}:{node.lineno}"
         if isinstance(function, ast.Name) and name in ("eval", "exec", "compile", "__import__"):
@@ -105,7 +133,9 @@ SANDBOX_SCRIPTS = {os.path.join("code", name) for name in ("_candidate.py", "_ju
 def test_no_model_output_is_ever_executed():
     """Every r1lab module, parsed: no eval/exec/compile, no unsafe deserialisation, no shell (the code sandbox's
     own scripts aside: they run only inside the sandbox, and no module imports them)."""
-    sources = [os.path.join(folder, name) for folder, _, names in os.walk(PACKAGE) for name in names if name.endswith(".py")]
+    sources = [
+        os.path.join(folder, name) for folder, _, names in os.walk(PACKAGE) for name in names if name.endswith(".py")
+    ]
     assert len(sources) > 20
     problems = []
     for path in sources:
@@ -114,10 +144,22 @@ def test_no_model_output_is_ever_executed():
         if os.path.relpath(path, PACKAGE) in SANDBOX_SCRIPTS:
             continue
         problems += unsafe_calls(source, os.path.relpath(path, PACKAGE))
-        imported = {alias.name.rsplit(".", 1)[-1] for node in ast.walk(ast.parse(source))
-                    if isinstance(node, (ast.Import, ast.ImportFrom)) for alias in node.names}
-        imported |= {node.module.rsplit(".", 1)[-1] for node in ast.walk(ast.parse(source)) if isinstance(node, ast.ImportFrom) and node.module}
-        problems += [f"{path}: imports the sandbox script {name}" for name in imported if os.path.join("code", name + ".py") in SANDBOX_SCRIPTS]
+        imported = {
+            alias.name.rsplit(".", 1)[-1]
+            for node in ast.walk(ast.parse(source))
+            if isinstance(node, (ast.Import, ast.ImportFrom))
+            for alias in node.names
+        }
+        imported |= {
+            node.module.rsplit(".", 1)[-1]
+            for node in ast.walk(ast.parse(source))
+            if isinstance(node, ast.ImportFrom) and node.module
+        }
+        problems += [
+            f"{path}: imports the sandbox script {name}"
+            for name in imported
+            if os.path.join("code", name + ".py") in SANDBOX_SCRIPTS
+        ]
     assert problems == []
 
 
@@ -128,7 +170,12 @@ def test_the_scan_finds_what_it_looks_for():
         "model.eval()\n"
     )
     assert unsafe_calls(planted) == [
-        ":1: eval()", ":2: exec()", ":3: yaml.load()", ":5: pickle.loads()", ":6: shell=True", ":8: os.system()",
+        ":1: eval()",
+        ":2: exec()",
+        ":3: yaml.load()",
+        ":5: pickle.loads()",
+        ":6: shell=True",
+        ":8: os.system()",
         ":9: torch.load without weights_only=True",
     ]
 
@@ -151,8 +198,18 @@ def _pipeline(tmp_path, stages, **extra) -> str:
         ([{**DATA_STAGE, "name": "../../escaped"}], {}, "name must be letters, digits, - or _"),
         ([{**DATA_STAGE, "name": "/tmp/escaped"}], {}, "name must be letters, digits, - or _"),
         ([DATA_STAGE], {"name": "../escaped", "run_dir": None}, "pipeline name must be letters"),
-        ([DATA_STAGE, {"name": "train", "command": "grpo",
-                       "config": {"final_eval": {"limit": 2, "output_dir": "{outside}/eval"}}}], {}, "final_eval.output_dir"),
+        (
+            [
+                DATA_STAGE,
+                {
+                    "name": "train",
+                    "command": "grpo",
+                    "config": {"final_eval": {"limit": 2, "output_dir": "{outside}/eval"}},
+                },
+            ],
+            {},
+            "final_eval.output_dir",
+        ),
     ],
     ids=["stage-name-dots", "stage-name-absolute", "pipeline-name", "final-eval-output"],
 )
@@ -160,7 +217,9 @@ def test_pipeline_paths_cannot_escape_the_run_directory(stages, extra, message, 
     outside = tmp_path / "outside"
     monkeypatch.chdir(tmp_path)
     (tmp_path / "runs").mkdir()
-    text = yaml.safe_dump({"stages": stages, "run_dir": str(tmp_path / "runs" / "run"), **extra}).replace("{outside}", str(outside))
+    text = yaml.safe_dump({"stages": stages, "run_dir": str(tmp_path / "runs" / "run"), **extra}).replace(
+        "{outside}", str(outside)
+    )
     (tmp_path / "pipeline.yaml").write_text(text)
     assert cli_main(["pipeline", "--config", str(tmp_path / "pipeline.yaml")]) == 2
     err = capsys.readouterr().err
@@ -191,8 +250,19 @@ def test_stage_output_settings_are_the_pipelines_not_the_stage_configs(tmp_path)
 
 
 def test_standalone_final_eval_cannot_write_outside_the_stage_output(tiny_model_dir, tmp_path, capsys):
-    code = cli_main(["grpo", "--model", tiny_model_dir, "--task", "gym:chain_sum", "--output_dir", str(tmp_path / "out"),
-                     "--final_eval", f"{{limit: 2, output_dir: {tmp_path / 'elsewhere'}}}"])
+    code = cli_main(
+        [
+            "grpo",
+            "--model",
+            tiny_model_dir,
+            "--task",
+            "gym:chain_sum",
+            "--output_dir",
+            str(tmp_path / "out"),
+            "--final_eval",
+            f"{{limit: 2, output_dir: {tmp_path / 'elsewhere'}}}",
+        ]
+    )
     assert code == 2
     assert "is outside the stage's output_dir" in capsys.readouterr().err
     assert sorted(os.listdir(tmp_path)) == []
@@ -205,10 +275,13 @@ def test_report_images_stay_beside_the_report_whatever_the_manifest_says(tmp_pat
     (outside / "metrics.jsonl").write_text(json.dumps({"step": 1, "loss": 1.0, "reward": 0.5}) + "\n")
     run_dir = tmp_path / "run"
     run_dir.mkdir()
-    manifest = {"name": "x", "stages": [
-        {"name": "../../evil", "command": "grpo", "status": "finished", "output": "../outside"},
-        {"name": "b", "command": "grpo", "status": "finished", "output": str(outside) + "/../outside/"},
-    ]}
+    manifest = {
+        "name": "x",
+        "stages": [
+            {"name": "../../evil", "command": "grpo", "status": "finished", "output": "../outside"},
+            {"name": "b", "command": "grpo", "status": "finished", "output": str(outside) + "/../outside/"},
+        ],
+    }
     (run_dir / "manifest.json").write_text(json.dumps(manifest))
     before = {os.path.join(folder, name) for folder, _, names in os.walk(tmp_path) for name in names}
     assert cli_main(["report", str(run_dir)]) == 0

@@ -31,8 +31,23 @@ def test_bf16_weights_fall_back_to_float32_only_on_a_cpu_without_bf16_units(monk
 @pytest.mark.slow
 def test_the_seed_recipe_trains_two_steps_on_the_cpu(gsm8k_fixture_dir, tmp_path):
     output_dir = tmp_path / "seed"
-    code = cli_main(["grpo", "--config", os.path.join(REPO_ROOT, "recipes/seed-gsm8k/grpo.yaml"), "--model", "embedded",
-                     "--dataset", gsm8k_fixture_dir, "--limit", "8", "--max_steps", "2", "--output_dir", str(output_dir)])
+    code = cli_main(
+        [
+            "grpo",
+            "--config",
+            os.path.join(REPO_ROOT, "recipes/seed-gsm8k/grpo.yaml"),
+            "--model",
+            "embedded",
+            "--dataset",
+            gsm8k_fixture_dir,
+            "--limit",
+            "8",
+            "--max_steps",
+            "2",
+            "--output_dir",
+            str(output_dir),
+        ]
+    )
     assert code == 0
     marker = json.loads((output_dir / "r1lab_stage.json").read_text())
     assert marker["status"] == "finished"

@@ -4,6 +4,7 @@ earlier eval on the same questions; evals on other questions (a checkpoint eval 
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 from test_compare_significance import write_eval
 
@@ -22,7 +23,15 @@ def synthetic_run(root):
     stages = []
     for folder in ("01-cold-start-eval", "02-checkpoint-eval", "03-grpo-eval"):
         summary = json.loads((run / folder / "summary.json").read_text())
-        stages.append({"name": folder[3:], "command": "eval", "status": "finished", "output": str(run / folder), "figures": summary})
+        stages.append(
+            {
+                "name": folder[3:],
+                "command": "eval",
+                "status": "finished",
+                "output": str(run / folder),
+                "figures": summary,
+            }
+        )
     manifest = {"name": "synthetic", "run_dir": str(run), "stages": stages}
     (run / "manifest.json").write_text(json.dumps(manifest))
     return run, manifest
@@ -33,15 +42,15 @@ def test_pipeline_eval_table_prints_significance(tmp_path, capsys):
     print_eval_table(manifest)
     out = capsys.readouterr().out
     assert "cold-start-eval → checkpoint-eval: not compared (no earlier eval on the same questions)" in out
-    block = out[out.index("cold-start-eval → grpo-eval (20 questions, paired):"):]
+    block = out[out.index("cold-start-eval → grpo-eval (20 questions, paired):") :]
     assert "10 became right, 3 became wrong" in block and "p = 0.092" in block
     assert "pass@1 (k=2): B - A +0.4750" in block  # before 5 * 0.5 / 20; after 12 / 20
 
 
 def test_report_has_a_significance_table(tmp_path):
     run, _ = synthetic_run(tmp_path)
-    page = open(build_report(ReportConfig(run_dir=str(run))), encoding="utf-8").read()
-    section = page[page.index("<h3>significance</h3>"):]
+    page = Path(build_report(ReportConfig(run_dir=str(run)))).read_text(encoding="utf-8")
+    section = page[page.index("<h3>significance</h3>") :]
     rows = section.split("</table>")[0].split("<tr>")[2:]
     assert len(rows) == 2
     assert "not compared: no earlier eval on the same questions" in rows[0]

@@ -13,7 +13,8 @@ from r1lab.cli import main as cli_main
 from r1lab.commands import COMMANDS, load_command, pipeline_commands
 
 FIRST_STAGE = {  # cheap and offline, and it writes a dataset: it must not run when a later stage is refused
-    "name": "data", "command": "cold-start-data",
+    "name": "data",
+    "command": "cold-start-data",
     "config": {"task": "gym:chain_sum", "task_size": 8, "source": "solutions"},
 }
 GRPO = {"task": "gym:chain_sum", "task_size": 8, "max_steps": 1, "num_generations": 2, "per_device_train_batch_size": 2}
@@ -27,8 +28,11 @@ REFUSALS = [
     ("grpo", {**GRPO, "generation_loop": "rlab"}, "generation_loop must be one of"),
     ("grpo", {**GRPO, "sampling_dtype": "float16"}, "sampling_dtype must be one of"),
     ("grpo", {**GRPO, "vllm_importance_sampling_mode": "token"}, "vllm_importance_sampling_mode must be one of"),
-    ("grpo", {**GRPO, "rewards": [{"name": TRL_REPETITION, "options": {"ngram_size": 3, "max_penalty": 0.5}}]},
-     "max_penalty"),
+    (
+        "grpo",
+        {**GRPO, "rewards": [{"name": TRL_REPETITION, "options": {"ngram_size": 3, "max_penalty": 0.5}}]},
+        "max_penalty",
+    ),
     ("grpo", {**GRPO, "rewards": ["no_such_reward"]}, "no_such_reward"),
     ("grpo", {**GRPO, "template": "yaml"}, "yaml"),
     ("grpo", {**GRPO, "final_eval": {"k": 0}}, "k must be at least 1"),
@@ -40,12 +44,20 @@ REFUSALS = [
     ("eval", {"task": "gym:chain_sum", "k": 0}, "k must be at least 1"),
     ("eval", {"task": "gym:chain_sum", "backend": "tpu"}, "backend"),
     ("eval", {"task": "gym:chain_sum", "template": "yaml"}, "yaml"),
-    ("cold-start-data", {"task": "gym:chain_sum", "source": "internet"}, "source must be one of solutions, zero, fewshot, got 'internet'"),
+    (
+        "cold-start-data",
+        {"task": "gym:chain_sum", "source": "internet"},
+        "source must be one of solutions, zero, fewshot, got 'internet'",
+    ),
     ("cold-start-data", {"task": "gym:chain_sum", "source": "zero"}, "source zero needs --completions_file"),
     ("cold-start-data", {"task": "gym:chain_sum", "max_per_question": 0}, "max_per_question must be at least 1"),
     ("rejection-sampling", {"task": "mix"}, "give a reasoning task"),
     ("rejection-sampling", {"task": "gym:chain_sum", "temperature": -1.0}, "temperature"),
-    ("rejection-sampling", {"task": "gym:chain_sum", "model_dtype": "int4"}, "model_dtype must be one of auto, float32, bfloat16, float16"),
+    (
+        "rejection-sampling",
+        {"task": "gym:chain_sum", "model_dtype": "int4"},
+        "model_dtype must be one of auto, float32, bfloat16, float16",
+    ),
     ("distill", {"task": "gym:chain_sum", "teacher": "embedded", "method": "onpolicy"}, "method must be one of"),
     ("distill", {"task": "gym:chain_sum", "method": "on_policy"}, "method on_policy needs a teacher"),
     ("distill", {"task": "gym:chain_sum", "teacher": "embedded", "method": "on_policy", "jsd_beta": 2.0}, "jsd_beta"),
@@ -59,13 +71,17 @@ if not VLLM_INSTALLED:
 def _pipeline(tmp_path, command, config) -> str:
     last = {"name": "last", "command": command, "config": config}
     path = tmp_path / "pipeline.yaml"
-    path.write_text(yaml.safe_dump({"name": "contract", "defaults": {"model": "embedded"}, "stages": [FIRST_STAGE, last]}))
+    path.write_text(
+        yaml.safe_dump({"name": "contract", "defaults": {"model": "embedded"}, "stages": [FIRST_STAGE, last]})
+    )
     return str(path)
 
 
 @pytest.mark.parametrize("command, config, message", REFUSALS, ids=[f"{c}-{m[:30]}" for c, _, m in REFUSALS])
 @pytest.mark.parametrize("dry_run", [False, True], ids=["run", "dry_run"])
-def test_a_bad_last_stage_stops_the_pipeline_before_anything_is_written(tmp_path, capsys, command, config, message, dry_run):
+def test_a_bad_last_stage_stops_the_pipeline_before_anything_is_written(
+    tmp_path, capsys, command, config, message, dry_run
+):
     run_dir = tmp_path / "run"
     arguments = ["pipeline", "--config", _pipeline(tmp_path, command, config), "--run_dir", str(run_dir)]
     assert cli_main(arguments + (["--dry_run", "true"] if dry_run else [])) == 2

@@ -5,14 +5,15 @@ from __future__ import annotations
 
 import json
 import os
+from pathlib import Path
 
 import pytest
-import yaml
-
 import reward_helpers
+import yaml
 from conftest import REPO_ROOT
-from r1lab.cli import main as cli_main
 from test_bad_inputs import CHAIN_SUM, assert_one_error_line, snapshot
+
+from r1lab.cli import main as cli_main
 
 EXAMPLE = os.path.join(REPO_ROOT, "examples", "rewards")
 TRL_FACTORIES = (
@@ -29,9 +30,9 @@ def _weights(model_dir):
 
 
 def test_the_docs_page_shows_the_example_as_it_is():
-    page = open(os.path.join(REPO_ROOT, "docs", "usage.md"), encoding="utf-8").read()
+    page = Path(os.path.join(REPO_ROOT, "docs", "usage.md")).read_text(encoding="utf-8")
     for name in ("group_length.py", "trl_rewards.yaml"):
-        source = open(os.path.join(EXAMPLE, name), encoding="utf-8").read().rstrip()
+        source = Path(os.path.join(EXAMPLE, name)).read_text(encoding="utf-8").rstrip()
         assert source in page, f"docs/usage.md does not show examples/rewards/{name} as it is"
 
 
@@ -40,17 +41,38 @@ def test_the_example_trains_with_trls_three_factories_and_a_batch_reward(tiny_mo
     example's batch-relative reward) plus a spy that records what TRL passes: two real GRPO steps."""
     monkeypatch.syspath_prepend(EXAMPLE)
     reward_helpers.SPY_CALLS.clear()
-    recipe = yaml.safe_load(open(os.path.join(EXAMPLE, "trl_rewards.yaml"), encoding="utf-8"))
+    recipe = yaml.safe_load(Path(EXAMPLE, "trl_rewards.yaml").read_text(encoding="utf-8"))
     recipe["rewards"].append("reward_helpers.batch_spy")  # variance even for a random model, and a witness
     config = tmp_path / "recipe.yaml"
     config.write_text(yaml.safe_dump(recipe))
     output_dir = tmp_path / "grpo"
-    code = cli_main([
-        "grpo", "--config", str(config), "--model", tiny_model_dir, "--task_size", "8",
-        "--task_options", "{min_terms: 2, max_terms: 2, min_digits: 1, max_digits: 1}",
-        "--max_completion_length", "16", "--max_steps", "2", "--learning_rate", "1e-2", "--save_strategy", "no",
-        "--report_to", "none", "--disable_tqdm", "true", "--output_dir", str(output_dir),
-    ])
+    code = cli_main(
+        [
+            "grpo",
+            "--config",
+            str(config),
+            "--model",
+            tiny_model_dir,
+            "--task_size",
+            "8",
+            "--task_options",
+            "{min_terms: 2, max_terms: 2, min_digits: 1, max_digits: 1}",
+            "--max_completion_length",
+            "16",
+            "--max_steps",
+            "2",
+            "--learning_rate",
+            "1e-2",
+            "--save_strategy",
+            "no",
+            "--report_to",
+            "none",
+            "--disable_tqdm",
+            "true",
+            "--output_dir",
+            str(output_dir),
+        ]
+    )
     assert code == 0
     before, after = _weights(tiny_model_dir), _weights(str(output_dir))
     assert any(not (before[name] == after[name]).all() for name in before), "GRPO did not change any weight"
@@ -76,25 +98,45 @@ def test_the_example_trains_with_trls_three_factories_and_a_batch_reward(tiny_mo
 
 
 BAD_ENTRIES = [
-    ("unknown-option", "[{name: trl.rewards.get_soft_overlong_punishment, options: {max_completion_len: 96, soft_punish_cache: 24, cache: 8}}]",
-     "reward 'trl.rewards.get_soft_overlong_punishment' has no option(s) cache (options: max_completion_len, soft_punish_cache)"),
-    ("missing-option", "[{name: trl.rewards.get_soft_overlong_punishment, options: {max_completion_len: 96}}]",
-     "needs option(s) soft_punish_cache"),
-    ("wrong-type", "[{name: trl.rewards.get_cosine_scaled_reward, options: {max_len: long}}]",
-     "option max_len: expected an integer, got 'long'"),
-    ("factory-rejects-its-options", "[{name: trl.rewards.get_repetition_penalty_reward, options: {max_penalty: 0.5}}]",
-     "rejected its options (max_penalty=0.5): max_penalty 0.5 should not be positive"),
+    (
+        "unknown-option",
+        "[{name: trl.rewards.get_soft_overlong_punishment, options: {max_completion_len: 96, soft_punish_cache: 24, cache: 8}}]",
+        "reward 'trl.rewards.get_soft_overlong_punishment' has no option(s) cache (options: max_completion_len, soft_punish_cache)",
+    ),
+    (
+        "missing-option",
+        "[{name: trl.rewards.get_soft_overlong_punishment, options: {max_completion_len: 96}}]",
+        "needs option(s) soft_punish_cache",
+    ),
+    (
+        "wrong-type",
+        "[{name: trl.rewards.get_cosine_scaled_reward, options: {max_len: long}}]",
+        "option max_len: expected an integer, got 'long'",
+    ),
+    (
+        "factory-rejects-its-options",
+        "[{name: trl.rewards.get_repetition_penalty_reward, options: {max_penalty: 0.5}}]",
+        "rejected its options (max_penalty=0.5): max_penalty 0.5 should not be positive",
+    ),
     ("not-callable", "[accuracy, math.pi]", "reward 'math.pi' is not callable (a float)"),
-    ("options-for-a-function", "[{name: trl.rewards.think_format_reward, options: {score: 2}}]",
-     "is a reward function (called as TRL calls it) and takes no options (score)"),
+    (
+        "options-for-a-function",
+        "[{name: trl.rewards.think_format_reward, options: {score: 2}}]",
+        "is a reward function (called as TRL calls it) and takes no options (score)",
+    ),
     ("builtin-missing-option", "[accuracy, cosine]", "reward 'cosine' needs option(s) max_len"),
-    ("builtin-bad-value", "[{name: soft_overlong, options: {max_completion_len: 96, soft_punish_cache: 128}}]",
-     "soft_punish_cache must be between 0 and max_completion_len (96), got 128"),
+    (
+        "builtin-bad-value",
+        "[{name: soft_overlong, options: {max_completion_len: 96, soft_punish_cache: 128}}]",
+        "soft_punish_cache must be between 0 and max_completion_len (96), got 128",
+    ),
 ]
 
 
 @pytest.mark.parametrize("rewards, expected", [case[1:] for case in BAD_ENTRIES], ids=[case[0] for case in BAD_ENTRIES])
-def test_a_bad_reward_entry_is_one_line_exit_2_and_nothing_written(rewards, expected, tiny_model_dir, tmp_path, monkeypatch, capsys):
+def test_a_bad_reward_entry_is_one_line_exit_2_and_nothing_written(
+    rewards, expected, tiny_model_dir, tmp_path, monkeypatch, capsys
+):
     monkeypatch.chdir(tmp_path)
     before = snapshot(tmp_path)
     code = cli_main(["grpo", "--model", tiny_model_dir, *CHAIN_SUM, "--rewards", rewards, "--output_dir", "out"])
@@ -106,13 +148,33 @@ def test_a_bad_reward_entry_is_one_line_exit_2_and_nothing_written(rewards, expe
 
 def test_a_pipeline_refuses_a_bad_reward_option_in_a_later_stage_before_the_first_runs(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
-    (tmp_path / "p.yaml").write_text(yaml.safe_dump({"stages": [
-        {"name": "data", "command": "cold-start-data", "config": {"task": "gym:chain_sum", "task_size": 4}},
-        {"name": "rl", "command": "grpo", "config": {"rewards": [
-            {"name": "trl.rewards.get_soft_overlong_punishment", "options": {"max_completion_len": 96}}]}}]}))
+    (tmp_path / "p.yaml").write_text(
+        yaml.safe_dump(
+            {
+                "stages": [
+                    {"name": "data", "command": "cold-start-data", "config": {"task": "gym:chain_sum", "task_size": 4}},
+                    {
+                        "name": "rl",
+                        "command": "grpo",
+                        "config": {
+                            "rewards": [
+                                {
+                                    "name": "trl.rewards.get_soft_overlong_punishment",
+                                    "options": {"max_completion_len": 96},
+                                }
+                            ]
+                        },
+                    },
+                ]
+            }
+        )
+    )
     before = snapshot(tmp_path)
     assert cli_main(["pipeline", "--config", "p.yaml", "--run_dir", "run"]) == 2
-    assert_one_error_line(capsys.readouterr().err, "stage 'rl': reward 'trl.rewards.get_soft_overlong_punishment' needs option(s) soft_punish_cache")
+    assert_one_error_line(
+        capsys.readouterr().err,
+        "stage 'rl': reward 'trl.rewards.get_soft_overlong_punishment' needs option(s) soft_punish_cache",
+    )
     assert snapshot(tmp_path) == before
 
 
@@ -121,7 +183,7 @@ def _grpo_recipes() -> list[str]:
     for folder, _, files in os.walk(os.path.join(REPO_ROOT, "recipes")):
         for name in sorted(files):
             path = os.path.join(folder, name)
-            if name.endswith(".yaml") and "rewards" in (yaml.safe_load(open(path, encoding="utf-8")) or {}):
+            if name.endswith(".yaml") and "rewards" in (yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}):
                 found.append(path)
     return found
 
@@ -135,7 +197,9 @@ def test_every_grpo_recipe_builds_its_rewards(recipe, monkeypatch):
     monkeypatch.syspath_prepend(EXAMPLE)
     config = load_config(R1GRPOConfig, recipe, {})
     check_reward_names(config.rewards)
-    functions, weights = build_rewards(config.rewards, {"task": None, "template": config.template}, config.reward_weights)
+    functions, weights = build_rewards(
+        config.rewards, {"task": None, "template": config.template}, config.reward_weights
+    )
     assert len(functions) == len(config.rewards) and (weights is None or len(weights) == len(functions))
 
 
@@ -159,18 +223,32 @@ def test_score_samples_scores_an_evals_completions_as_grpo_would(tiny_model_dir,
     monkeypatch.syspath_prepend(EXAMPLE)
     import score_samples
 
-    spec = {"task": "gym:chain_sum", "task_size": 4, "task_seed": 42, "split": "test",
-            "task_options": {"min_terms": 2, "max_terms": 2, "min_digits": 1, "max_digits": 1}}
+    spec = {
+        "task": "gym:chain_sum",
+        "task_size": 4,
+        "task_seed": 42,
+        "split": "test",
+        "task_options": {"min_terms": 2, "max_terms": 2, "min_digits": 1, "max_digits": 1},
+    }
     row = get_task(TaskSpec(**spec)).load()[0]
     xml = get_template("xml")
     right, wrong = xml.format("Step 1: add.", row["answer"]), xml.format("add", str(int(row["answer"]) + 1))
-    (tmp_path / "summary.json").write_text(json.dumps({"settings": {**spec, "template": "xml", "model": tiny_model_dir}}))
+    (tmp_path / "summary.json").write_text(
+        json.dumps({"settings": {**spec, "template": "xml", "model": tiny_model_dir}})
+    )
     output = {"extracted": None, "formatted": True, "truncated": False, "tokens": 20}
-    record = {"index": 0, "task_index": row["task_index"], "question": row["question"], "gold": row["answer"],
-              "greedy": {**output, "completion": right, "correct": True},
-              "samples": [{**output, "completion": wrong, "correct": False}]}
+    record = {
+        "index": 0,
+        "task_index": row["task_index"],
+        "question": row["question"],
+        "gold": row["answer"],
+        "greedy": {**output, "completion": right, "correct": True},
+        "samples": [{**output, "completion": wrong, "correct": False}],
+    }
     (tmp_path / "samples.jsonl").write_text(json.dumps(record) + "\n")
-    means = score_samples.main([str(tmp_path), "--rewards", "[{name: cosine, options: {max_len: 1000}}, reasoning_steps]"])
+    means = score_samples.main(
+        [str(tmp_path), "--rewards", "[{name: cosine, options: {max_len: 1000}}, reasoning_steps]"]
+    )
     printed = capsys.readouterr().out
     assert "| 0 | greedy | 20 | yes |" in printed and "| 0 | sample 1 | 20 | no |" in printed
     assert "| mean of 2 | | 20.0 | 1/2 |" in printed
@@ -181,7 +259,7 @@ def test_score_samples_scores_an_evals_completions_as_grpo_would(tiny_model_dir,
 def test_the_docs_show_the_long_cot_recipes_rewards_as_they_are():
     from r1lab.config import read_yaml_mapping
 
-    page = open(os.path.join(REPO_ROOT, "docs", "usage.md"), encoding="utf-8").read()
+    page = Path(os.path.join(REPO_ROOT, "docs", "usage.md")).read_text(encoding="utf-8")
     after = page.split("`recipes/r1/long_cot_rl.yaml` is a GPU stage-2 recipe", 1)[1]
     block = after.split("```yaml\n", 1)[1].split("```", 1)[0]
     recipe = read_yaml_mapping(os.path.join(REPO_ROOT, "recipes", "r1", "long_cot_rl.yaml"))

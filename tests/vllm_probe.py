@@ -80,8 +80,11 @@ def install(record_path: str) -> None:
             record = {
                 "step": self.state.global_step,
                 "completions": [
-                    {"ids": list(c), "text": self._tokenizer.decode(c, skip_special_tokens=True),
-                     "logprobs": None if logprobs is None else list(logprobs[row])}
+                    {
+                        "ids": list(c),
+                        "text": self._tokenizer.decode(c, skip_special_tokens=True),
+                        "logprobs": None if logprobs is None else list(logprobs[row]),
+                    }
                     for row, c in enumerate(completion_ids)
                 ],
             }

@@ -34,8 +34,12 @@ def main(config: LengthsConfig) -> dict:
     samples = read_train_file(config.train_file)
     tokenizer = load_tokenizer(config.model)
     lengths = sorted(len(tokenizer(sample["completion"][-1]["content"])["input_ids"]) for sample in samples)
-    figures = {"samples": len(lengths), "mean_tokens": sum(lengths) / len(lengths),
-               "p90_tokens": lengths[int(0.9 * (len(lengths) - 1))], "max_tokens": lengths[-1]}
+    figures = {
+        "samples": len(lengths),
+        "mean_tokens": sum(lengths) / len(lengths),
+        "p90_tokens": lengths[int(0.9 * (len(lengths) - 1))],
+        "max_tokens": lengths[-1],
+    }
     write_json_atomic(os.path.join(config.output_dir, "lengths.json"), figures)
     write_stage_marker(config.output_dir, "lengths", config_to_dict(config), started, figures)
     print(f"r1lab lengths: {figures}")

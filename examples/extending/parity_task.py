@@ -16,12 +16,14 @@ class ParityTask(Task):
         rows = []
         for index in range(self.spec.task_size):
             number = draw.randint(0, 999)
-            rows.append({
-                "question": f"Is {number} even or odd?",
-                "answer": "even" if number % 2 == 0 else "odd",
-                "solution": f"{number} = 2 x {number // 2} + {number % 2}, so the remainder is {number % 2}.",
-                "task_index": index,
-            })
+            rows.append(
+                {
+                    "question": f"Is {number} even or odd?",
+                    "answer": "even" if number % 2 == 0 else "odd",
+                    "solution": f"{number} = 2 x {number // 2} + {number % 2}, so the remainder is {number % 2}.",
+                    "task_index": index,
+                }
+            )
         return apply_limit(rows, limit if limit is not None else self.spec.limit, f"{self.name} [{split}]")
 
     def is_correct(self, extracted, row):

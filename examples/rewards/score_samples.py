@@ -32,10 +32,15 @@ def completions_of(eval_dir: str) -> tuple[dict, list[dict]]:
     with open(os.path.join(eval_dir, "samples.jsonl"), encoding="utf-8") as handle:
         for line in handle:
             record = json.loads(line)
-            row = {"question": record["question"], "answer": record["gold"], "task_index": record["task_index"],
-                   "split": settings["split"]}
+            row = {
+                "question": record["question"],
+                "answer": record["gold"],
+                "task_index": record["task_index"],
+                "split": settings["split"],
+            }
             outputs = ([("greedy", record["greedy"])] if record.get("greedy") else []) + [
-                (f"sample {number}", sample) for number, sample in enumerate(record["samples"], 1)]
+                (f"sample {number}", sample) for number, sample in enumerate(record["samples"], 1)
+            ]
             for kind, output in outputs:
                 entries.append({"question": record["index"], "kind": kind, "row": row, **output})
     return settings, entries
@@ -48,7 +53,9 @@ def main(argv=None) -> dict[str, float]:
     parser.add_argument("--show", choices=("all", "greedy"), default="all", help="rows printed (the mean is over all)")
     args = parser.parse_args(argv)
     settings, entries = completions_of(args.eval_dir)
-    spec = TaskSpec(**{field.name: settings[field.name] for field in dataclasses.fields(TaskSpec) if field.name in settings})
+    spec = TaskSpec(
+        **{field.name: settings[field.name] for field in dataclasses.fields(TaskSpec) if field.name in settings}
+    )
     task, template = get_task(spec), get_template(settings["template"])
     rewards, _ = build_rewards(yaml.safe_load(args.rewards), {"task": task, "template": template.name})
     tokenizer = load_tokenizer(settings["model"])
@@ -69,10 +76,17 @@ def main(argv=None) -> dict[str, float]:
         if args.show == "greedy" and entry["kind"] != "greedy":
             continue
         values = " | ".join(f"{scores[name][index]:.3f}" for name in names)
-        print(f"| {entry['question']} | {entry['kind']} | {entry['tokens']} | {'yes' if entry['correct'] else 'no'} | {values} |")
+        print(
+            f"| {entry['question']} | {entry['kind']} | {entry['tokens']} | {'yes' if entry['correct'] else 'no'} | {values} |"
+        )
     means = {name: sum(values) / len(values) for name, values in scores.items()}
-    print(f"| mean of {len(entries)} | | " + f"{sum(e['tokens'] for e in entries) / len(entries):.1f} | "
-          + f"{sum(e['correct'] for e in entries)}/{len(entries)} | " + " | ".join(f"{means[name]:.3f}" for name in names) + " |")
+    print(
+        f"| mean of {len(entries)} | | "
+        + f"{sum(e['tokens'] for e in entries) / len(entries):.1f} | "
+        + f"{sum(e['correct'] for e in entries)}/{len(entries)} | "
+        + " | ".join(f"{means[name]:.3f}" for name in names)
+        + " |"
+    )
     return means
 
 

@@ -12,7 +12,7 @@ import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import _wire  # noqa: E402
+import _wire
 
 
 def main():
@@ -23,7 +23,7 @@ def main():
         for name in ("preamble.py", "solution.py"):
             with open(name, encoding="utf-8") as handle:
                 exec(compile(handle.read(), name, "exec"), namespace)
-    except BaseException as error:  # noqa: BLE001 - SystemExit too: the program did not load
+    except BaseException as error:
         replies.write(_wire.dumps({"error": f"{type(error).__name__}: {error}"[:500]}))
         replies.flush()
         return
@@ -36,7 +36,7 @@ def main():
             function = namespace[request["call"]]
             result = function(*_wire.decode(request["args"]), **_wire.decode(request["kwargs"]))
             reply = {"ok": _wire.encode(result)}
-        except BaseException as error:  # noqa: BLE001
+        except BaseException as error:
             reply = {"raise": type(error).__name__, "message": str(error)[:500]}
         replies.write(_wire.dumps(reply))
         replies.flush()

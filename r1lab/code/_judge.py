@@ -18,8 +18,8 @@ import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import _testcode  # noqa: E402
-import _wire  # noqa: E402
+import _testcode
+import _wire
 
 MAX_REPLY_CHARS = 16 << 20
 
@@ -45,7 +45,7 @@ def candidate_exception(name, message):
     if isinstance(kind, type) and issubclass(kind, Exception) and not issubclass(kind, CONTROL_FLOW):
         try:
             return kind(message)
-        except Exception:  # noqa: BLE001 - a class that needs other arguments (UnicodeDecodeError, ExceptionGroup)
+        except Exception:
             pass
     return CandidateError(f"the candidate raised {name}: {message}")
 
@@ -78,7 +78,9 @@ class Judge:
             if self.gone:
                 raise CandidateGone(self.gone)
             try:
-                self.requests.write(_wire.dumps({"call": name, "args": _wire.encode(list(args)), "kwargs": _wire.encode(dict(kwargs))}))
+                self.requests.write(
+                    _wire.dumps({"call": name, "args": _wire.encode(list(args)), "kwargs": _wire.encode(dict(kwargs))})
+                )
                 self.requests.flush()
             except (BrokenPipeError, OSError):
                 self.gone = "the candidate exited"
@@ -148,7 +150,7 @@ def main():
         for index, statement in enumerate(spec["statements"]):
             try:
                 exec(compile(statement, f"<test {index}>", "exec"), namespace)
-            except BaseException as error:  # noqa: BLE001
+            except BaseException as error:
                 judge.record(index, error)
             else:
                 judge.record(index, None)
@@ -158,7 +160,7 @@ def main():
             if style == "check":
                 namespace[_testcode.CHECK](namespace[entry_point])
             outcome = None
-        except BaseException as error:  # noqa: BLE001 - a test script that stops early fails what is left
+        except BaseException as error:
             outcome = error
         if judge.total == 0:
             judge.record(0, outcome)

@@ -24,7 +24,13 @@ def main():
         out.flush()
 
     def record(index, error):
-        emit({"test": index, "passed": error is None, "error": None if error is None else f"{type(error).__name__}: {error}"[:300]})
+        emit(
+            {
+                "test": index,
+                "passed": error is None,
+                "error": None if error is None else f"{type(error).__name__}: {error}"[:300],
+            }
+        )
 
     style = spec["style"]
     if style != "list":
@@ -36,7 +42,7 @@ def main():
     namespace = {"__name__": "solution", "__builtins__": builtins}
     try:
         exec(compile(payload["preamble"] + "\n" + payload["source"], "solution.py", "exec"), namespace)
-    except BaseException as error:  # noqa: BLE001
+    except BaseException as error:
         emit({"fatal": f"the program did not load: {type(error).__name__}: {error}"[:300]})
         return
     entry_point = spec.get("entry_point")
@@ -48,7 +54,7 @@ def main():
         for index, statement in enumerate(spec["statements"]):
             try:
                 exec(compile(statement, f"<test {index}>", "exec"), namespace)
-            except BaseException as error:  # noqa: BLE001
+            except BaseException as error:
                 record(index, error)
             else:
                 record(index, None)
@@ -58,7 +64,7 @@ def main():
             if style == "check":
                 namespace[testcode["CHECK"]](namespace[entry_point])
             outcome = None
-        except BaseException as error:  # noqa: BLE001
+        except BaseException as error:
             outcome = error
         if total == 0:
             record(0, outcome)

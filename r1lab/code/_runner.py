@@ -23,6 +23,7 @@ the program's (128 + signal when a signal ended it).
 """
 
 import _signal
+import contextlib
 import ctypes
 import marshal
 import os
@@ -85,23 +86,85 @@ def mount(source, target, fstype, flags, data=None):
 # The seccomp filter (classic BPF over struct seccomp_data: nr at 0, arch at 4, argument i's low word at 16 + 8i).
 BPF_LD_W_ABS, BPF_JEQ, BPF_JGE, BPF_JSET, BPF_AND, BPF_RET = 0x20, 0x15, 0x35, 0x45, 0x54, 0x06
 SECCOMP_RET_ALLOW, SECCOMP_RET_ERRNO = 0x7FFF0000, 0x00050000
-NAMESPACE_FLAGS = (CLONE_NEWNS | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWUSER | CLONE_NEWPID | CLONE_NEWNET
-                   | CLONE_NEWCGROUP | CLONE_NEWTIME)
+NAMESPACE_FLAGS = (
+    CLONE_NEWNS
+    | CLONE_NEWUTS
+    | CLONE_NEWIPC
+    | CLONE_NEWUSER
+    | CLONE_NEWPID
+    | CLONE_NEWNET
+    | CLONE_NEWCGROUP
+    | CLONE_NEWTIME
+)
 # Per machine: its audit architecture and the numbers of the system calls the filter looks at.
 SYSCALL_TABLES = {
-    "x86_64": (0xC000003E, {"unshare": 272, "clone": 56, "clone3": 435, "setns": 308, "socket": 41, "socketpair": 53,
-                            "shmget": 29, "semget": 64, "msgget": 68, "memfd_create": 319, "io_uring_setup": 425,
-                            "io_uring_enter": 426, "io_uring_register": 427, "add_key": 248, "request_key": 249,
-                            "keyctl": 250, "bpf": 321, "perf_event_open": 298, "userfaultfd": 323}),
-    "aarch64": (0xC00000B7, {"unshare": 97, "clone": 220, "clone3": 435, "setns": 268, "socket": 198, "socketpair": 199,
-                             "shmget": 194, "semget": 190, "msgget": 186, "memfd_create": 279, "io_uring_setup": 425,
-                             "io_uring_enter": 426, "io_uring_register": 427, "add_key": 217, "request_key": 218,
-                             "keyctl": 219, "bpf": 280, "perf_event_open": 241, "userfaultfd": 282}),
+    "x86_64": (
+        0xC000003E,
+        {
+            "unshare": 272,
+            "clone": 56,
+            "clone3": 435,
+            "setns": 308,
+            "socket": 41,
+            "socketpair": 53,
+            "shmget": 29,
+            "semget": 64,
+            "msgget": 68,
+            "memfd_create": 319,
+            "io_uring_setup": 425,
+            "io_uring_enter": 426,
+            "io_uring_register": 427,
+            "add_key": 248,
+            "request_key": 249,
+            "keyctl": 250,
+            "bpf": 321,
+            "perf_event_open": 298,
+            "userfaultfd": 323,
+        },
+    ),
+    "aarch64": (
+        0xC00000B7,
+        {
+            "unshare": 97,
+            "clone": 220,
+            "clone3": 435,
+            "setns": 268,
+            "socket": 198,
+            "socketpair": 199,
+            "shmget": 194,
+            "semget": 190,
+            "msgget": 186,
+            "memfd_create": 279,
+            "io_uring_setup": 425,
+            "io_uring_enter": 426,
+            "io_uring_register": 427,
+            "add_key": 217,
+            "request_key": 218,
+            "keyctl": 219,
+            "bpf": 280,
+            "perf_event_open": 241,
+            "userfaultfd": 282,
+        },
+    ),
 }
 # Refused outright: System V IPC (memory that outlives its process), memfds, io_uring (its own socket and connect
 # bypass this filter), namespaces joined, kernel keyrings (shared with the user's own), bpf, perf, userfaultfd.
-DENIED_SYSCALLS = ("setns", "shmget", "semget", "msgget", "memfd_create", "io_uring_setup", "io_uring_enter",
-                   "io_uring_register", "add_key", "request_key", "keyctl", "bpf", "perf_event_open", "userfaultfd")
+DENIED_SYSCALLS = (
+    "setns",
+    "shmget",
+    "semget",
+    "msgget",
+    "memfd_create",
+    "io_uring_setup",
+    "io_uring_enter",
+    "io_uring_register",
+    "add_key",
+    "request_key",
+    "keyctl",
+    "bpf",
+    "perf_event_open",
+    "userfaultfd",
+)
 
 
 def bpf(code, k, jump_true=0, jump_false=0):
@@ -125,10 +188,22 @@ def seccomp_program(machine):
     allow, deny = bpf(BPF_RET, SECCOMP_RET_ALLOW), bpf(BPF_RET, SECCOMP_RET_ERRNO | EPERM)
     namespaces = [argument(0), bpf(BPF_JSET, NAMESPACE_FLAGS, 0, 1), deny, allow]
     blocks = [
-        ("unshare", namespaces), ("clone", namespaces), ("clone3", [bpf(BPF_RET, SECCOMP_RET_ERRNO | ENOSYS)]),
+        ("unshare", namespaces),
+        ("clone", namespaces),
+        ("clone3", [bpf(BPF_RET, SECCOMP_RET_ERRNO | ENOSYS)]),
         ("socket", [argument(0), bpf(BPF_JEQ, AF_UNIX, 0, 1), deny, allow]),
-        ("socketpair", [argument(0), bpf(BPF_JEQ, AF_UNIX, 0, 4), argument(1), bpf(BPF_AND, 0xF),
-                        bpf(BPF_JEQ, SOCK_STREAM, 1, 0), deny, allow]),
+        (
+            "socketpair",
+            [
+                argument(0),
+                bpf(BPF_JEQ, AF_UNIX, 0, 4),
+                argument(1),
+                bpf(BPF_AND, 0xF),
+                bpf(BPF_JEQ, SOCK_STREAM, 1, 0),
+                deny,
+                allow,
+            ],
+        ),
         *((name, [deny]) for name in DENIED_SYSCALLS),
     ]
     program = [bpf(BPF_LD_W_ABS, 4), bpf(BPF_JEQ, arch, 1, 0), deny, bpf(BPF_LD_W_ABS, 0)]
@@ -161,8 +236,13 @@ def install_seccomp(status):
 
 
 # In the sandbox's own IPC namespace: System V limits at 0 (a segment, once detached, is counted by no rlimit).
-SYSV_LIMITS = (("kernel/shmmax", "0"), ("kernel/shmall", "0"), ("kernel/shmmni", "0"), ("kernel/msgmni", "0"),
-               ("kernel/sem", "0 0 0 0"))
+SYSV_LIMITS = (
+    ("kernel/shmmax", "0"),
+    ("kernel/shmall", "0"),
+    ("kernel/shmmni", "0"),
+    ("kernel/msgmni", "0"),
+    ("kernel/sem", "0 0 0 0"),
+)
 
 
 def write_sysctls(settings, status):
@@ -229,7 +309,7 @@ def own_process_count():
 def enter_namespaces(root, status):
     """Unshare what the machine allows; True when a PID namespace was created (the next fork is its init)."""
     base = CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWNET | CLONE_NEWIPC | CLONE_NEWUTS
-    for flags in ((base,) if root else (base | CLONE_NEWUSER, CLONE_NEWUSER | CLONE_NEWNET)):
+    for flags in (base,) if root else (base | CLONE_NEWUSER, CLONE_NEWUSER | CLONE_NEWNET):
         if LIBC.unshare(ctypes.c_int(flags)) == 0:
             break
         status.setdefault("unshare_errors", []).append(os.strerror(ctypes.get_errno()))
@@ -237,7 +317,11 @@ def enter_namespaces(root, status):
         return False
     if flags & CLONE_NEWUSER:  # keep our own uid/gid inside: the program stays the user it is
         uid, gid = os.getuid(), os.getgid()
-        for path, text in (("/proc/self/setgroups", "deny"), ("/proc/self/uid_map", f"{uid} {uid} 1"), ("/proc/self/gid_map", f"{gid} {gid} 1")):
+        for path, text in (
+            ("/proc/self/setgroups", "deny"),
+            ("/proc/self/uid_map", f"{uid} {uid} 1"),
+            ("/proc/self/gid_map", f"{gid} {gid} 1"),
+        ):
             with open(path, "w", encoding="ascii") as handle:
                 handle.write(text)
     status["network"] = "cut (new network namespace)"
@@ -248,8 +332,15 @@ def enter_namespaces(root, status):
 
 
 # Per-mount options that a remount must keep (in a user namespace the kernel refuses to drop locked ones).
-KEPT_OPTIONS = {"nosuid": MS_NOSUID, "nodev": MS_NODEV, "noexec": MS_NOEXEC, "noatime": MS_NOATIME,
-                "nodiratime": MS_NODIRATIME, "relatime": MS_RELATIME, "strictatime": MS_STRICTATIME}
+KEPT_OPTIONS = {
+    "nosuid": MS_NOSUID,
+    "nodev": MS_NODEV,
+    "noexec": MS_NOEXEC,
+    "noatime": MS_NOATIME,
+    "nodiratime": MS_NODIRATIME,
+    "relatime": MS_RELATIME,
+    "strictatime": MS_STRICTATIME,
+}
 
 
 def unescape(field):
@@ -308,8 +399,13 @@ def build_mounts(settings, status):
     status["masked"] = masked
     os.makedirs(workdir, exist_ok=True)
     owner = settings.get("uid") if os.getuid() == 0 and settings.get("uid") is not None else os.getuid()
-    mount("tmpfs", workdir, "tmpfs", MS_NOSUID | MS_NODEV,
-          f"size={settings['tmpfs_bytes']},nr_inodes=4096,mode=700,uid={owner},gid={owner}")
+    mount(
+        "tmpfs",
+        workdir,
+        "tmpfs",
+        MS_NOSUID | MS_NODEV,
+        f"size={settings['tmpfs_bytes']},nr_inodes=4096,mode=700,uid={owner},gid={owner}",
+    )
     for name in os.listdir(workdir_fd):
         source = os.open(name, os.O_RDONLY, dir_fd=workdir_fd)
         target = os.open(os.path.join(workdir, name), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
@@ -401,10 +497,8 @@ def kill_uid(uid):
     os.setgroups([])
     os.setgid(uid)
     os.setuid(uid)
-    try:
+    with contextlib.suppress(OSError):
         os.kill(-1, SIGKILL)
-    except OSError:
-        pass
 
 
 def main():

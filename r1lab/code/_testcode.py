@@ -28,7 +28,8 @@ def _wrap(statement, index):
         return ast.Expr(ast.Call(func=record, args=[ast.Constant(index), argument], keywords=[]))
 
     handler = ast.ExceptHandler(
-        type=ast.Name(id="BaseException", ctx=ast.Load()), name="__r1lab_error__",
+        type=ast.Name(id="BaseException", ctx=ast.Load()),
+        name="__r1lab_error__",
         body=[call(ast.Name(id="__r1lab_error__", ctx=ast.Load()))],
     )
     return ast.Try(body=[statement], handlers=[handler], orelse=[call(ast.Constant(None))], finalbody=[])
@@ -84,4 +85,3 @@ def free_names(sources):
 def count_tests(source, call_check):
     """How many tests ``instrument`` finds (at least 1: test code without asserts is one test)."""
     return max(1, instrument(source, call_check)[1])
-

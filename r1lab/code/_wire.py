@@ -43,7 +43,7 @@ def decode(data, depth=0):
         return [decode(item, depth + 1) for item in data]
     if kind is not dict or len(data) != 1:
         raise ValueError("malformed value")
-    (tag, body), = data.items()
+    ((tag, body),) = data.items()
     if tag == "b" and type(body) is str:
         return bytes.fromhex(body)
     if tag == "c" and type(body) is list and len(body) == 2 and all(type(part) in (int, float) for part in body):
@@ -60,7 +60,7 @@ def decode(data, depth=0):
         pairs = [decode(pair, depth + 1) for pair in body]
         if not all(type(pair) is list and len(pair) == 2 for pair in pairs):
             raise ValueError("malformed dict")
-        return {key: item for key, item in pairs}
+        return dict(pairs)
     raise ValueError(f"unknown tag {tag!r}")
 
 

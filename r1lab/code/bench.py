@@ -50,7 +50,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--kinds", default="judged,stdio", help="judged (HumanEval references), stdio, or both")
     args = parser.parse_args(argv)
     with LocalSandbox(workers=args.workers) as box:
-        print(f"r1lab code sandbox bench: {len(os.sched_getaffinity(0))} cores, pool of {box.workers}, isolation {box.isolation()}")
+        print(
+            f"r1lab code sandbox bench: {len(os.sched_getaffinity(0))} cores, pool of {box.workers}, isolation {box.isolation()}"
+        )
         for kind in args.kinds.split(","):
             work = jobs(kind, args.programs)
             serial, pooled = [], []
@@ -58,8 +60,10 @@ def main(argv: list[str] | None = None) -> int:
                 serial.append(measure(box, work, pooled=False))
                 pooled.append(measure(box, work, pooled=True))
             best_serial, best_pooled = max(serial), max(pooled)
-            print(f"  {kind:6s} {args.programs} programs: one at a time {best_serial:.1f}/s, pool {best_pooled:.1f}/s, "
-                  f"ratio {best_pooled / best_serial:.2f}x (best of {args.repeats})")
+            print(
+                f"  {kind:6s} {args.programs} programs: one at a time {best_serial:.1f}/s, pool {best_pooled:.1f}/s, "
+                f"ratio {best_pooled / best_serial:.2f}x (best of {args.repeats})"
+            )
     return 0
 
 

@@ -34,7 +34,13 @@ class TestReport:
         return self.total > 0 and self.passed == self.total
 
     def as_dict(self) -> dict[str, Any]:
-        return {"passed": self.passed, "total": self.total, "status": self.status, "detail": self.detail, "seconds": self.seconds}
+        return {
+            "passed": self.passed,
+            "total": self.total,
+            "status": self.status,
+            "detail": self.detail,
+            "seconds": self.seconds,
+        }
 
 
 def no_code_report(problem: CodeProblem) -> TestReport:
@@ -46,7 +52,11 @@ def run_tests(problem: CodeProblem, code: str, sandbox, stop_at_first_failure: b
         return _run_stdio(problem, code, sandbox, stop_at_first_failure)
     result = sandbox.run_judged(problem.preamble, code, problem.judge_spec())
     passed = sum(result.passed)
-    status = "passed" if passed == result.total and result.status == "done" else ("failed" if result.status == "done" else result.status)
+    status = (
+        "passed"
+        if passed == result.total and result.status == "done"
+        else ("failed" if result.status == "done" else result.status)
+    )
     return TestReport(passed, result.total, status, result.detail, result.seconds)
 
 

@@ -54,9 +54,12 @@ class CodeProblem:
     entry_point: str | None = None
     cases: tuple[tuple[str, str], ...] = ()  # stdio: (input, expected output)
     float_tolerance: float = setting(
-        1e-6, "stdio: how far (absolute or relative) a number may be from an expected token written as a float; "
+        1e-6,
+        "stdio: how far (absolute or relative) a number may be from an expected token written as a float; "
         "expected integers are always compared exactly. A row's float_tolerance column sets it per problem.",
-        minimum=0.0, maximum=0.1)
+        minimum=0.0,
+        maximum=0.1,
+    )
 
     @property
     def style(self) -> str:
@@ -65,7 +68,12 @@ class CodeProblem:
         return "check" if self.entry_point and has_check_function(ast.parse(self.test_code)) else "script"
 
     def judge_spec(self) -> dict[str, Any]:
-        return {"style": self.style, "test_code": self.test_code, "statements": list(self.statements), "entry_point": self.entry_point}
+        return {
+            "style": self.style,
+            "test_code": self.test_code,
+            "statements": list(self.statements),
+            "entry_point": self.entry_point,
+        }
 
     @property
     def test_count(self) -> int:
@@ -206,12 +214,20 @@ def detect_layout(row: dict[str, Any]) -> str | None:
 
 def _stdio_cases(row: dict[str, Any], where: str) -> tuple[tuple[str, str], ...]:
     if "inputs" in row:
-        return _cases(_as_list(row["inputs"], f"{where} inputs"), _as_list(row.get("outputs"), f"{where} outputs"), where)
+        return _cases(
+            _as_list(row["inputs"], f"{where} inputs"), _as_list(row.get("outputs"), f"{where} outputs"), where
+        )
     if "input_output" in row:
         spec = _as_dict(row["input_output"], f"{where} input_output")
         if spec.get("fn_name"):
-            raise UserError(f"{where}: call-based APPS rows (fn_name {spec['fn_name']!r}) are not supported; use stdin/stdout rows")
-        return _cases(_as_list(spec.get("inputs", []), f"{where} input_output.inputs"), _as_list(spec.get("outputs", []), f"{where} input_output.outputs"), where)
+            raise UserError(
+                f"{where}: call-based APPS rows (fn_name {spec['fn_name']!r}) are not supported; use stdin/stdout rows"
+            )
+        return _cases(
+            _as_list(spec.get("inputs", []), f"{where} input_output.inputs"),
+            _as_list(spec.get("outputs", []), f"{where} input_output.outputs"),
+            where,
+        )
     if "verification_info" in row:
         info = _as_dict(row["verification_info"], f"{where} verification_info")
         language = str(info.get("language", "python")).lower()
@@ -225,7 +241,13 @@ def _stdio_cases(row: dict[str, Any], where: str) -> tuple[tuple[str, str], ...]
     for key in ("public_tests", "private_tests", "generated_tests"):  # CodeContests
         if row.get(key):
             tests = _as_dict(row[key], f"{where} {key}")
-            found.extend(_cases(_as_list(tests.get("input", []), f"{where} {key}.input"), _as_list(tests.get("output", []), f"{where} {key}.output"), where))
+            found.extend(
+                _cases(
+                    _as_list(tests.get("input", []), f"{where} {key}.input"),
+                    _as_list(tests.get("output", []), f"{where} {key}.output"),
+                    where,
+                )
+            )
     return tuple(found)
 
 
@@ -247,17 +269,25 @@ def problem_from_row(row: dict[str, Any], where: str, layout: str = "auto") -> C
         if has_check_function(ast.parse(_parses(test, where))) and not entry_point:
             raise UserError(f"{where}: the tests define {CHECK}(candidate) but the row has no entry_point")
         preamble = humaneval_preamble(str(row.get("prompt") or ""), entry_point) if entry_point else ""
-        return CodeProblem("assert", preamble=_parses(preamble, f"{where} prompt"), test_code=test, entry_point=entry_point or None)
+        return CodeProblem(
+            "assert", preamble=_parses(preamble, f"{where} prompt"), test_code=test, entry_point=entry_point or None
+        )
     if chosen == "mbpp":
         statements = tuple(str(item) for item in _as_list(row["test_list"], f"{where} test_list") if str(item).strip())
         if not statements:
             raise UserError(f"{where}: no tests (empty test_list)")
         for statement in statements:
             _parses(statement, where)
-        setup = "\n".join(str(row.get(key) or "") if not isinstance(row.get(key), list) else "\n".join(row[key])
-                          for key in ("test_imports", "test_setup_code"))
-        return CodeProblem("assert", preamble=_parses(setup.strip() + "\n" if setup.strip() else "", where), statements=statements,
-                           entry_point=str(row["entry_point"]) if row.get("entry_point") else None)
+        setup = "\n".join(
+            str(row.get(key) or "") if not isinstance(row.get(key), list) else "\n".join(row[key])
+            for key in ("test_imports", "test_setup_code")
+        )
+        return CodeProblem(
+            "assert",
+            preamble=_parses(setup.strip() + "\n" if setup.strip() else "", where),
+            statements=statements,
+            entry_point=str(row["entry_point"]) if row.get("entry_point") else None,
+        )
     if chosen == "stdio":
         cases = _stdio_cases(row, where)
         if not cases:
@@ -277,20 +307,29 @@ def problem_from_row(row: dict[str, Any], where: str, layout: str = "auto") -> C
     if all(isinstance(item, dict) for item in items):
         if any("input" not in item or "output" not in item for item in items):
             raise UserError(f"{where}: each test needs input and output (or give assert statements)")
-        return CodeProblem("stdio", cases=tuple((_text(item["input"]), _text(item["output"])) for item in items),
-                           float_tolerance=float_tolerance(row, where))
+        return CodeProblem(
+            "stdio",
+            cases=tuple((_text(item["input"]), _text(item["output"])) for item in items),
+            float_tolerance=float_tolerance(row, where),
+        )
     statements = tuple(str(item) for item in items)
     for statement in statements:
         _parses(statement, where)
-    return CodeProblem("assert", preamble=str(row.get("preamble") or ""), statements=statements, entry_point=entry_point)
+    return CodeProblem(
+        "assert", preamble=str(row.get("preamble") or ""), statements=statements, entry_point=entry_point
+    )
 
 
 def question_from_row(row: dict[str, Any], problem: CodeProblem, where: str) -> str:
     """The user's message: the task text plus how to answer (HumanEval: the prompt's code in a block)."""
     if "test" in row and row.get("entry_point") and row.get("prompt"):
-        return (f"Complete the Python function `{row['entry_point']}` below so that it does what its docstring says. "
-                f"{ASSERT_INSTRUCTION}\n\n```python\n{str(row['prompt']).rstrip()}\n```")
-    text = next((str(row[key]).strip() for key in QUESTION_KEYS if isinstance(row.get(key), str) and row[key].strip()), None)
+        return (
+            f"Complete the Python function `{row['entry_point']}` below so that it does what its docstring says. "
+            f"{ASSERT_INSTRUCTION}\n\n```python\n{str(row['prompt']).rstrip()}\n```"
+        )
+    text = next(
+        (str(row[key]).strip() for key in QUESTION_KEYS if isinstance(row.get(key), str) and row[key].strip()), None
+    )
     if text is None:
         raise UserError(f"{where}: no question text (one of: {', '.join(QUESTION_KEYS)})")
     if problem.kind == "stdio":

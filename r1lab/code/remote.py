@@ -22,8 +22,9 @@ import secrets
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Callable, Iterable
+from typing import Any
 
 from r1lab.code import _testcode
 from r1lab.code.sandbox import JudgedResult, ProgramResult, SandboxLimits, read_verdicts
@@ -41,7 +42,9 @@ def remote_harness_source() -> str:
         harness = handle.read()
     with open(os.path.join(HERE, "_testcode.py"), encoding="utf-8") as handle:
         testcode = handle.read()
-    return harness.replace("TESTCODE = None  # replaced by r1lab with _testcode.py's source before sending", f"TESTCODE = {testcode!r}")
+    return harness.replace(
+        "TESTCODE = None  # replaced by r1lab with _testcode.py's source before sending", f"TESTCODE = {testcode!r}"
+    )
 
 
 def piston_request(source: str, stdin: str, limits: SandboxLimits, language: str, version: str) -> dict[str, Any]:
@@ -70,16 +73,29 @@ def result_from_reply(reply: dict[str, Any], seconds: float, output_cap: int) ->
         status = "signal"
     else:
         status = "ok" if code == 0 else "exit"
-    return ProgramResult(status, code if isinstance(code, int) else None, stdout[:output_cap], stderr[:output_cap], seconds,
-                         {"backend": "piston", "signal": signal_name})
+    return ProgramResult(
+        status,
+        code if isinstance(code, int) else None,
+        stdout[:output_cap],
+        stderr[:output_cap],
+        seconds,
+        {"backend": "piston", "signal": signal_name},
+    )
 
 
 class PistonSandbox:
     name = "piston"
     tamper_proof_asserts = False
 
-    def __init__(self, url: str, limits: SandboxLimits | None = None, workers: int | None = None,
-                 language: str = "python", version: str = "*", headers: dict[str, str] | None = None):
+    def __init__(
+        self,
+        url: str,
+        limits: SandboxLimits | None = None,
+        workers: int | None = None,
+        language: str = "python",
+        version: str = "*",
+        headers: dict[str, str] | None = None,
+    ):
         if not url.startswith(("http://", "https://")):
             raise UserError(f"sandbox url must start with http:// or https://, got {url!r}")
         self.url = url
@@ -96,7 +112,7 @@ class PistonSandbox:
     def close(self) -> None:
         self.pool.shutdown(wait=True)
 
-    def __enter__(self) -> "PistonSandbox":
+    def __enter__(self) -> PistonSandbox:
         return self
 
     def __exit__(self, *exc) -> None:
@@ -105,7 +121,9 @@ class PistonSandbox:
     def isolation(self) -> dict[str, Any]:
         result = self.run_program("print('ok')")
         if result.stdout.strip() != "ok":
-            raise UserError(f"code sandbox at {self.url}: a trivial program failed ({result.status}): {result.stderr.strip()[:200]}")
+            raise UserError(
+                f"code sandbox at {self.url}: a trivial program failed ({result.status}): {result.stderr.strip()[:200]}"
+            )
         return {"backend": "piston", "url": self.url, "isolation": "the executor's"}
 
     def _post(self, body: dict[str, Any]) -> dict[str, Any]:
@@ -126,14 +144,22 @@ class PistonSandbox:
         body = piston_request(source, stdin, self.limits, self.language, self.version)
         for name, text in (files or {}).items():
             body["files"].append({"name": name, "content": text})
-        result = result_from_reply(self._post(body), round(time.monotonic() - started, 3), int(self.limits.output_bytes))
+        result = result_from_reply(
+            self._post(body), round(time.monotonic() - started, 3), int(self.limits.output_bytes)
+        )
         if result.status == "backend_error" and not self.warned:
             self.warned = True
-            logger.warning("r1lab: the code sandbox at %s failed a run (its tests count as failed): %s", self.url, result.stderr)
+            logger.warning(
+                "r1lab: the code sandbox at %s failed a run (its tests count as failed): %s", self.url, result.stderr
+            )
         return result
 
     def run_judged(self, preamble: str, source: str, spec: dict[str, Any]) -> JudgedResult:
-        expected = len(spec["statements"]) if spec["style"] == "list" else _testcode.count_tests(spec["test_code"], spec["style"] == "check")
+        expected = (
+            len(spec["statements"])
+            if spec["style"] == "list"
+            else _testcode.count_tests(spec["test_code"], spec["style"] == "check")
+        )
         token = secrets.token_hex(16)
         payload = json.dumps({"preamble": preamble, "source": source, "spec": spec, "token": token})
         result = self.run_program(remote_harness_source(), stdin=payload)

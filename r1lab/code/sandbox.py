@@ -19,6 +19,7 @@ What is and is not isolated, per mode: docs/reliability.md.
 from __future__ import annotations
 
 import ast
+import contextlib
 import itertools
 import json
 import marshal
@@ -35,9 +36,10 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
-from typing import Any, Callable, Iterable
+from typing import Any
 
 from r1lab.code import _testcode
 from r1lab.errors import UserError
@@ -56,8 +58,15 @@ GRACE_SECONDS = 0.5  # after the program exits, how long its pipes may stay open
 
 
 # The largest value each limit takes: beyond it the kernel's limits overflow, and nothing a judged program needs.
-LIMIT_MAXIMUM = {"cpu_seconds": 3600, "wall_seconds": 3600.0, "memory_bytes": 1 << 40, "processes": 4096,
-                 "file_bytes": 1 << 36, "open_files": 65536, "output_bytes": 1 << 30}
+LIMIT_MAXIMUM = {
+    "cpu_seconds": 3600,
+    "wall_seconds": 3600.0,
+    "memory_bytes": 1 << 40,
+    "processes": 4096,
+    "file_bytes": 1 << 36,
+    "open_files": 65536,
+    "output_bytes": 1 << 30,
+}
 
 
 @dataclass(frozen=True)
@@ -74,7 +83,7 @@ class SandboxLimits:
     open_files: int = 64
     output_bytes: int = 1 << 20  # stdout (and stderr) kept; more ends the program
 
-    def check(self) -> "SandboxLimits":
+    def check(self) -> SandboxLimits:
         for name, value in asdict(self).items():
             if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value) or value <= 0:
                 raise UserError(f"sandbox limit {name} must be a positive finite number, got {value!r}")
@@ -141,7 +150,9 @@ def interpreter_paths(python: str) -> list[str]:
     """The directories an interpreter reads at start-up and import: its prefixes, resolved."""
     probe = "import sys, json; print(json.dumps([sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix]))"
     try:
-        output = subprocess.run([python, "-I", "-S", "-c", probe], capture_output=True, text=True, timeout=60, env={}, check=True).stdout
+        output = subprocess.run(
+            [python, "-I", "-S", "-c", probe], capture_output=True, text=True, timeout=60, env={}, check=True
+        ).stdout
         prefixes = json.loads(output)
     except (OSError, subprocess.SubprocessError, ValueError) as error:
         raise UserError(f"code sandbox: cannot run the interpreter {python!r}: {error}") from None
@@ -181,13 +192,14 @@ def memory_cgroup_parent() -> tuple[str | None, str]:
         return None, f"cannot read this process's cgroups ({error.strerror})"
     found = []
     for parts in mounts:
-        tail = parts[parts.index("-") + 1:] if "-" in parts else []
+        tail = parts[parts.index("-") + 1 :] if "-" in parts else []
         if len(tail) < 3 or tail[0] not in ("cgroup", "cgroup2"):
             continue
         version = 2 if tail[0] == "cgroup2" else 1
         for hierarchy, controllers, path in lines:
-            if (version == 2 and hierarchy == "0" and controllers == "") or (version == 1 and "memory" in controllers.split(",")
-                                                                             and "memory" in tail[2].split(",")):
+            if (version == 2 and hierarchy == "0" and controllers == "") or (
+                version == 1 and "memory" in controllers.split(",") and "memory" in tail[2].split(",")
+            ):
                 relative = os.path.relpath(path, parts[3]) if path.startswith(parts[3]) else None
                 if relative is not None:
                     found.append((version, os.path.normpath(os.path.join(parts[4], relative))))
@@ -215,8 +227,11 @@ def make_memory_cgroup(parent: str, kind: str, name: str, limit: int) -> str | N
     """A cgroup of ``limit`` bytes of memory (every kind: anonymous, shared, tmpfs, kernel), no swap; None when the
     kernel refuses (the program then runs with its per-process limits only)."""
     directory = os.path.join(parent, name)
-    files = ((("memory.max", limit), ("memory.swap.max", 0)) if kind == "cgroup v2"
-             else (("memory.limit_in_bytes", limit), ("memory.memsw.limit_in_bytes", limit)))
+    files = (
+        (("memory.max", limit), ("memory.swap.max", 0))
+        if kind == "cgroup v2"
+        else (("memory.limit_in_bytes", limit), ("memory.memsw.limit_in_bytes", limit))
+    )
     try:
         os.mkdir(directory)
     except OSError:
@@ -272,8 +287,14 @@ def minimal_env(workdir: str) -> dict[str, str]:
 class _Process:
     """One sandboxed process under supervision: its pipes, what it printed, what it is being fed."""
 
-    def __init__(self, popen: subprocess.Popen, status_read: int, stdin_data: bytes | None, output_cap: int,
-                 cgroup: str | None = None):
+    def __init__(
+        self,
+        popen: subprocess.Popen,
+        status_read: int,
+        stdin_data: bytes | None,
+        output_cap: int,
+        cgroup: str | None = None,
+    ):
         self.popen = popen
         self.cgroup = cgroup
         self.status_read = status_read
@@ -339,7 +360,7 @@ class LocalSandbox:
         self.pool.shutdown(wait=True)
         shutil.rmtree(self.base_dir, ignore_errors=True)
 
-    def __enter__(self) -> "LocalSandbox":
+    def __enter__(self) -> LocalSandbox:
         return self
 
     def __exit__(self, *exc) -> None:
@@ -351,7 +372,9 @@ class LocalSandbox:
             result = self.run_program("print('ok')")
             if result.stdout.strip() != "ok":
                 why = result.isolation.get("mount_error") or (result.stderr.strip().splitlines() or ["no output"])[-1]
-                raise UserError(f"code sandbox: a trivial program failed ({result.status}, exit {result.exit_code}): {why}")
+                raise UserError(
+                    f"code sandbox: a trivial program failed ({result.status}, exit {result.exit_code}): {why}"
+                )
         return dict(self.isolation_status or {})
 
     # -- running --------------------------------------------------------------------------------------------
@@ -377,8 +400,14 @@ class LocalSandbox:
             return None, per_process + f"the kernel refused a {self.cgroup_kind} under {self.cgroup_parent}"
         return cgroup, f"{self.cgroup_kind}: memory_bytes for all its processes, every kind of memory"
 
-    def _spawn(self, workdir: str, uid: int | None, script_argv: list[str], stdin_data: bytes | None,
-               keep_fds: tuple[int, ...] = ()) -> _Process:
+    def _spawn(
+        self,
+        workdir: str,
+        uid: int | None,
+        script_argv: list[str],
+        stdin_data: bytes | None,
+        keep_fds: tuple[int, ...] = (),
+    ) -> _Process:
         cgroup, memory_note = self._memory_cgroup()
         status_read, status_write = os.pipe()
         settings = {
@@ -478,10 +507,8 @@ class LocalSandbox:
         gone, and its pid (so its group id) may be reused: the group is then left alone."""
         popen = process.popen
         if popen.poll() is None or not parse_status(process.status).get("pid_namespace"):
-            try:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(popen.pid, signal.SIGKILL)
-            except (ProcessLookupError, PermissionError):
-                pass
         popen.wait()
         for stream in (popen.stdin, popen.stdout, popen.stderr):
             if stream is not None and not stream.closed:
@@ -499,7 +526,9 @@ class LocalSandbox:
         if self.root and not pid_namespace:  # no namespace took its processes with it: end every one of its uid
             for uid in uids:
                 if uid is not None:
-                    subprocess.run([self.python, "-I", "-S", RUNNER, marshal.dumps({"kill_uid": uid}).hex()], env={}, check=False)
+                    subprocess.run(
+                        [self.python, "-I", "-S", RUNNER, marshal.dumps({"kill_uid": uid}).hex()], env={}, check=False
+                    )
         shutil.rmtree(workdir, ignore_errors=True)
 
     @staticmethod
@@ -538,22 +567,44 @@ class LocalSandbox:
     def run_judged(self, preamble: str, source: str, spec: dict[str, Any]) -> JudgedResult:
         """The candidate (``preamble`` + ``source``) and the judge (``spec``: style, test code or statements,
         entry point) in two sandboxes joined by pipes; the verdicts are the judge's token-carrying lines."""
-        expected = len(spec["statements"]) if spec["style"] == "list" else _testcode.count_tests(spec["test_code"], spec["style"] == "check")
+        expected = (
+            len(spec["statements"])
+            if spec["style"] == "list"
+            else _testcode.count_tests(spec["test_code"], spec["style"] == "check")
+        )
         token = secrets.token_hex(16)
         with self.pair_lock:  # both at once: callers each holding one uid and waiting for a second would deadlock
             candidate_uid, judge_uid = self.free_uids.get(), self.free_uids.get()
         started = time.monotonic()
-        candidate_dir = self._workdir(candidate_uid, {**_read_files(CANDIDATE_FILES), "preamble.py": preamble, "solution.py": source})
-        judge_dir = self._workdir(judge_uid, {**_read_files(JUDGE_FILES), "tests.json": json.dumps({**spec, "preamble": preamble})})
+        candidate_dir = self._workdir(
+            candidate_uid, {**_read_files(CANDIDATE_FILES), "preamble.py": preamble, "solution.py": source}
+        )
+        judge_dir = self._workdir(
+            judge_uid, {**_read_files(JUDGE_FILES), "tests.json": json.dumps({**spec, "preamble": preamble})}
+        )
         request_read, request_write = os.pipe()
         reply_read, reply_write = os.pipe()
         processes: list[_Process] = []
         try:
             try:
-                processes.append(self._spawn(candidate_dir, candidate_uid, ["_candidate.py", str(request_read), str(reply_write)],
-                                             None, (request_read, reply_write)))
-                processes.append(self._spawn(judge_dir, judge_uid, ["_judge.py", str(request_write), str(reply_read)],
-                                             f"{token}\n".encode(), (request_write, reply_read)))
+                processes.append(
+                    self._spawn(
+                        candidate_dir,
+                        candidate_uid,
+                        ["_candidate.py", str(request_read), str(reply_write)],
+                        None,
+                        (request_read, reply_write),
+                    )
+                )
+                processes.append(
+                    self._spawn(
+                        judge_dir,
+                        judge_uid,
+                        ["_judge.py", str(request_write), str(reply_read)],
+                        f"{token}\n".encode(),
+                        (request_write, reply_read),
+                    )
+                )
             finally:
                 for fd in (request_read, request_write, reply_read, reply_write):
                     os.close(fd)
@@ -573,8 +624,13 @@ class LocalSandbox:
         if status not in ("done", "fatal", "timeout", "output_limit"):
             stderr = judge.stderr.decode("utf-8", errors="replace").strip().splitlines()
             detail = f"{detail}; judge: {stderr[-1] if stderr else 'no output'}"
-        return JudgedResult(passed, status, detail, round(time.monotonic() - started, 3),
-                            candidate.stdout.decode("utf-8", errors="replace")[:2000])
+        return JudgedResult(
+            passed,
+            status,
+            detail,
+            round(time.monotonic() - started, 3),
+            candidate.stdout.decode("utf-8", errors="replace")[:2000],
+        )
 
 
 def parse_status(raw: bytes | bytearray) -> dict[str, Any]:
@@ -596,7 +652,7 @@ def read_verdicts(output: str, token: str, expected: int) -> tuple[list[bool], s
         if not line.startswith(prefix):
             continue
         try:
-            message = json.loads(line[len(prefix):])
+            message = json.loads(line[len(prefix) :])
         except ValueError:
             continue
         if not isinstance(message, dict):

@@ -44,7 +44,7 @@ class BatchCheckedAccuracy(RewardFunction):
         try:
             verdicts = self.checker.check_batch([completion_text(row["completion"]) for row in rows], rows, self.layout)
             scores = [float(self.value(verdict)) for verdict in verdicts]
-        except Exception:  # noqa: BLE001 - fall back to one at a time, each failure isolated
+        except Exception:
             return super().__call__(prompts=prompts, completions=completions, **kwargs)
         if kwargs.get("log_metric") is not None:
             kwargs["log_metric"](f"reward_failures/{self.__name__}", 0.0)

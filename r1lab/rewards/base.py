@@ -179,7 +179,9 @@ class BatchReward(RewardFunction):
         self.sources = sources
         self.task = task
 
-    def score_batch(self, texts: list[str], rows: list[dict[str, Any]], metrics: dict[str, float]) -> list[float | None]:
+    def score_batch(
+        self, texts: list[str], rows: list[dict[str, Any]], metrics: dict[str, float]
+    ) -> list[float | None]:
         raise NotImplementedError
 
     def applies(self, row: dict[str, Any]) -> bool:
@@ -200,7 +202,9 @@ class BatchReward(RewardFunction):
         metrics: dict[str, float] = {}
         failures_before = self.failures
         try:
-            results = list(self.score_batch(texts, [rows[index] for index in applicable], metrics)) if applicable else []
+            results = (
+                list(self.score_batch(texts, [rows[index] for index in applicable], metrics)) if applicable else []
+            )
             if len(results) != len(applicable):
                 raise RuntimeError(f"scored {len(results)} of {len(applicable)} completions")
         except UserError:

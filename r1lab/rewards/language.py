@@ -69,7 +69,9 @@ class ScriptCounts:
         """The script with the most units (``en`` wins a tie, then ``zh``), None when nothing counts."""
         if not self.total:
             return None
-        return max(("en", "zh", "other"), key=lambda language: (getattr(self, language), language == "en", language == "zh"))
+        return max(
+            ("en", "zh", "other"), key=lambda language: (getattr(self, language), language == "en", language == "zh")
+        )
 
 
 def script_counts(text: str | None) -> ScriptCounts:

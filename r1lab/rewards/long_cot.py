@@ -64,8 +64,15 @@ def _positive(name: str, option: str, value: int) -> None:
         raise UserError(f"reward {name!r} option {option} must be at least 1, got {value}")
 
 
-def cosine_value(tokens: int, correct: bool, max_len: int, min_value_wrong: float, max_value_wrong: float,
-                 min_value_correct: float, max_value_correct: float) -> float:
+def cosine_value(
+    tokens: int,
+    correct: bool,
+    max_len: int,
+    min_value_wrong: float,
+    max_value_wrong: float,
+    min_value_correct: float,
+    max_value_correct: float,
+) -> float:
     """Yeo et al.'s CosFn at ``tokens``: the correct or the wrong schedule, lengths past ``max_len`` clamped."""
     progress = min(tokens / max_len, 1.0)
     cosine = math.cos(progress * math.pi)
@@ -119,8 +126,9 @@ def cosine(
     def score_cosine(text: str, row: dict[str, Any]) -> Scored:
         tokens = _token_count(row, "cosine")
         correct = checker.check(text, row, layout).correct
-        value = cosine_value(tokens, correct, max_len, min_value_wrong, max_value_wrong, min_value_correct,
-                             max_value_correct)
+        value = cosine_value(
+            tokens, correct, max_len, min_value_wrong, max_value_wrong, min_value_correct, max_value_correct
+        )
         return Scored(value, {"correct": float(correct), "tokens": float(tokens)})
 
     return score_cosine

@@ -36,8 +36,9 @@ from __future__ import annotations
 import dataclasses
 import functools
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 from r1lab.errors import UserError
 from r1lab.generation import generate_from_ids
@@ -105,9 +106,13 @@ def whole_output(text: str, template: Template) -> str:
 # Reading a judge's score
 # ---------------------------------------------------------------------------------------------------
 _NUMBER = r"(\d+(?:\.\d+)?)"
-_SCALE = re.compile(r"(?<![\w.])(?:1|0)\s*(?:-|–|to)\s*10\b", re.IGNORECASE)  # "1-10", "1 to 10": the scale, not a score
+_SCALE = re.compile(
+    r"(?<![\w.])(?:1|0)\s*(?:-|–|to)\s*10\b", re.IGNORECASE
+)  # "1-10", "1 to 10": the scale, not a score
 _OUT_OF = re.compile(rf"(?<![\w.]){_NUMBER}\s*(?:/|out\s+of|over)\s*10\b", re.IGNORECASE)
-_LABELLED = re.compile(rf"\b(?:score|rating|rated|rate|grade)\b[^\d\n]{{0,12}}?(?<![\w.]){_NUMBER}(?!\w)", re.IGNORECASE)
+_LABELLED = re.compile(
+    rf"\b(?:score|rating|rated|rate|grade)\b[^\d\n]{{0,12}}?(?<![\w.]){_NUMBER}(?!\w)", re.IGNORECASE
+)
 _BARE = re.compile(rf"(?<![\w.]){_NUMBER}(?!\w)")
 
 
@@ -414,8 +419,16 @@ class ModelReward(BatchReward):
         texts = [self._judge_text(tokenizer, q, r, stats) for q, r in zip(questions, responses)]
         templated = self.settings.chat_template and getattr(tokenizer, "chat_template", None)
         ids = [tokenizer(text, add_special_tokens=not templated)["input_ids"] for text in texts]
-        outputs = generate_from_ids(model, tokenizer, ids, n=1, temperature=0.0, max_new_tokens=self.settings.max_new_tokens,
-                                    batch_size=max(len(ids), 1), progress=False)
+        outputs = generate_from_ids(
+            model,
+            tokenizer,
+            ids,
+            n=1,
+            temperature=0.0,
+            max_new_tokens=self.settings.max_new_tokens,
+            batch_size=max(len(ids), 1),
+            progress=False,
+        )
         replies = [completions[0].text for completions in outputs]
         scores: list[float | None] = []
         for reply in replies:
@@ -437,13 +450,13 @@ def _model_reward(
 
     values = ModelRewardSettings(**settings)
     if not values.model:
-        raise UserError(
-            f"reward {name!r} needs model: a reward model / judge (hub id or local directory), or embedded"
-        )
+        raise UserError(f"reward {name!r} needs model: a reward model / judge (hub id or local directory), or embedded")
     if values.kind not in KINDS:
         raise UserError(f"reward {name!r}: kind {values.kind!r} is not one of {', '.join(KINDS)}")
     if values.input_format not in INPUT_FORMATS:
-        raise UserError(f"reward {name!r}: input_format {values.input_format!r} is not one of {', '.join(INPUT_FORMATS)}")
+        raise UserError(
+            f"reward {name!r}: input_format {values.input_format!r} is not one of {', '.join(INPUT_FORMATS)}"
+        )
     for key in ("batch_size", "max_length", "max_new_tokens"):
         if getattr(values, key) < 1:
             raise UserError(f"reward {name!r}: {key} must be at least 1, got {getattr(values, key)}")
@@ -493,11 +506,19 @@ def _model_reward_factory(name: str, part: Callable[[str, Template], str], defau
 
 
 _SETTING_NAMES = {setting.name for setting in dataclasses.fields(ModelRewardSettings)}
-helpfulness = register("helpfulness")(_model_reward_factory(
-    "helpfulness", summary_part, HELPFULNESS_JUDGE_PROMPT,
-    "The final answer (after ``</think>``, inside ``<answer>``) scored by a reward model or a judge.",
-))
-harmlessness = register("harmlessness")(_model_reward_factory(
-    "harmlessness", whole_output, HARMLESSNESS_JUDGE_PROMPT,
-    "The whole output (reasoning and summary) scored by a safety classifier, a reward model or a judge.",
-))
+helpfulness = register("helpfulness")(
+    _model_reward_factory(
+        "helpfulness",
+        summary_part,
+        HELPFULNESS_JUDGE_PROMPT,
+        "The final answer (after ``</think>``, inside ``<answer>``) scored by a reward model or a judge.",
+    )
+)
+harmlessness = register("harmlessness")(
+    _model_reward_factory(
+        "harmlessness",
+        whole_output,
+        HARMLESSNESS_JUDGE_PROMPT,
+        "The whole output (reasoning and summary) scored by a safety classifier, a reward model or a judge.",
+    )
+)

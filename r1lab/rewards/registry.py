@@ -61,14 +61,18 @@ def _import_dotted(path: str) -> Any:
             ) from None
         raise UserError(f"reward {path!r}: importing {module_name} failed: {_cause(error)}") from None
     except SyntaxError as error:
-        raise UserError(f"reward {path!r}: {module_name} has a syntax error: {error.filename}:{error.lineno}: {error.msg}") from None
+        raise UserError(
+            f"reward {path!r}: {module_name} has a syntax error: {error.filename}:{error.lineno}: {error.msg}"
+        ) from None
     except (Exception, SystemExit) as error:  # the module's own code raised (or exited) while it was imported
         raise UserError(f"reward {path!r}: importing {module_name} failed: {_cause(error)}") from None
     target = getattr(module, attribute, None)
     if target is None:
         raise UserError(f"unknown reward {path!r}: module {module_name} has no {attribute!r}")
     if not callable(target):
-        raise UserError(f"reward {path!r} is not callable (a {type(target).__name__}): name a reward function or a factory")
+        raise UserError(
+            f"reward {path!r} is not callable (a {type(target).__name__}): name a reward function or a factory"
+        )
     return target
 
 
@@ -134,7 +138,9 @@ def _type_hints(target: Any) -> dict[str, Any]:
         return {}
 
 
-def _checked_options(name: str, factory: Any, options: dict[str, Any], filled_later: tuple[str, ...] = ()) -> dict[str, Any]:
+def _checked_options(
+    name: str, factory: Any, options: dict[str, Any], filled_later: tuple[str, ...] = ()
+) -> dict[str, Any]:
     """``options`` checked against the factory's parameters (unknown, missing) and converted to their types, so
     that ``max_len: many`` is an error now rather than a reward that silently scores 0 on every completion.
     ``filled_later``: parameters the run fills in (its task and template), not missing when absent here."""
@@ -152,8 +158,11 @@ def _checked_options(name: str, factory: Any, options: dict[str, Any], filled_la
         raise UserError(
             f"reward {name!r} has no option(s) {', '.join(unknown)} (options: {', '.join(shown) or 'none'})"
         )
-    missing = [key for key, parameter in named.items()
-               if parameter.default is parameter.empty and key not in options and key not in filled_later]
+    missing = [
+        key
+        for key, parameter in named.items()
+        if parameter.default is parameter.empty and key not in options and key not in filled_later
+    ]
     if missing:
         raise UserError(f"reward {name!r} needs option(s) {', '.join(missing)}")
     hints = _type_hints(factory)
@@ -221,7 +230,9 @@ def get_reward(name: str, **options: Any) -> RewardFunction:
         return RewardFunction(name, built)
     if not callable(built):
         shown = repr(built) if len(repr(built)) <= 60 else repr(built)[:57] + "..."
-        raise UserError(f"reward {name!r}: the factory returned {shown} (type {type(built).__name__}), not a reward function")
+        raise UserError(
+            f"reward {name!r}: the factory returned {shown} (type {type(built).__name__}), not a reward function"
+        )
     _check_trl_signature(name, built)
     return CallableReward(name, built)
 
@@ -235,7 +246,9 @@ def _parse_entry(entry: Any) -> tuple[str, dict[str, Any], Any]:
     if not (isinstance(entry, dict) and isinstance(entry.get("name"), str)):
         raise UserError(f"rewards: each entry is a name or {{name: ..., weight: ..., options: {{...}}}}, got {entry!r}")
     name, weight = entry["name"], entry.get("weight")
-    if weight is not None and (isinstance(weight, bool) or not isinstance(weight, (int, float)) or not math.isfinite(weight)):
+    if weight is not None and (
+        isinstance(weight, bool) or not isinstance(weight, (int, float)) or not math.isfinite(weight)
+    ):
         raise UserError(f"rewards: weight of {name!r} must be a finite number, got {weight!r}")
     options = {key: value for key, value in entry.items() if key not in ENTRY_KEYS}
     if "options" in options:

@@ -76,6 +76,7 @@ class RoutedReward(RewardFunction):
         }
         log_extra = kwargs.get("log_extra")
         if log_extra is not None:  # TRL expects one value per completion of the whole batch
+
             def log_extra_scattered(column, values):
                 full = [None] * count
                 for index, value in zip(applicable, values):
@@ -101,10 +102,14 @@ def routed(reward: str = "", sources: Any = None, options: Any = None, task=None
     if reward == "routed":
         raise UserError("reward 'routed' cannot route itself")
     if options is not None and not isinstance(options, dict):
-        raise UserError(f"reward 'routed' option options must be a mapping of the inner reward's options, got {options!r}")
+        raise UserError(
+            f"reward 'routed' option options must be a mapping of the inner reward's options, got {options!r}"
+        )
     parsed = parse_sources(sources, task, f"routed {reward}")
     if parsed is None:
         raise UserError(f"reward 'routed' ({reward}) needs sources: [..], e.g. sources: [reasoning]")
     context = {"task": task, "template": template}
-    (inner,), _ = build_rewards([{"name": reward, **(options or {})}], {k: v for k, v in context.items() if v is not None})
+    (inner,), _ = build_rewards(
+        [{"name": reward, **(options or {})}], {k: v for k, v in context.items() if v is not None}
+    )
     return RoutedReward(inner, parsed, task)

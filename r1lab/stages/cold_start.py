@@ -18,8 +18,9 @@ from __future__ import annotations
 import logging
 import os
 import time
-from dataclasses import dataclass, field
-from typing import Any, Callable, Literal
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Literal
 
 from r1lab.config import check_declared, config_to_dict, setting
 from r1lab.errors import UserError
@@ -54,27 +55,38 @@ POST_FILTER_CHECKS = ("max_per_question",)
 class ColdStartDataConfig(TaskSpec):
     """Which task, which source, where to write, how to filter (``r1lab cold-start-data --help``)."""
 
-    template: str = setting("xml", "The output layout: xml (<reasoning>/<answer>, the seed's) or think (<think>...</think> answer).")
-    source: Literal["solutions", "zero", "fewshot"] = setting("solutions", "Where the traces come from: solutions (the task's worked solutions), zero (an R1-Zero run's completions_file, reformatted) or fewshot (the model prompted with solved examples).")
-    output: str = setting("runs/cold-start-data", 'A .jsonl file (stats beside it) or a directory (train.jsonl + stats.json).')
-    overwrite: bool = setting(False, 'Replace a finished output (its finish marker goes first).')
-    filters: dict[str, Any] = setting(default_factory=dict, help='FilterSettings keys, e.g. {max_chars: 4000}.')
-    max_per_question: int | None = setting(1, 'Kept completions per question (zero/fewshot may have several).')
+    template: str = setting(
+        "xml", "The output layout: xml (<reasoning>/<answer>, the seed's) or think (<think>...</think> answer)."
+    )
+    source: Literal["solutions", "zero", "fewshot"] = setting(
+        "solutions",
+        "Where the traces come from: solutions (the task's worked solutions), zero (an R1-Zero run's completions_file, reformatted) or fewshot (the model prompted with solved examples).",
+    )
+    output: str = setting(
+        "runs/cold-start-data", "A .jsonl file (stats beside it) or a directory (train.jsonl + stats.json)."
+    )
+    overwrite: bool = setting(False, "Replace a finished output (its finish marker goes first).")
+    filters: dict[str, Any] = setting(default_factory=dict, help="FilterSettings keys, e.g. {max_chars: 4000}.")
+    max_per_question: int | None = setting(1, "Kept completions per question (zero/fewshot may have several).")
     # source: zero
-    completions_file: str | None = setting(None, 'Jsonl: question, answer, completion.')
-    completions_template: str | None = setting(None, 'Layout the completions were written in (default: template).')
+    completions_file: str | None = setting(None, "Jsonl: question, answer, completion.")
+    completions_template: str | None = setting(None, "Layout the completions were written in (default: template).")
     # source: fewshot
-    model: str = setting("embedded", 'The model: embedded (SmolLM2-135M-Instruct), a local directory or a hub id.')
-    model_dtype: ModelDtype = setting("auto", "The weights' dtype: auto = bfloat16 on a GPU, and on a CPU with bf16 units; else float32.")
-    trust_remote_code: bool = setting(False, 'Run code a model ships with it (off: such a model is refused).')
+    model: str = setting("embedded", "The model: embedded (SmolLM2-135M-Instruct), a local directory or a hub id.")
+    model_dtype: ModelDtype = setting(
+        "auto", "The weights' dtype: auto = bfloat16 on a GPU, and on a CPU with bf16 units; else float32."
+    )
+    trust_remote_code: bool = setting(False, "Run code a model ships with it (off: such a model is refused).")
     generation_backend: Backend = setting("auto", "Auto (vLLM on a GPU when installed, else r1lab's loop) | hf | vllm.")
-    fewshot_examples: int = setting(2, 'Solved examples shown before each question.', minimum=0)
-    num_samples: int = setting(4, 'Completions sampled per question.', minimum=1)
-    temperature: float = setting(0.7, 'Sampling temperature.', minimum=0.0)
-    top_p: float = setting(0.95, 'Nucleus sampling: the smallest set of tokens whose probability reaches top_p.', minimum=0.0, maximum=1.0)
-    max_new_tokens: int = setting(512, 'At most this many tokens per completion.', minimum=1)
-    batch_size: int = setting(16, 'Prompts decoded together.', minimum=1)
-    seed: int = setting(42, 'The seed of sampling (and of anything else drawn at random).', minimum=0)
+    fewshot_examples: int = setting(2, "Solved examples shown before each question.", minimum=0)
+    num_samples: int = setting(4, "Completions sampled per question.", minimum=1)
+    temperature: float = setting(0.7, "Sampling temperature.", minimum=0.0)
+    top_p: float = setting(
+        0.95, "Nucleus sampling: the smallest set of tokens whose probability reaches top_p.", minimum=0.0, maximum=1.0
+    )
+    max_new_tokens: int = setting(512, "At most this many tokens per completion.", minimum=1)
+    batch_size: int = setting(16, "Prompts decoded together.", minimum=1)
+    seed: int = setting(42, "The seed of sampling (and of anything else drawn at random).", minimum=0)
 
 
 @dataclass
@@ -115,7 +127,14 @@ def chat_sample(task, template, row: dict[str, Any], completion: str) -> dict[st
 
 def new_stats(source: str, task_name: str) -> dict[str, Any]:
     names = PRE_FILTER_CHECKS + FILTER_NAMES + POST_FILTER_CHECKS
-    return {"source": source, "task": task_name, "total": 0, "kept": 0, "removed": {n: 0 for n in names}, "examples": {}}
+    return {
+        "source": source,
+        "task": task_name,
+        "total": 0,
+        "kept": 0,
+        "removed": dict.fromkeys(names, 0),
+        "examples": {},
+    }
 
 
 def _remove(stats: dict[str, Any], name: str, reason: str) -> None:
@@ -158,7 +177,11 @@ def verify_and_filter(
     for candidate in candidates:
         verdict = task.check(candidate.completion, candidate.row, template)
         if not verdict.correct:
-            _remove(stats, "checker", f"answer {verdict.extracted!r} is not verified against the gold {candidate.row['answer']!r}")
+            _remove(
+                stats,
+                "checker",
+                f"answer {verdict.extracted!r} is not verified against the gold {candidate.row['answer']!r}",
+            )
             continue
         name, reason = check_completion(candidate.completion, settings, template, count_tokens)
         if name is not None:
@@ -185,7 +208,8 @@ def raise_if_empty(stats: dict[str, Any]) -> None:
     others = ", ".join(f"{other} {n}" for n, other in ranked[1:])
     raise UserError(
         f"every one of {stats['total']} candidates was removed; {name} removed {count}"
-        f" (e.g. {stats['examples'].get(name, '?')})" + (f", then {others}" if others else "")
+        f" (e.g. {stats['examples'].get(name, '?')})"
+        + (f", then {others}" if others else "")
         + ("; loosen it with --filters '{...}'" if name not in PRE_FILTER_CHECKS else "")
     )
 
@@ -225,7 +249,9 @@ def zero_candidates(config: ColdStartDataConfig, task, template, stats: dict[str
         else:
             row = {"question": question, "answer": str(record["answer"]), "task_index": record.get("task_index", index)}
         if row is None:
-            _remove(stats, "unknown_question", f"{question[:60]!r} is not a question of {task.name} [{task.spec.split}]")
+            _remove(
+                stats, "unknown_question", f"{question[:60]!r} is not a question of {task.name} [{task.spec.split}]"
+            )
             continue
         completion = reformat(_completion_text(record["completion"]), source_template, template)
         if completion is None:

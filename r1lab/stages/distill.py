@@ -45,8 +45,11 @@ logger = logging.getLogger("r1lab")
 TEACHER_SAMPLES = "teacher-samples"
 # Rejection sampling's name for a setting -> distill's: its errors name the field the user actually set.
 TEACHER_FIELDS = {
-    "max_new_tokens": "teacher_max_new_tokens", "temperature": "teacher_temperature", "top_p": "teacher_top_p",
-    "batch_size": "teacher_batch_size", "model_dtype": "teacher_dtype",
+    "max_new_tokens": "teacher_max_new_tokens",
+    "temperature": "teacher_temperature",
+    "top_p": "teacher_top_p",
+    "batch_size": "teacher_batch_size",
+    "model_dtype": "teacher_dtype",
 }
 
 
@@ -54,28 +57,44 @@ TEACHER_FIELDS = {
 class R1DistillConfig(R1SFTConfig):
     """The student's SFT (``model`` is the student) plus the teacher and how its traces are drawn (``--help``)."""
 
-    teacher: str | None = setting(None, 'The model whose reasoning is distilled; none with train_file (method sft).')
+    teacher: str | None = setting(None, "The model whose reasoning is distilled; none with train_file (method sft).")
     teacher_dtype: ModelDtype = setting("auto", "The teacher's weights' dtype (as model_dtype).")
-    method: Literal["sft", "on_policy"] = setting("sft", "sft: SFT on the teacher's verified traces (R1); on_policy: teacher logits on student samples.")
-    num_samples: int = setting(4, 'Teacher completions per question (method sft).', minimum=1)
+    method: Literal["sft", "on_policy"] = setting(
+        "sft", "sft: SFT on the teacher's verified traces (R1); on_policy: teacher logits on student samples."
+    )
+    num_samples: int = setting(4, "Teacher completions per question (method sft).", minimum=1)
     teacher_temperature: float = setting(0.6, "The teacher's sampling temperature (method sft).", minimum=0.0)
     teacher_top_p: float = setting(0.95, "The teacher's nucleus sampling top_p (method sft).", minimum=0.0, maximum=1.0)
     teacher_max_new_tokens: int = setting(512, "Also the student's completion length with method on_policy.", minimum=1)
     teacher_batch_size: int = setting(16, "Prompts the teacher decodes together.", minimum=1)
-    max_per_question: int | None = setting(1, 'Verified teacher traces kept per question; null: all.')
-    jsd_beta: float = setting(0.5, 'Method on_policy: 0 forward KL, 0.5 Jensen-Shannon, 1 reverse KL.', minimum=0.0, maximum=1.0)
-    output_dir: str | None = setting("runs/distill", 'Where the outputs go.')
+    max_per_question: int | None = setting(1, "Verified teacher traces kept per question; null: all.")
+    jsd_beta: float = setting(
+        0.5, "Method on_policy: 0 forward KL, 0.5 Jensen-Shannon, 1 reverse KL.", minimum=0.0, maximum=1.0
+    )
+    output_dir: str | None = setting("runs/distill", "Where the outputs go.")
 
 
 def teacher_sampling_config(config: R1DistillConfig, output: str):
     """The rejection-sampling run that makes the teacher's traces: the task and filters of the student's config."""
     task_fields = {f.name: getattr(config, f.name) for f in dataclasses.fields(TaskSpec)}
     return RejectionSamplingConfig(
-        **task_fields, model=config.teacher, model_dtype=config.teacher_dtype, trust_remote_code=config.trust_remote_code,
-        template=config.template, num_samples=config.num_samples, temperature=config.teacher_temperature,
-        top_p=config.teacher_top_p, max_new_tokens=config.teacher_max_new_tokens, batch_size=config.teacher_batch_size,
-        seed=config.seed, filters=dict(config.filters), max_per_question=config.max_per_question, general_ratio=0.0,
-        output=output, overwrite=True, progress=not config.disable_tqdm,
+        **task_fields,
+        model=config.teacher,
+        model_dtype=config.teacher_dtype,
+        trust_remote_code=config.trust_remote_code,
+        template=config.template,
+        num_samples=config.num_samples,
+        temperature=config.teacher_temperature,
+        top_p=config.teacher_top_p,
+        max_new_tokens=config.teacher_max_new_tokens,
+        batch_size=config.teacher_batch_size,
+        seed=config.seed,
+        filters=dict(config.filters),
+        max_per_question=config.max_per_question,
+        general_ratio=0.0,
+        output=output,
+        overwrite=True,
+        progress=not config.disable_tqdm,
     )
 
 
@@ -121,7 +140,10 @@ def validate_distill(config: R1DistillConfig) -> None:
 
 
 def check_same_vocabulary(config: R1DistillConfig) -> None:
-    student, teacher = load_tokenizer(config.model, config.trust_remote_code), load_tokenizer(config.teacher, config.trust_remote_code)
+    student, teacher = (
+        load_tokenizer(config.model, config.trust_remote_code),
+        load_tokenizer(config.teacher, config.trust_remote_code),
+    )
     if student.get_vocab() != teacher.get_vocab():
         raise UserError(
             f"method on_policy needs one vocabulary: {config.teacher} ({len(teacher)} tokens) and the student "
@@ -163,23 +185,50 @@ def on_policy(config: R1DistillConfig, started: float) -> dict[str, Any]:
     known = {f.name for f in dataclasses.fields(DistillationConfig) if f.init}
     shared = {f.name: getattr(config, f.name) for f in dataclasses.fields(config) if f.init and f.name in known}
     shared.update(
-        beta=config.jsd_beta, teacher_model_name_or_path=None, max_completion_length=config.teacher_max_new_tokens,
-        temperature=config.teacher_temperature, top_p=config.teacher_top_p, remove_unused_columns=False,
+        beta=config.jsd_beta,
+        teacher_model_name_or_path=None,
+        max_completion_length=config.teacher_max_new_tokens,
+        temperature=config.teacher_temperature,
+        top_p=config.teacher_top_p,
+        remove_unused_columns=False,
     )
     arguments = DistillationConfig(**shared)
     tokenizer = load_tokenizer(config.model, config.trust_remote_code)
     tokenizer.padding_side = "left"
 
     def build_trainer(callbacks: list) -> DistillationTrainer:
-        student = load_model(config.model, config.model_dtype, config.bf16, config.trust_remote_code, config.attn_implementation,
-                             training=True)
-        teacher = load_model(config.teacher, config.teacher_dtype, config.bf16, config.trust_remote_code, config.attn_implementation,
-                             training=True)  # runs under the student's autocast
+        student = load_model(
+            config.model,
+            config.model_dtype,
+            config.bf16,
+            config.trust_remote_code,
+            config.attn_implementation,
+            training=True,
+        )
+        teacher = load_model(
+            config.teacher,
+            config.teacher_dtype,
+            config.bf16,
+            config.trust_remote_code,
+            config.attn_implementation,
+            training=True,
+        )  # runs under the student's autocast
         return DistillationTrainer(
-            model=student, teacher_model=teacher, args=arguments, train_dataset=Dataset.from_list(prompts),
-            processing_class=tokenizer, callbacks=callbacks,
+            model=student,
+            teacher_model=teacher,
+            args=arguments,
+            train_dataset=Dataset.from_list(prompts),
+            processing_class=tokenizer,
+            callbacks=callbacks,
         )
 
     # distill's main writes the stage marker (for both methods)
-    return run_training_stage(config, "distill", build_trainer, tokenizer, started=started,
-                              figures=lambda: {"train_prompts": len(prompts)}, write_marker=False)
+    return run_training_stage(
+        config,
+        "distill",
+        build_trainer,
+        tokenizer,
+        started=started,
+        figures=lambda: {"train_prompts": len(prompts)},
+        write_marker=False,
+    )

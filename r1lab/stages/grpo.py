@@ -44,48 +44,74 @@ class R1GRPOConfig(TrainingStageSettings, LoraSettings, GRPOConfig, TaskSpec):
     rewards: list[Any] = setting(
         default_factory=lambda: list(DEFAULT_REWARDS),
         help="The rewards, each a name (r1lab's, seed.*, trl.rewards.*, or a dotted path to your function) or "
-        "{name: ..., weight: ..., options: {...}}; docs/usage.md#rewards.")
+        "{name: ..., weight: ..., options: {...}}; docs/usage.md#rewards.",
+    )
     max_prompt_length: int | None = setting(
-        256, "Prompts longer than this many tokens (chat template applied) are dropped before training; null: none.",
-        minimum=1)
+        256,
+        "Prompts longer than this many tokens (chat template applied) are dropped before training; null: none.",
+        minimum=1,
+    )
     output_dir: str | None = setting("runs/grpo", "Where the trained model, metrics.jsonl and completions go.")
     report_to: Any = setting(
-        "tensorboard", "Where TRL logs as well: tensorboard (event files under output_dir/runs), none, trackio, wandb.")
+        "tensorboard", "Where TRL logs as well: tensorboard (event files under output_dir/runs), none, trackio, wandb."
+    )
     generation_loop: Literal["r1lab", "trl"] = setting(
-        "r1lab", "How completions are sampled without vLLM: r1lab's KV-cache loop (a group's prompt read once, "
+        "r1lab",
+        "How completions are sampled without vLLM: r1lab's KV-cache loop (a group's prompt read once, "
         "finished rows leave the batch) or TRL's model.generate; same distribution. With top_k, min_p, "
-        "repetition_penalty or generation_kwargs set, TRL's generate is used; with use_vllm, vLLM.")
+        "repetition_penalty or generation_kwargs set, TRL's generate is used; with use_vllm, vLLM.",
+    )
     sampling_dtype: Literal["auto", "float32", "bfloat16"] = setting(
-        "auto", "The weights r1lab's loop samples from: float32 = the policy itself; bfloat16 = a bf16 copy refreshed "
+        "auto",
+        "The weights r1lab's loop samples from: float32 = the policy itself; bfloat16 = a bf16 copy refreshed "
         "every optimizer step, its rollouts corrected by truncated importance sampling (vllm_importance_sampling_*); "
-        "auto = bfloat16 where training runs in bf16 autocast on a CPU with bf16 units, else float32.")
+        "auto = bfloat16 where training runs in bf16 autocast on a CPU with bf16 units, else float32.",
+    )
     stop_at_answer: bool = setting(
-        False, "End each completion at the template's closing tag (xml: </answer>), closed with EOS, instead of "
-        "running on to EOS or max_completion_length.")
+        False,
+        "End each completion at the template's closing tag (xml: </answer>), closed with EOS, instead of "
+        "running on to EOS or max_completion_length.",
+    )
     skip_zero_advantage_rows: bool = setting(
-        True, "Skip the forward and backward of rows whose advantage is exactly 0 where that changes nothing (beta 0, "
-        "loss_type dapo, one process): the weights end bit for bit as without the skip.")
+        True,
+        "Skip the forward and backward of rows whose advantage is exactly 0 where that changes nothing (beta 0, "
+        "loss_type dapo, one process): the weights end bit for bit as without the skip.",
+    )
     share_prompt_forward: bool = setting(
-        True, "Score a micro-batch with each distinct prompt run once and the LM head over completion positions only: "
-        "TRL's numbers to float rounding, less compute. One process, text only, no gradient checkpointing.")
+        True,
+        "Score a micro-batch with each distinct prompt run once and the LM head over completion positions only: "
+        "TRL's numbers to float rounding, less compute. One process, text only, no gradient checkpointing.",
+    )
     fast_paths: bool = setting(
-        True, "r1lab's fast paths where they apply (sampler, recorded old log-probabilities, trimmed scoring, shared "
+        True,
+        "r1lab's fast paths where they apply (sampler, recorded old log-probabilities, trimmed scoring, shared "
         "prompt forward, compact head, zero-advantage skip; decided once, logged, recorded as fast_paths in the "
-        "stage's figures); false: TRL's own code for each, to bisect a difference from TRL.")
+        "stage's figures); false: TRL's own code for each, to bisect a difference from TRL.",
+    )
     dynamic_sampling: bool = setting(
-        False, "DAPO's dynamic sampling: groups whose completions all get the same reward are dropped and more "
-        "prompts sampled until the step has its groups with reward variance. One process.")
+        False,
+        "DAPO's dynamic sampling: groups whose completions all get the same reward are dropped and more "
+        "prompts sampled until the step has its groups with reward variance. One process.",
+    )
     max_resample_rounds: int = setting(
-        3, "Dynamic sampling: at most this many extra generation rounds per step; then the step trains on what it "
-        "found, flat groups filling the rest.", minimum=0)
+        3,
+        "Dynamic sampling: at most this many extra generation rounds per step; then the step trains on what it "
+        "found, flat groups filling the rest.",
+        minimum=0,
+    )
     max_oversampling: float = setting(
-        3.0, "Dynamic sampling: the first generation draws extra prompts (from the run's share of groups with "
+        3.0,
+        "Dynamic sampling: the first generation draws extra prompts (from the run's share of groups with "
         "variance, enough to fill the step about 5 times in 6), at most this many times the step's prompts; "
-        "1.0: none.", minimum=1.0, maximum=100.0)
+        "1.0: none.",
+        minimum=1.0,
+        maximum=100.0,
+    )
     heldout_eval: dict[str, Any] = setting(
         default_factory=dict,
         help="The learning curve on held-out questions: eval settings plus every (optimizer steps), e.g. "
-        "{every: 10, limit: 100} -> heldout.jsonl and heldout/* in the metrics; {}: none.")
+        "{every: 10, limit: 100} -> heldout.jsonl and heldout/* in the metrics; {}: none.",
+    )
 
 
 @dataclass
@@ -156,13 +182,13 @@ def plan(config: R1GRPOConfig) -> GRPOPlan:
     )
 
 
-
-
 def _check_generation_settings(config: R1GRPOConfig, template) -> list[str]:
     """The stop strings for ``stop_at_answer`` (none without it); bad combinations as one clear error."""
     if config.vllm_importance_sampling_mode not in IMPORTANCE_SAMPLING_MODES:
-        raise UserError(f"vllm_importance_sampling_mode must be one of {', '.join(IMPORTANCE_SAMPLING_MODES)}, "
-                        f"got {config.vllm_importance_sampling_mode!r}")
+        raise UserError(
+            f"vllm_importance_sampling_mode must be one of {', '.join(IMPORTANCE_SAMPLING_MODES)}, "
+            f"got {config.vllm_importance_sampling_mode!r}"
+        )
     if config.dynamic_sampling and launched_processes() > 1:
         raise UserError(
             f"dynamic_sampling runs in one process (groups are re-drawn and joined locally); launched with "
@@ -171,7 +197,9 @@ def _check_generation_settings(config: R1GRPOConfig, template) -> list[str]:
     if not config.stop_at_answer:
         return []
     if not template.stop_string:
-        raise UserError(f"stop_at_answer: template {template.name!r} has no closing tag to stop at (its answer follows it)")
+        raise UserError(
+            f"stop_at_answer: template {template.name!r} has no closing tag to stop at (its answer follows it)"
+        )
     if config.use_vllm:
         return [template.stop_string]
     ruled_out = sampler_ruled_out(config)
@@ -187,7 +215,11 @@ def _check_generation_settings(config: R1GRPOConfig, template) -> list[str]:
 def _vllm_stop_kwargs(config, stop_strings: list[str]) -> None:
     """stop_at_answer on TRL's vLLM path: vLLM's own stop strings, kept in the output."""
     if stop_strings and config.use_vllm:
-        config.generation_kwargs = {**(config.generation_kwargs or {}), "stop": list(stop_strings), "include_stop_str_in_output": True}
+        config.generation_kwargs = {
+            **(config.generation_kwargs or {}),
+            "stop": list(stop_strings),
+            "include_stop_str_in_output": True,
+        }
 
 
 def _prompt_tokens(tokenizer, messages) -> int:
@@ -212,8 +244,15 @@ def main(config: R1GRPOConfig) -> dict[str, Any]:
 
     def build_trainer(callbacks: list) -> R1GRPOTrainer:
         longest = config.max_prompt_length + config.max_completion_length if config.max_prompt_length else None
-        model = load_model(config.model, config.model_dtype, config.bf16, config.trust_remote_code,
-                           config.attn_implementation, longest, training=True)
+        model = load_model(
+            config.model,
+            config.model_dtype,
+            config.bf16,
+            config.trust_remote_code,
+            config.attn_implementation,
+            longest,
+            training=True,
+        )
         trainer = R1GRPOTrainer(
             stop_strings=prepared.stop_strings,
             vllm_engine=engine_kwargs(str(model.dtype).removeprefix("torch.")) if config.use_vllm else None,
@@ -230,7 +269,18 @@ def main(config: R1GRPOConfig) -> dict[str, Any]:
 
     def reward_figures() -> dict[str, Any]:
         failures = {f.__name__: f.failures for f in prepared.reward_functions if f.failures}
-        return {"train_prompts": len(dataset), "reward_failures": failures, "fast_paths": completions_log.trainer.fast_paths.as_record()}
+        return {
+            "train_prompts": len(dataset),
+            "reward_failures": failures,
+            "fast_paths": completions_log.trainer.fast_paths.as_record(),
+        }
 
-    return run_training_stage(config, "grpo", build_trainer, prepared.tokenizer, started=started,
-                              merge_lora=config.use_peft, figures=reward_figures)
+    return run_training_stage(
+        config,
+        "grpo",
+        build_trainer,
+        prepared.tokenizer,
+        started=started,
+        merge_lora=config.use_peft,
+        figures=reward_figures,
+    )

@@ -24,7 +24,7 @@ import logging
 import os
 import random
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from r1lab.chat_samples import to_prompt_completion
@@ -63,24 +63,32 @@ STAGE = "rejection-sampling"
 class RejectionSamplingConfig(TaskSpec):
     """Which model samples which task, how the samples are judged, what is mixed in (``--help``)."""
 
-    model: str = setting("embedded", 'R1: the stage-2 RL checkpoint; distillation: the teacher.')
-    model_dtype: ModelDtype = setting("auto", "The weights' dtype: auto = bfloat16 on a GPU, and on a CPU with bf16 units; else float32.")
-    trust_remote_code: bool = setting(False, 'Run code a model ships with it (off: such a model is refused).')
+    model: str = setting("embedded", "R1: the stage-2 RL checkpoint; distillation: the teacher.")
+    model_dtype: ModelDtype = setting(
+        "auto", "The weights' dtype: auto = bfloat16 on a GPU, and on a CPU with bf16 units; else float32."
+    )
+    trust_remote_code: bool = setting(False, "Run code a model ships with it (off: such a model is refused).")
     generation_backend: Backend = setting("auto", "Auto (vLLM on a GPU when installed, else r1lab's loop) | hf | vllm.")
-    template: str = setting("xml", "The output layout: xml (<reasoning>/<answer>, the seed's) or think (<think>...</think> answer).")
-    num_samples: int = setting(4, 'Completions sampled per question.', minimum=1)
-    temperature: float = setting(0.6, 'Sampling temperature.', minimum=0.0)
-    top_p: float = setting(0.95, 'Nucleus sampling: the smallest set of tokens whose probability reaches top_p.', minimum=0.0, maximum=1.0)
-    max_new_tokens: int = setting(512, 'At most this many tokens per completion.', minimum=1)
-    batch_size: int = setting(16, 'Prompts decoded together.', minimum=1)
-    seed: int = setting(42, 'The seed of sampling (and of anything else drawn at random).', minimum=0)
-    filters: dict[str, Any] = setting(default_factory=dict, help='FilterSettings keys, e.g. {max_chars: 4000}.')
-    max_per_question: int | None = setting(1, 'Kept completions per question; null: every verified one.')
-    general_file: str | None = setting(None, 'Jsonl of non-reasoning chat samples (messages, or prompt + completion).')
-    general_ratio: float = setting(0.0, 'General samples per kept reasoning sample (R1: 200k:600k ≈ 0.33).', minimum=0.0)
-    output: str = setting("runs/rejection-sampling", 'A directory (train.jsonl + stats.json) or a .jsonl file.')
-    overwrite: bool = setting(False, 'Replace a finished output (its finish marker goes first).')
-    progress: bool = setting(True, 'Progress bars with ETA on stderr.')
+    template: str = setting(
+        "xml", "The output layout: xml (<reasoning>/<answer>, the seed's) or think (<think>...</think> answer)."
+    )
+    num_samples: int = setting(4, "Completions sampled per question.", minimum=1)
+    temperature: float = setting(0.6, "Sampling temperature.", minimum=0.0)
+    top_p: float = setting(
+        0.95, "Nucleus sampling: the smallest set of tokens whose probability reaches top_p.", minimum=0.0, maximum=1.0
+    )
+    max_new_tokens: int = setting(512, "At most this many tokens per completion.", minimum=1)
+    batch_size: int = setting(16, "Prompts decoded together.", minimum=1)
+    seed: int = setting(42, "The seed of sampling (and of anything else drawn at random).", minimum=0)
+    filters: dict[str, Any] = setting(default_factory=dict, help="FilterSettings keys, e.g. {max_chars: 4000}.")
+    max_per_question: int | None = setting(1, "Kept completions per question; null: every verified one.")
+    general_file: str | None = setting(None, "Jsonl of non-reasoning chat samples (messages, or prompt + completion).")
+    general_ratio: float = setting(
+        0.0, "General samples per kept reasoning sample (R1: 200k:600k ≈ 0.33).", minimum=0.0
+    )
+    output: str = setting("runs/rejection-sampling", "A directory (train.jsonl + stats.json) or a .jsonl file.")
+    overwrite: bool = setting(False, "Replace a finished output (its finish marker goes first).")
+    progress: bool = setting(True, "Progress bars with ETA on stderr.")
 
 
 def read_general(config: RejectionSamplingConfig) -> list[dict[str, Any]]:
@@ -89,7 +97,9 @@ def read_general(config: RejectionSamplingConfig) -> list[dict[str, Any]]:
         raise UserError(f"general_ratio must be >= 0, got {config.general_ratio}")
     if not config.general_file:
         if config.general_ratio > 0:
-            raise UserError(f"general_ratio {config.general_ratio} needs general_file: a jsonl of chat samples (messages, or prompt and completion)")
+            raise UserError(
+                f"general_ratio {config.general_ratio} needs general_file: a jsonl of chat samples (messages, or prompt and completion)"
+            )
         return []
     if not os.path.isfile(config.general_file):
         raise UserError(f"general_file not found: {config.general_file}")
@@ -113,7 +123,9 @@ def check(config: RejectionSamplingConfig) -> None:
         raise UserError(f"max_per_question must be at least 1 (or null), got {config.max_per_question}")
     check_backend(config.generation_backend, "generation_backend")
     if config.task == "mix":
-        raise UserError("rejection sampling keeps answers a checker verifies: give a reasoning task, and general data as general_file")
+        raise UserError(
+            "rejection sampling keeps answers a checker verifies: give a reasoning task, and general data as general_file"
+        )
     get_task(config)
     torch_dtype(config.model_dtype)
 
@@ -144,16 +156,26 @@ def judge(rows, outputs, task, template, settings, config, count_tokens=None) ->
         wrong_before = stats["removed"]["checker"]
         kept = verify_and_filter(candidates, task, template, settings, stats, config.max_per_question, count_tokens)
         verified = len(candidates) - (stats["removed"]["checker"] - wrong_before)
-        per_question.append({
-            "task_index": row.get("task_index"), "question": row["question"][:200], "answer": str(row["answer"]),
-            "sampled": len(completions), "verified": verified, "kept": len(kept),
-            "accept_rate": round(verified / max(len(completions), 1), 4),
-        })
+        per_question.append(
+            {
+                "task_index": row.get("task_index"),
+                "question": row["question"][:200],
+                "answer": str(row["answer"]),
+                "sampled": len(completions),
+                "verified": verified,
+                "kept": len(kept),
+                "accept_rate": round(verified / max(len(completions), 1), 4),
+            }
+        )
         samples.extend({**sample, "source": "reasoning"} for sample in kept)
     verified = sum(question["verified"] for question in per_question)
     stats.update(
-        kept=len(samples), sampled=stats["total"], verified=verified, kept_reasoning=len(samples),
-        accept_rate=round(verified / max(stats["total"], 1), 4), questions=len(per_question),
+        kept=len(samples),
+        sampled=stats["total"],
+        verified=verified,
+        kept_reasoning=len(samples),
+        accept_rate=round(verified / max(stats["total"], 1), 4),
+        questions=len(per_question),
         questions_none_verified=sum(not question["verified"] for question in per_question),
         questions_all_verified=sum(question["verified"] == question["sampled"] for question in per_question),
         per_question=per_question,
@@ -166,8 +188,13 @@ def pick_general(general: list[dict[str, Any]], kept_reasoning: int, config, sta
     wanted = round(config.general_ratio * kept_reasoning)
     picked = random.Random(config.seed).sample(general, min(wanted, len(general)))
     if wanted > len(general):
-        logger.warning("r1lab: general_ratio %s asks for %d general samples; %s has %d: all of them are used",
-                       config.general_ratio, wanted, config.general_file, len(general))
+        logger.warning(
+            "r1lab: general_ratio %s asks for %d general samples; %s has %d: all of them are used",
+            config.general_ratio,
+            wanted,
+            config.general_file,
+            len(general),
+        )
     stats.update(general_wanted=wanted, general_available=len(general), general_added=len(picked))
     return picked
 
@@ -209,12 +236,22 @@ def main(config: RejectionSamplingConfig) -> dict[str, Any]:
     task = get_task(config)
     rows = task.load()
     tokenizer = load_tokenizer(config.model, config.trust_remote_code)
-    model = load_generation_model(config.model, config.model_dtype, config.trust_remote_code, config.seed, config.generation_backend)
+    model = load_generation_model(
+        config.model, config.model_dtype, config.trust_remote_code, config.seed, config.generation_backend
+    )
     outputs = generate(
-        model, tokenizer, [task.prompt(row["question"], template) for row in rows], n=config.num_samples,
-        temperature=config.temperature, top_p=config.top_p, max_new_tokens=config.max_new_tokens,
-        batch_size=config.batch_size, seed=config.seed, stop_strings=template.stop_string or None,
-        progress=config.progress, description="rejection sampling",
+        model,
+        tokenizer,
+        [task.prompt(row["question"], template) for row in rows],
+        n=config.num_samples,
+        temperature=config.temperature,
+        top_p=config.top_p,
+        max_new_tokens=config.max_new_tokens,
+        batch_size=config.batch_size,
+        seed=config.seed,
+        stop_strings=template.stop_string or None,
+        progress=config.progress,
+        description="rejection sampling",
     )
     del model
 
@@ -226,7 +263,11 @@ def main(config: RejectionSamplingConfig) -> dict[str, Any]:
     write_outputs(config, samples, stats, started)
     logger.info(
         "r1lab: sampled %d, verified %d (accept rate %.1f%%), kept %d reasoning + %d general → %s",
-        stats["sampled"], stats["verified"], 100 * stats["accept_rate"], stats["kept_reasoning"],
-        stats["general_added"], stats["data_file"],
+        stats["sampled"],
+        stats["verified"],
+        100 * stats["accept_rate"],
+        stats["kept_reasoning"],
+        stats["general_added"],
+        stats["data_file"],
     )
     return figures(stats)

@@ -14,7 +14,7 @@ import json
 import logging
 import os
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from datasets import Dataset
@@ -35,13 +35,16 @@ from r1lab.training.trl_compat import restore_trained_token_count
 
 logger = logging.getLogger("r1lab")
 
+
 @dataclass
 class R1SFTConfig(TrainingStageSettings, LoraSettings, SFTConfig, TaskSpec):
     """TRL's SFTConfig plus what r1lab needs to build the run (``r1lab sft --help``)."""
 
-    train_file: str | None = setting(None, "A chat jsonl (or a cold-start-data directory); null: the task's worked solutions.")
-    filters: dict[str, Any] = setting(default_factory=dict, help='Readability filters for the built-in solutions.')
-    output_dir: str | None = setting("runs/sft", 'Where the outputs go.')
+    train_file: str | None = setting(
+        None, "A chat jsonl (or a cold-start-data directory); null: the task's worked solutions."
+    )
+    filters: dict[str, Any] = setting(default_factory=dict, help="Readability filters for the built-in solutions.")
+    output_dir: str | None = setting("runs/sft", "Where the outputs go.")
     report_to: Any = setting("tensorboard", 'Offline event files under output_dir/runs; "none", "trackio", "wandb" ….')
 
 
@@ -85,7 +88,9 @@ def plan(config: R1SFTConfig) -> SFTPlan:
     settings = filter_settings(config.filters)
     samples = read_train_file(config.train_file) if config.train_file else None
     if samples is not None and config.filters:
-        logger.warning("r1lab: filters apply to samples built from the task's solutions; %s is used as it is", config.train_file)
+        logger.warning(
+            "r1lab: filters apply to samples built from the task's solutions; %s is used as it is", config.train_file
+        )
     model_path = resolve_model(config.model)
     context = (model_config_dict(model_path) or {}).get("max_position_embeddings")
     if context and config.max_length and config.max_length > context:
@@ -95,6 +100,7 @@ def plan(config: R1SFTConfig) -> SFTPlan:
         raise UserError(f"the tokenizer of {config.model} has no chat template: it cannot render chat samples")
     data_stats = None
     if samples is None:
+
         def count_tokens(text: str) -> int:
             return len(tokenizer(text, add_special_tokens=False)["input_ids"])
 
@@ -146,11 +152,19 @@ def main(config: R1SFTConfig) -> dict[str, Any]:
     started = time.time()
     prepared = plan(config)
     if prepared.dropped_long:
-        logger.warning("r1lab: dropped %d samples longer than max_length=%d tokens", prepared.dropped_long, config.max_length)
+        logger.warning(
+            "r1lab: dropped %d samples longer than max_length=%d tokens", prepared.dropped_long, config.max_length
+        )
 
     def build(callbacks: list):
-        model = load_model(config.model, config.model_dtype, config.bf16, config.trust_remote_code, config.attn_implementation,
-                           training=True)
+        model = load_model(
+            config.model,
+            config.model_dtype,
+            config.bf16,
+            config.trust_remote_code,
+            config.attn_implementation,
+            training=True,
+        )
         return build_trainer(prepared, model, callbacks)
 
     def keep_training_data() -> None:
@@ -159,5 +173,13 @@ def main(config: R1SFTConfig) -> dict[str, Any]:
             write_json_atomic(os.path.join(config.output_dir, "data_stats.json"), prepared.data_stats)
 
     samples = {"train_samples": len(prepared.samples), "dropped_long_samples": prepared.dropped_long}
-    return run_training_stage(config, "sft", build, prepared.tokenizer, started=started, merge_lora=config.use_peft,
-                              figures=lambda: samples, before_final_eval=keep_training_data)
+    return run_training_stage(
+        config,
+        "sft",
+        build,
+        prepared.tokenizer,
+        started=started,
+        merge_lora=config.use_peft,
+        figures=lambda: samples,
+        before_final_eval=keep_training_data,
+    )

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from r1lab.checking import answers_match
@@ -29,7 +29,9 @@ class TaskSpec:
     task_size: int = setting(1000, "Rows generated per split for procedural (reasoning-gym) tasks.", minimum=1)
     task_seed: int = setting(42, "The seed procedural tasks generate their rows from.", minimum=0)
     task_options: dict[str, Any] = setting(
-        default_factory=dict, help="The procedural task's own options, e.g. {min_terms: 2, max_terms: 3} for gym:chain_sum.")
+        default_factory=dict,
+        help="The procedural task's own options, e.g. {min_terms: 2, max_terms: 3} for gym:chain_sum.",
+    )
 
 
 class Task:

@@ -81,7 +81,9 @@ def sandbox_settings(options: dict[str, Any]) -> dict[str, Any]:
     except TypeError as error:
         raise UserError(f"task_options.limits: {error}") from None
     workers = options.get("workers")
-    if workers is not None and (not isinstance(workers, int) or isinstance(workers, bool) or not 1 <= workers <= MAX_WORKERS):
+    if workers is not None and (
+        not isinstance(workers, int) or isinstance(workers, bool) or not 1 <= workers <= MAX_WORKERS
+    ):
         raise UserError(f"task_options.workers must be an integer from 1 to {MAX_WORKERS}, got {workers!r}")
     where = options.get("sandbox", "local")
     site_packages = options.get("site_packages", False)
@@ -93,9 +95,13 @@ def sandbox_settings(options: dict[str, Any]) -> dict[str, Any]:
         extra = {key: value for key, value in where.items() if key != "url"}
         unknown = sorted(set(extra) - {"language", "version", "headers"})
         if unknown:
-            raise UserError(f"unknown task_options.sandbox key(s) {', '.join(unknown)} (url, language, version, headers)")
+            raise UserError(
+                f"unknown task_options.sandbox key(s) {', '.join(unknown)} (url, language, version, headers)"
+            )
         headers = extra.get("headers", {})
-        if not isinstance(headers, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in headers.items()):
+        if not isinstance(headers, dict) or not all(
+            isinstance(k, str) and isinstance(v, str) for k, v in headers.items()
+        ):
             raise UserError(f"task_options.sandbox headers must map header names to strings, got {headers!r}")
         if not where["url"].startswith(("http://", "https://")):
             raise UserError(f"task_options.sandbox url must start with http:// or https://, got {where['url']!r}")
@@ -119,12 +125,16 @@ class CodeTask(Task):
         options = dict(spec.task_options or {})
         unknown = sorted(set(options) - set(OPTIONS))
         if unknown:
-            raise UserError(f"unknown task_options for task 'code': {', '.join(unknown)} (options: {', '.join(OPTIONS)})")
+            raise UserError(
+                f"unknown task_options for task 'code': {', '.join(unknown)} (options: {', '.join(OPTIONS)})"
+            )
         self.layout = options.get("layout", "auto")
         if self.layout not in LAYOUTS:
             raise UserError(f"unknown code layout {self.layout!r}; choose one of: {', '.join(LAYOUTS)}")
         self.max_tests = options.get("max_tests")
-        if self.max_tests is not None and (not isinstance(self.max_tests, int) or isinstance(self.max_tests, bool) or self.max_tests < 1):
+        if self.max_tests is not None and (
+            not isinstance(self.max_tests, int) or isinstance(self.max_tests, bool) or self.max_tests < 1
+        ):
             raise UserError(f"task_options.max_tests must be a positive integer, got {self.max_tests!r}")
         self.options = options
         self.sandbox_settings = sandbox_settings(options)
@@ -138,7 +148,9 @@ class CodeTask(Task):
         source = self.spec.dataset or "humaneval"
         if source == "humaneval":
             if split != "test":
-                raise UserError(f"dataset humaneval has only a test split (asked for {split!r}); train on --dataset simple or your own file")
+                raise UserError(
+                    f"dataset humaneval has only a test split (asked for {split!r}); train on --dataset simple or your own file"
+                )
             return humaneval_rows(), "humaneval"
         if source == "simple":
             return simple_rows(split, self.spec.task_seed), "simple"
@@ -150,7 +162,9 @@ class CodeTask(Task):
     def _cap(self, problem: CodeProblem) -> CodeProblem:
         if not self.max_tests:
             return problem
-        return dataclasses.replace(problem, cases=problem.cases[: self.max_tests], statements=problem.statements[: self.max_tests])
+        return dataclasses.replace(
+            problem, cases=problem.cases[: self.max_tests], statements=problem.statements[: self.max_tests]
+        )
 
     def load(self, split: str | None = None, limit: int | None = None) -> list[dict[str, Any]]:
         split = split or self.spec.split

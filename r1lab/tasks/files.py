@@ -61,7 +61,9 @@ def read_local_rows(path: str, split: str) -> list[dict[str, Any]]:
             candidate = os.path.join(folder, pattern)
             if os.path.isfile(candidate):
                 return read_jsonl(candidate)
-        parquet = sorted(glob.glob(os.path.join(folder, f"{split}-*.parquet")) + glob.glob(os.path.join(folder, f"{split}.parquet")))
+        parquet = sorted(
+            glob.glob(os.path.join(folder, f"{split}-*.parquet")) + glob.glob(os.path.join(folder, f"{split}.parquet"))
+        )
         if parquet:
             return read_parquet(parquet)
     raise UserError(f"no {split!r} split in {path} (looked for {split}.jsonl and {split}-*.parquet)")
@@ -105,8 +107,9 @@ def require_columns(rows: list[dict[str, Any]], columns: tuple[str, ...], source
             )
 
 
-def read_prompt_rows(source: str, split: str, question_key: str | None = None,
-                     hub_config: str | None = None) -> list[dict[str, Any]]:
+def read_prompt_rows(
+    source: str, split: str, question_key: str | None = None, hub_config: str | None = None
+) -> list[dict[str, Any]]:
     """General prompts without a gold answer (R1's stage-4 data, or an eval's general prompts): rows
     ``{"question": prompt, "answer": ""}`` from a local file or directory or a hub set; the column is
     ``question_key``, else ``prompt`` when the first row has one, else ``question``."""

@@ -45,10 +45,7 @@ class GSM8KTask(Task):
     def load(self, split: str | None = None, limit: int | None = None) -> list[dict[str, Any]]:
         split = split or self.spec.split
         source = os.path.expanduser(self.spec.dataset or HUB_ID)
-        if looks_local(source):
-            raw = read_local_rows(source, split)
-        else:
-            raw = read_hub_rows(source, "main", split)
+        raw = read_local_rows(source, split) if looks_local(source) else read_hub_rows(source, "main", split)
         require_columns(raw, ("question", "answer"), source)
         rows = []
         for index, item in enumerate(raw):
@@ -56,7 +53,9 @@ class GSM8KTask(Task):
             if gold is None:
                 raise UserError(f"dataset {source} row {index + 1}: answer has no '####' final answer")
             if parse_plain_number(gold) is None:  # GSM8K's answers are numbers; any other gold is never matched
-                raise UserError(f"dataset {source} row {index + 1}: the final answer after '####' is not a number: {gold[:40]!r}")
+                raise UserError(
+                    f"dataset {source} row {index + 1}: the final answer after '####' is not a number: {gold[:40]!r}"
+                )
             rows.append(
                 {
                     "question": str(item["question"]),

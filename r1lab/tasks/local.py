@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from typing import Any
+from typing import Any, ClassVar
 
 from r1lab.errors import UserError
 from r1lab.tasks.base import Task, Verdict, apply_limit
@@ -14,8 +14,8 @@ from r1lab.tasks.files import (
     read_prompt_rows,
     require_columns,
 )
-from r1lab.templates import Template
 from r1lab.tasks.registry import register_task
+from r1lab.templates import Template
 
 
 @register_task("jsonl")
@@ -41,7 +41,11 @@ class QuestionAnswerTask(Task):
         if not source:
             raise UserError(f"task {self.name!r} needs a dataset: pass --dataset PATH.jsonl")
         source = os.path.expanduser(source)
-        raw = read_local_rows(source, split) if looks_local(source) else read_hub_rows(source, hub_config, self.hub_split(source, split))
+        raw = (
+            read_local_rows(source, split)
+            if looks_local(source)
+            else read_hub_rows(source, hub_config, self.hub_split(source, split))
+        )
         require_columns(raw, (question_key, answer_key), source)
         rows = []
         for index, item in enumerate(raw):
@@ -68,7 +72,7 @@ class MathTask(QuestionAnswerTask):
     default_keys = ("problem", "answer", "solution")
 
     # Benchmarks published as a single ``train`` split: evaluating on ``test`` reads that split.
-    TEST_SPLIT_ALIASES = {"huggingfaceh4/aime_2024": "train"}
+    TEST_SPLIT_ALIASES: ClassVar[dict[str, str]] = {"huggingfaceh4/aime_2024": "train"}
 
     def hub_split(self, dataset_id: str, split: str) -> str:
         if split == "test":
@@ -90,9 +94,13 @@ class GeneralPromptsTask(Task):
         options = dict(self.spec.task_options)
         question_key, hub_config = options.pop("question_key", None), options.pop("hub_config", None)
         if options:
-            raise UserError(f"unknown task_options for task {self.name!r}: {', '.join(sorted(options))} (question_key, hub_config)")
+            raise UserError(
+                f"unknown task_options for task {self.name!r}: {', '.join(sorted(options))} (question_key, hub_config)"
+            )
         if not self.spec.dataset:
-            raise UserError("task 'prompts' needs a dataset: pass --dataset prompts.jsonl (a 'prompt' or 'question' column)")
+            raise UserError(
+                "task 'prompts' needs a dataset: pass --dataset prompts.jsonl (a 'prompt' or 'question' column)"
+            )
         rows = read_prompt_rows(self.spec.dataset, split, question_key, hub_config)
         rows = [{**row, "task_index": index, "source": "general"} for index, row in enumerate(rows)]
         return apply_limit(rows, limit if limit is not None else self.spec.limit, f"{self.spec.dataset} [{split}]")

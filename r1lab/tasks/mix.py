@@ -75,9 +75,13 @@ class MixTask(Task):
         self._reasoning_questions: set[str] = set()
 
     def _general_rows(self, split: str) -> list[dict[str, Any]]:
-        rows = read_prompt_rows(self.general["dataset"], split, self.general.get("question_key"), self.general.get("hub_config"))
+        rows = read_prompt_rows(
+            self.general["dataset"], split, self.general.get("question_key"), self.general.get("hub_config")
+        )
         limit = self.general.get("limit")
-        return apply_limit(rows, int(limit) if limit is not None else None, f"{self.general['dataset']} [general prompts]")
+        return apply_limit(
+            rows, int(limit) if limit is not None else None, f"{self.general['dataset']} [general prompts]"
+        )
 
     def load(self, split: str | None = None, limit: int | None = None) -> list[dict[str, Any]]:
         split = split or self.spec.split

@@ -86,13 +86,20 @@ class MetricsFileCallback(TrainerCallback):
     def _warn_if_not_learning(self) -> None:
         zero_std = self._mean("frac_reward_zero_std")
         rounds = self._mean("dynamic_sampling/rounds")
-        if zero_std is not None and zero_std > self.warn_threshold and "zero_std" not in self.warned and rounds is not None:
+        if (
+            zero_std is not None
+            and zero_std > self.warn_threshold
+            and "zero_std" not in self.warned
+            and rounds is not None
+        ):
             self.warned.add("zero_std")
             logger.warning(
                 "r1lab: %.0f%% of the prompt groups sampled so far had zero reward variance; dynamic sampling dropped "
                 "them and sampled more prompts instead (%.1f generation rounds per step, %.1f groups with variance "
                 "trained per step, on average). An easier task or a higher num_generations needs fewer rounds.",
-                100 * zero_std, rounds, self._mean("dynamic_sampling/effective_groups") or 0.0,
+                100 * zero_std,
+                rounds,
+                self._mean("dynamic_sampling/effective_groups") or 0.0,
             )
         if zero_std is not None and zero_std > self.warn_threshold and "zero_std" not in self.warned:
             self.warned.add("zero_std")
@@ -166,11 +173,13 @@ class CompletionsFileCallback(TrainerCallback):
         for index, completion in enumerate(completions):
             components = {name: values[index] for name, values in rewards.items() if index < len(values)}
             finite = [(w, v) for w, v in zip(weights, components.values()) if v is not None and v == v]
-            records.append({
-                "step": state.global_step,
-                "question": _message_text(prompts[index]) if index < len(prompts) else None,
-                "completion": _message_text(completion),
-                "reward": sum(w * v for w, v in finite) if finite else None,
-                "rewards": components,
-            })
+            records.append(
+                {
+                    "step": state.global_step,
+                    "question": _message_text(prompts[index]) if index < len(prompts) else None,
+                    "completion": _message_text(completion),
+                    "reward": sum(w * v for w, v in finite) if finite else None,
+                    "rewards": components,
+                }
+            )
         append_records(self.path, COMPLETIONS, records)

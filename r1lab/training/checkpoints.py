@@ -41,7 +41,9 @@ def resolve_resume(config) -> str | None:
             )
     elif config.resume:
         if is_finished(config.output_dir):
-            raise UserError(f"{config.output_dir} holds a finished stage: nothing to resume (--overwrite true trains it again)")
+            raise UserError(
+                f"{config.output_dir} holds a finished stage: nothing to resume (--overwrite true trains it again)"
+            )
         checkpoint = last_checkpoint(config.output_dir)
         if checkpoint is None:
             logger.info("r1lab: no checkpoint in %s yet: training from the start", config.output_dir)

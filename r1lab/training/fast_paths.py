@@ -107,7 +107,11 @@ def logps_match_training_forward(model) -> bool:
 def sampling_is_exact(args, policy) -> bool:
     """Whether the sampler's log-probabilities are the training forward's to float32 rounding: it samples the
     float32 policy itself, without dropout, and training runs without autocast."""
-    return not samples_from_bf16_copy(args, policy) and logps_match_training_forward(policy) and not (args.bf16 or args.fp16)
+    return (
+        not samples_from_bf16_copy(args, policy)
+        and logps_match_training_forward(policy)
+        and not (args.bf16 or args.fp16)
+    )
 
 
 def _sampled_old_logps_ruled_out(trainer, sampler: str | None) -> str | None:
@@ -127,8 +131,10 @@ def zero_advantage_skip_ruled_out(trainer) -> str | None:
         (trainer.beta != 0.0, f"beta {trainer.beta}: the KL term trains every row"),
         (trainer.loss_type != "dapo", f"loss_type {trainer.loss_type}: exact for dapo only"),
         (trainer.top_entropy_quantile != 1.0, "top_entropy_quantile < 1: the entropy mask reads the whole batch"),
-        (bool(getattr(trainer.args, "entropy_coef", 0.0)) or getattr(trainer.args, "use_adaptive_entropy", False),
-         "an entropy bonus trains every row"),
+        (
+            bool(getattr(trainer.args, "entropy_coef", 0.0)) or getattr(trainer.args, "use_adaptive_entropy", False),
+            "an entropy bonus trains every row",
+        ),
         (trainer.aux_loss_enabled, "an auxiliary (MoE) loss"),
         (trainer.accelerator.num_processes != 1, "several processes"),
     )
@@ -141,7 +147,11 @@ def decide(trainer) -> FastPaths:
         return FastPaths(*([ALL_OFF] * len(PATHS)))
     sampler = sampler_ruled_out(trainer.args)
     shared = grpo_forward.shared_prompts_ruled_out(trainer, trainer.model)
-    compact = "shared_prompt_forward scores instead" if shared is None else grpo_forward.compact_head_ruled_out(trainer, trainer.model)
+    compact = (
+        "shared_prompt_forward scores instead"
+        if shared is None
+        else grpo_forward.compact_head_ruled_out(trainer, trainer.model)
+    )
     return FastPaths(
         sampler=sampler,
         sampled_old_logps=_sampled_old_logps_ruled_out(trainer, sampler),

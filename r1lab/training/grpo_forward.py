@@ -22,8 +22,9 @@ from r1lab.kv_cache import cache_keyword
 from r1lab.training.trl_compat import chunked_log_probs, fused_head_forward, has_chunked_kernel, has_fused_lm_head
 
 
-def score_trimmed(score, input_ids, attention_mask, logits_to_keep: int, batch_size: int | None = None,
-                  compute_entropy: bool = False) -> tuple[Any, Any]:
+def score_trimmed(
+    score, input_ids, attention_mask, logits_to_keep: int, batch_size: int | None = None, compute_entropy: bool = False
+) -> tuple[Any, Any]:
     """(log-probs, entropies or None), each ``(B, logits_to_keep)`` with 0 on padding, as TRL's
     ``_get_per_token_logps_and_entropies`` returns them, ``batch_size`` rows at a time (all at once by default).
 
@@ -57,13 +58,18 @@ def _pad_columns(values, width: int):
     return padded
 
 
-def prompt_shared_logps(model, input_ids, attention_mask, logits_to_keep: int, batch_size: int | None = None,
-                        compute_entropy: bool = False) -> tuple[Any, Any]:
+def prompt_shared_logps(
+    model, input_ids, attention_mask, logits_to_keep: int, batch_size: int | None = None, compute_entropy: bool = False
+) -> tuple[Any, Any]:
     """:func:`score_trimmed` with each chunk scored by :func:`_prompt_shared_chunk`. ``model`` must carry TRL's fused
     LM head (``add_fused_lm_head``), as GRPOTrainer's policy does, and return a KV cache (no gradient checkpointing)."""
     return score_trimmed(
         lambda ids, mask, kept: _prompt_shared_chunk(model, ids, mask, kept, compute_entropy),
-        input_ids, attention_mask, logits_to_keep, batch_size, compute_entropy,
+        input_ids,
+        attention_mask,
+        logits_to_keep,
+        batch_size,
+        compute_entropy,
     )
 
 
@@ -77,28 +83,46 @@ def _prompt_shared_chunk(model, input_ids, attention_mask, logits_to_keep: int, 
     prefix_width = width - logits_to_keep - 1
     prefix_ids, prefix_mask = input_ids[:, :prefix_width], attention_mask[:, :prefix_width]
     distinct, row_prompt = torch.unique(torch.cat([prefix_ids, prefix_mask], dim=1), dim=0, return_inverse=True)
-    prefix = model(input_ids=distinct[:, :prefix_width], attention_mask=distinct[:, prefix_width:], use_cache=True,
-                   logits_to_keep=1)
+    prefix = model(
+        input_ids=distinct[:, :prefix_width],
+        attention_mask=distinct[:, prefix_width:],
+        use_cache=True,
+        logits_to_keep=1,
+    )
     cache = getattr(prefix, "cache", None) or getattr(prefix, "past_key_values", None)
     if distinct.shape[0] != rows or not torch.equal(row_prompt, torch.arange(rows, device=row_prompt.device)):
         cache.reorder_cache(row_prompt)
     tail_ids = input_ids[:, prefix_width:]
     labels = tail_ids.masked_fill(attention_mask[:, prefix_width:] == 0, -100)
     labels[:, 0] = -100  # the last prompt token is context, not scored
-    outputs = fused_head_forward(model, input_ids=tail_ids, attention_mask=attention_mask, labels=labels,
-                                 **{cache_name: cache})
+    outputs = fused_head_forward(
+        model, input_ids=tail_ids, attention_mask=attention_mask, labels=labels, **{cache_name: cache}
+    )
     return outputs.log_probs, (outputs.entropy if compute_entropy else None)
 
 
 # Config fields that change the LM head's logits (softcapping, scaling): with any set, TRL's fused head scores.
-_LOGIT_TRANSFORMS = ("final_logit_softcapping", "logit_scale", "output_multiplier", "lm_head_multiplier", "logits_scaling")
+_LOGIT_TRANSFORMS = (
+    "final_logit_softcapping",
+    "logit_scale",
+    "output_multiplier",
+    "lm_head_multiplier",
+    "logits_scaling",
+)
 # Vocabulary columns per tile of the chunked log-prob kernel (TRL's own calls use 32768): the logits tile of a
 # chunk is tokens x this, so a smaller width bounds the head's memory on a CPU.
 HEAD_VOCAB_TILE = 8192
 
 
-def compact_head_chunk(model, input_ids, attention_mask, logits_to_keep: int, compute_entropy: bool,
-                       temperature: float, cast_lm_head_to_fp32: bool = False):
+def compact_head_chunk(
+    model,
+    input_ids,
+    attention_mask,
+    logits_to_keep: int,
+    compute_entropy: bool,
+    temperature: float,
+    cast_lm_head_to_fp32: bool = False,
+):
     """Score one (cut) chunk as TRL's fused head does, but project only the positions that predict a real
     completion token: off Triton devices TRL's head projects every position, the prompt's included."""
     import torch
@@ -114,7 +138,9 @@ def compact_head_chunk(model, input_ids, attention_mask, logits_to_keep: int, co
         picked, context = picked.float(), torch.autocast(picked.device.type, enabled=False)
     outputs = ("log_probs", "entropy") if compute_entropy else ("log_probs",)
     with context:
-        logps, entropy, *_ = chunked_log_probs(picked, head.weight, head.bias, targets, temperature, HEAD_VOCAB_TILE, outputs)
+        logps, entropy, *_ = chunked_log_probs(
+            picked, head.weight, head.bias, targets, temperature, HEAD_VOCAB_TILE, outputs
+        )
     # masked_scatter keeps an all-padding chunk connected to the graph, as TRL's head does
     logps = logps.new_zeros(scored.shape).masked_scatter(scored, logps)
     if compute_entropy:

@@ -21,15 +21,16 @@ from trl.trainer.utils import RepeatSampler, nanstd
 
 from r1lab.generation import StopStringWatcher, decode_batch
 from r1lab.training import fast_paths, grpo_forward
-from r1lab.training.trl_compat import GRPOHooks, reload_colocated_weights, vllm_engine_settings
 from r1lab.training.rollout_correction import (
     LINEAR_IN_ADVANTAGE,
     correction_settings,
     importance_weights,
     weighted_advantages,
 )
+from r1lab.training.trl_compat import GRPOHooks, reload_colocated_weights, vllm_engine_settings
 
 logger = logging.getLogger("r1lab")
+
 
 class EpochSeededRepeatSampler(RepeatSampler):
     """TRL's RepeatSampler with an order that is a function of (seed, epoch): Trainer calls ``set_epoch`` before
@@ -61,8 +62,7 @@ class R1GRPOTrainer(GRPOHooks):
     the EOS is added here); ``vllm_engine``: settings added to TRL's colocated ``vllm.LLM`` (``use_vllm``).
     """
 
-    def __init__(self, *args, stop_strings: list[str] | None = None,
-                 vllm_engine: dict | None = None, **kwargs):
+    def __init__(self, *args, stop_strings: list[str] | None = None, vllm_engine: dict | None = None, **kwargs):
         with vllm_engine_settings(vllm_engine):
             super().__init__(*args, **kwargs)
         if self.use_vllm and self.vllm_mode == "colocate" and not torch.cuda.is_available():
@@ -138,7 +138,12 @@ class R1GRPOTrainer(GRPOHooks):
         # Seeded by (seed, step, accumulation step, process): a rerun, or a run resumed from a checkpoint,
         # samples the same completions at the same step.
         micro_step = self.micro_step % max(1, getattr(self, "current_gradient_accumulation_steps", 1) or 1)
-        seed = self.args.seed + 1_000_003 * self.state.global_step + 1009 * micro_step + 7919 * self.accelerator.process_index
+        seed = (
+            self.args.seed
+            + 1_000_003 * self.state.global_step
+            + 1009 * micro_step
+            + 7919 * self.accelerator.process_index
+        )
         seed += 104_729 * self.r1lab_sampling_round  # dynamic sampling's extra rounds of the same step
         with unwrap_model_for_generation(
             self.model_wrapped,
@@ -158,10 +163,18 @@ class R1GRPOTrainer(GRPOHooks):
             exact = fast_paths.sampling_is_exact(self.args, policy)
             try:
                 decoded = decode_batch(
-                    model, [list(ids) for ids in distinct], pad, set(self.eos_token_ids),
-                    StopStringWatcher(self.text_tokenizer, self.r1lab_stop_strings), self.max_completion_length,
-                    self.temperature, self.top_p if self.top_p is not None else 1.0, generator,
-                    [position[tuple(ids)] for ids in prompt_ids], close_with=eos, record_logps=True,
+                    model,
+                    [list(ids) for ids in distinct],
+                    pad,
+                    set(self.eos_token_ids),
+                    StopStringWatcher(self.text_tokenizer, self.r1lab_stop_strings),
+                    self.max_completion_length,
+                    self.temperature,
+                    self.top_p if self.top_p is not None else 1.0,
+                    generator,
+                    [position[tuple(ids)] for ids in prompt_ids],
+                    close_with=eos,
+                    record_logps=True,
                 )
             finally:
                 policy.train(was_training)
@@ -195,9 +208,11 @@ class R1GRPOTrainer(GRPOHooks):
             return True
         if not self.r1lab_warned_uncorrected:
             self.r1lab_warned_uncorrected = True
-            logger.warning("r1lab: loss_type %s: rollouts sampled in another precision than training are not "
-                           "corrected by importance sampling (sampling_dtype float32 samples the policy itself)",
-                           self.loss_type)
+            logger.warning(
+                "r1lab: loss_type %s: rollouts sampled in another precision than training are not "
+                "corrected by importance sampling (sampling_dtype float32 samples the policy itself)",
+                self.loss_type,
+            )
         return False
 
     def _correct_rollouts(self, output: dict) -> dict:
@@ -214,7 +229,10 @@ class R1GRPOTrainer(GRPOHooks):
             attention_mask = torch.cat([output["prompt_mask"], output["completion_mask"]], dim=1)
             with torch.no_grad():
                 old, _, _ = self.score_tokens(
-                    self.model, input_ids, attention_mask, output["completion_ids"].shape[1],
+                    self.model,
+                    input_ids,
+                    attention_mask,
+                    output["completion_ids"].shape[1],
                     batch_size=self.args.per_device_train_batch_size,
                 )
             output["old_per_token_logps"] = old
@@ -233,8 +251,9 @@ class R1GRPOTrainer(GRPOHooks):
             return self._correct_rollouts(self.trl_generate_and_score(inputs))
         size = self.num_generations
         wanted = len(inputs) // size
-        drawn = oversampled_prompt_count(wanted, varied_share(self.state.log_history),
-                                         getattr(self.args, "max_oversampling", 1.0))
+        drawn = oversampled_prompt_count(
+            wanted, varied_share(self.state.log_history), getattr(self.args, "max_oversampling", 1.0)
+        )
         extra = self._resampled_prompts(drawn - wanted, 0) if drawn > wanted else []
         rounds, batch, sampled = 0, inputs + extra, []  # sampled: (output, group index, has variance)
         while True:
@@ -254,7 +273,11 @@ class R1GRPOTrainer(GRPOHooks):
             logger.warning(
                 "r1lab: dynamic sampling found %d of %d groups with reward variance in %d rounds (max_resample_rounds=%d); "
                 "step %d trains on them, the rest of the batch are flat groups that teach nothing",
-                effective, wanted, rounds + 1, self.args.max_resample_rounds + 1, self.state.global_step,
+                effective,
+                wanted,
+                rounds + 1,
+                self.args.max_resample_rounds + 1,
+                self.state.global_step,
             )
         self.log_metric("dynamic_sampling/groups_sampled", float(len(sampled)))
         self.log_metric("dynamic_sampling/groups_dropped", float(sum(not varied for _, _, varied in sampled)))
@@ -268,7 +291,9 @@ class R1GRPOTrainer(GRPOHooks):
         """``count`` prompts of the training set, each repeated num_generations times, drawn from (seed, step,
         round; round 0: the first generation's over-sampled extras): a resumed run draws what the uninterrupted run
         drew."""
-        generator = torch.Generator().manual_seed(self.args.seed + 1_000_003 * self.state.global_step + 104_729 * round_number)
+        generator = torch.Generator().manual_seed(
+            self.args.seed + 1_000_003 * self.state.global_step + 104_729 * round_number
+        )
         dataset = self.train_dataset
         picks = torch.randperm(len(dataset), generator=generator)[:count].tolist()
         while len(picks) < count:  # a training set smaller than a batch
@@ -276,16 +301,22 @@ class R1GRPOTrainer(GRPOHooks):
         return [dataset[index] for index in picks for _ in range(self.num_generations)]
 
     # --- scoring -----------------------------------------------------------------------------------------------
-    def score_tokens(self, model, input_ids, attention_mask, logits_to_keep, batch_size=None, compute_entropy=False,
-                     **kwargs):
+    def score_tokens(
+        self, model, input_ids, attention_mask, logits_to_keep, batch_size=None, compute_entropy=False, **kwargs
+    ):
         sampled, self.r1lab_sampled = self.r1lab_sampled, None
         # TRL's old-log-probs call: the policy model, no gradient, no entropy (the loss's call has both).
         if sampled is not None and model is self.model and not compute_entropy and not torch.is_grad_enabled():
             logps = sampled_logps_tensor(sampled, input_ids, logits_to_keep)
             if logps is not None:
                 return logps, None, None
-        if not (self.fast_paths.on("trimmed_scoring") and grpo_forward.text_only(kwargs)) or input_ids.shape[1] - logits_to_keep < 2:
-            return self.trl_score_tokens(model, input_ids, attention_mask, logits_to_keep, batch_size, compute_entropy, **kwargs)
+        if (
+            not (self.fast_paths.on("trimmed_scoring") and grpo_forward.text_only(kwargs))
+            or input_ids.shape[1] - logits_to_keep < 2
+        ):
+            return self.trl_score_tokens(
+                model, input_ids, attention_mask, logits_to_keep, batch_size, compute_entropy, **kwargs
+            )
         if self.fast_paths.on("shared_prompt_forward"):
             with self.accelerator.autocast():
                 logps, entropies = grpo_forward.prompt_shared_logps(
@@ -297,12 +328,17 @@ class R1GRPOTrainer(GRPOHooks):
         def score(ids, mask, kept):
             if compact:
                 with self.accelerator.autocast():
-                    return grpo_forward.compact_head_chunk(model, ids, mask, kept, compute_entropy, self.temperature,
-                                                           self.args.cast_lm_head_to_fp32)
-            logps, entropies, _ = self.trl_score_tokens(model, ids, mask, kept, compute_entropy=compute_entropy, **kwargs)
+                    return grpo_forward.compact_head_chunk(
+                        model, ids, mask, kept, compute_entropy, self.temperature, self.args.cast_lm_head_to_fp32
+                    )
+            logps, entropies, _ = self.trl_score_tokens(
+                model, ids, mask, kept, compute_entropy=compute_entropy, **kwargs
+            )
             return logps, entropies
 
-        logps, entropies = grpo_forward.score_trimmed(score, input_ids, attention_mask, logits_to_keep, batch_size, compute_entropy)
+        logps, entropies = grpo_forward.score_trimmed(
+            score, input_ids, attention_mask, logits_to_keep, batch_size, compute_entropy
+        )
         return logps, entropies, None
 
     # --- loss --------------------------------------------------------------------------------------------------
@@ -315,7 +351,9 @@ class R1GRPOTrainer(GRPOHooks):
         if not keep.any():
             # No row left: a loss of 0 that still gives every trainable weight a (zero) gradient, so the
             # optimizer steps exactly as it would after the full forward and backward.
-            return sum(parameter.reshape(-1)[:1].sum() * 0.0 for parameter in model.parameters() if parameter.requires_grad)
+            return sum(
+                parameter.reshape(-1)[:1].sum() * 0.0 for parameter in model.parameters() if parameter.requires_grad
+            )
         rows = keep.shape[0]
         sliced = {
             key: value[keep] if torch.is_tensor(value) and value.dim() > 0 and value.shape[0] == rows else value
@@ -405,8 +443,13 @@ def flat_groups(rewards_per_func, weights, group_size: int):
 # prompts on the left, completions on the right, as TRL pads them.
 _LEFT_PADDING = {"prompt_ids": "pad", "prompt_mask": 0}
 _RIGHT_PADDING = {
-    "completion_ids": "pad", "completion_mask": 0, "old_per_token_logps": 0.0, "sampling_per_token_logps": 0.0,
-    "ref_per_token_logps": 0.0, "importance_sampling_ratio": 1.0, "tool_mask": 1,
+    "completion_ids": "pad",
+    "completion_mask": 0,
+    "old_per_token_logps": 0.0,
+    "sampling_per_token_logps": 0.0,
+    "ref_per_token_logps": 0.0,
+    "importance_sampling_ratio": 1.0,
+    "tool_mask": 1,
 }
 
 
@@ -415,8 +458,11 @@ def join_groups(picked: list, group_size: int, pad_token_id: int) -> dict:
     per-row tensor cut to the group's rows and padded to a common width; the token count TRL's loss divides by
     (``num_items_in_batch``) recounted over the joined rows (one process)."""
     first = picked[0][0]
-    unknown = [key for key in first if key not in _LEFT_PADDING and key not in _RIGHT_PADDING
-               and key not in ("advantages", "num_items_in_batch")]
+    unknown = [
+        key
+        for key in first
+        if key not in _LEFT_PADDING and key not in _RIGHT_PADDING and key not in ("advantages", "num_items_in_batch")
+    ]
     if unknown:
         raise ValueError(f"dynamic sampling cannot join generation batches holding {', '.join(sorted(unknown))}")
     joined = {}

@@ -31,7 +31,15 @@ from r1lab.run_files import HELDOUT, append_records, keep_records_up_to
 
 logger = logging.getLogger("r1lab")
 
-FIGURES = ("greedy_accuracy", "greedy_format_rate", "pass_at_1", "format_rate", "pass_at_k", "mean_tokens", "truncation_rate")
+FIGURES = (
+    "greedy_accuracy",
+    "greedy_format_rate",
+    "pass_at_1",
+    "format_rate",
+    "pass_at_k",
+    "mean_tokens",
+    "truncation_rate",
+)
 _DEFAULTS = {"limit": 100, "k": 1, "temperature": 0.0, "progress": False}
 
 
@@ -50,7 +58,10 @@ def heldout_settings(config) -> tuple[int, Any] | None:
     for name in ("model", "output_dir", "overwrite", "greedy"):
         if name in values:
             raise UserError(f"heldout_eval: {name} is set by the stage (the model being trained, {HELDOUT.name})")
-    task_fields = {name: getattr(config, name) for name in ("task", "dataset", "task_size", "task_seed", "task_options", "template")}
+    task_fields = {
+        name: getattr(config, name)
+        for name in ("task", "dataset", "task_size", "task_seed", "task_options", "template")
+    }
     eval_config = build_config(EvalConfig, {**task_fields, **_DEFAULTS, **values}, source="heldout_eval")
     check_eval_settings(eval_config)
     return every, eval_config
@@ -82,8 +93,13 @@ class HeldoutEvalCallback(TrainerCallback):
         record.update({key: summary[key] for key in FIGURES if summary.get(key) is not None})
         record["seconds"] = round(time.perf_counter() - started, 2)
         append_records(self.path, HELDOUT, [record])
-        logger.info("r1lab: held-out eval at step %d: greedy accuracy %.3f on %d questions (%.0f s)",
-                    step, record.get("greedy_accuracy", float("nan")), record["questions"], record["seconds"])
+        logger.info(
+            "r1lab: held-out eval at step %d: greedy accuracy %.3f on %d questions (%.0f s)",
+            step,
+            record.get("greedy_accuracy", float("nan")),
+            record["questions"],
+            record["seconds"],
+        )
         return record
 
     def on_train_begin(self, args, state, control, model=None, **kwargs):
@@ -99,7 +115,11 @@ class HeldoutEvalCallback(TrainerCallback):
 
     def on_step_end(self, args, state, control, **kwargs):
         step = state.global_step
-        if state.is_world_process_zero and step not in self.done and (step % self.every == 0 or step >= state.max_steps):
+        if (
+            state.is_world_process_zero
+            and step not in self.done
+            and (step % self.every == 0 or step >= state.max_steps)
+        ):
             self.due = step
             control.should_log = True  # the eval runs in on_log, so that its time is not counted as the step's
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from r1lab.config import setting
@@ -19,20 +19,32 @@ logger = logging.getLogger("r1lab")
 class TrainingStageSettings:
     """The fields every r1lab training stage adds to its TRL config (mixed in before TRL's class)."""
 
-    model: str = setting("embedded", "The model to train: embedded (SmolLM2-135M-Instruct), a local directory or a hub id.")
+    model: str = setting(
+        "embedded", "The model to train: embedded (SmolLM2-135M-Instruct), a local directory or a hub id."
+    )
     model_dtype: ModelDtype = setting(
-        "auto", "The weights' dtype: auto = bfloat16 on a GPU when bf16 is set, else float32 (on a CPU with bf16 "
-        "units training computes in bf16 autocast over float32 weights: docs/grpo.md#precision-on-a-cpu).")
+        "auto",
+        "The weights' dtype: auto = bfloat16 on a GPU when bf16 is set, else float32 (on a CPU with bf16 "
+        "units training computes in bf16 autocast over float32 weights: docs/grpo.md#precision-on-a-cpu).",
+    )
     attn_implementation: str = setting(
-        "auto", "The attention kernel: auto = eager for bf16 on a CPU that emulates bf16 when prompt + completion "
-        "<= 1024 tokens, else the model's default (sdpa); or any transformers value (eager, sdpa, flash_attention_2).")
-    template: str = setting("xml", "The output layout: xml (<reasoning>/<answer>, the seed's) or think (<think>...</think> answer).")
+        "auto",
+        "The attention kernel: auto = eager for bf16 on a CPU that emulates bf16 when prompt + completion "
+        "<= 1024 tokens, else the model's default (sdpa); or any transformers value (eager, sdpa, flash_attention_2).",
+    )
+    template: str = setting(
+        "xml", "The output layout: xml (<reasoning>/<answer>, the seed's) or think (<think>...</think> answer)."
+    )
     overwrite: bool = setting(False, "Replace a finished output_dir (its finish marker goes first).")
     resume: bool = setting(
-        False, "Continue from the last complete checkpoint-N in output_dir (same data order, RNG, optimizer); "
-        "without one, start from the beginning. resume_from_checkpoint names a checkpoint instead.")
+        False,
+        "Continue from the last complete checkpoint-N in output_dir (same data order, RNG, optimizer); "
+        "without one, start from the beginning. resume_from_checkpoint names a checkpoint instead.",
+    )
     final_eval: dict[str, Any] = setting(
-        default_factory=dict, help="Eval settings for an eval of the trained model at the end, e.g. {limit: 100, k: 4}; {}: none.")
+        default_factory=dict,
+        help="Eval settings for an eval of the trained model at the end, e.g. {limit: 100, k: 4}; {}: none.",
+    )
 
     def __post_init__(self):
         check_training_ranges(self)
@@ -127,12 +139,17 @@ def precision_figures(model, config) -> dict[str, Any]:
 class LoraSettings:
     """LoRA fields (``use_peft``), shared by sft and grpo; the adapter is merged into the weights on save."""
 
-    use_peft: bool = setting(False, "Train a LoRA adapter instead of every weight; it is merged into the weights on save.")
+    use_peft: bool = setting(
+        False, "Train a LoRA adapter instead of every weight; it is merged into the weights on save."
+    )
     lora_r: int = setting(16, "LoRA rank.", minimum=1)
-    lora_alpha: int = setting(32, "LoRA scaling numerator (the adapter's output is scaled by lora_alpha / lora_r).", minimum=1)
+    lora_alpha: int = setting(
+        32, "LoRA scaling numerator (the adapter's output is scaled by lora_alpha / lora_r).", minimum=1
+    )
     lora_dropout: float = setting(0.05, "Dropout on the adapter's input, from 0 to below 1.", minimum=0.0, maximum=0.99)
     lora_target_modules: list[str] | None = setting(
-        None, "Module names the adapter wraps; null: every linear layer but the output head.")
+        None, "Module names the adapter wraps; null: every linear layer but the output head."
+    )
 
 
 def peft_config(config):

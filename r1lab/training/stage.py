@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import logging
 import resource
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from r1lab.config import build_config, config_to_dict
 from r1lab.errors import UserError
@@ -34,9 +35,18 @@ def check_training_outputs(config) -> None:
     peft_config(config)
 
 
-def run_training_stage(config, stage: str, build_trainer: Callable[[list], Any], tokenizer, *, started: float,
-                       merge_lora: bool = False, figures: Callable[[], dict[str, Any]] | None = None,
-                       before_final_eval: Callable[[], None] | None = None, write_marker: bool = True) -> dict[str, Any]:
+def run_training_stage(
+    config,
+    stage: str,
+    build_trainer: Callable[[list], Any],
+    tokenizer,
+    *,
+    started: float,
+    merge_lora: bool = False,
+    figures: Callable[[], dict[str, Any]] | None = None,
+    before_final_eval: Callable[[], None] | None = None,
+    write_marker: bool = True,
+) -> dict[str, Any]:
     """Train ``build_trainer(callbacks)`` (it loads the model and builds the trainer with these callbacks), on every
     rank; save the model into ``config.output_dir``; then, on rank 0: ``before_final_eval()`` (files to keep beside
     the model), the final eval and the finish marker. Returns the stage's figures: the logged metrics' last values,
@@ -44,10 +54,16 @@ def run_training_stage(config, stage: str, build_trainer: Callable[[list], Any],
     metrics = MetricsFileCallback(config.output_dir)
     trainer = build_trainer([metrics])
     precision = precision_figures(trainer.model, trainer.args)
-    logger.info("r1lab: %s: training %s weights%s", precision["device"], precision["weights"],
-                f" in {precision['autocast']} autocast" if precision["autocast"] else "")
+    logger.info(
+        "r1lab: %s: training %s weights%s",
+        precision["device"],
+        precision["weights"],
+        f" in {precision['autocast']} autocast" if precision["autocast"] else "",
+    )
     trainer.train(resume_from_checkpoint=config.resume_from_checkpoint)
-    result = finish_training(trainer, tokenizer, config.output_dir, metrics, stage, merge_lora, **(figures() if figures else {}))
+    result = finish_training(
+        trainer, tokenizer, config.output_dir, metrics, stage, merge_lora, **(figures() if figures else {})
+    )
     if trainer.is_world_process_zero():
         if before_final_eval is not None:
             before_final_eval()
@@ -57,7 +73,9 @@ def run_training_stage(config, stage: str, build_trainer: Callable[[list], Any],
     return result
 
 
-def finish_training(trainer, tokenizer, output_dir: str, metrics, stage: str, merge_lora: bool = False, **extra) -> dict:
+def finish_training(
+    trainer, tokenizer, output_dir: str, metrics, stage: str, merge_lora: bool = False, **extra
+) -> dict:
     """After ``trainer.train()``, on every rank: the run's figures (the metrics summary, peak RSS, ``extra``, the
     world size and weights fingerprint), with the trained model saved into ``output_dir``."""
     figures = summarize_history(metrics.history)
@@ -79,15 +97,24 @@ def check_final_eval(config) -> None:
     if not config.final_eval:
         return
     if not isinstance(config.final_eval, dict):
-        raise UserError(f"final_eval must be a mapping of eval settings such as {{limit: 100, k: 4}}, got {config.final_eval!r}")
+        raise UserError(
+            f"final_eval must be a mapping of eval settings such as {{limit: 100, k: 4}}, got {config.final_eval!r}"
+        )
     check_eval_settings(build_config(EvalConfig, dict(config.final_eval), source="final_eval"))
     target = config.final_eval.get("output_dir")
-    if target is not None:
-        if not is_inside(str(target), config.output_dir):
-            raise UserError(f"final_eval output_dir {target} is outside the stage's output_dir {config.output_dir}")
+    if target is not None and not is_inside(str(target), config.output_dir):
+        raise UserError(f"final_eval output_dir {target} is outside the stage's output_dir {config.output_dir}")
 
 
-FINAL_EVAL_FIGURES = ("greedy_accuracy", "greedy_format_rate", "pass_at_1", "cons_at_k", "format_rate", "questions", "k")
+FINAL_EVAL_FIGURES = (
+    "greedy_accuracy",
+    "greedy_format_rate",
+    "pass_at_1",
+    "cons_at_k",
+    "format_rate",
+    "questions",
+    "k",
+)
 
 
 def run_final_eval(config) -> dict[str, Any] | None:

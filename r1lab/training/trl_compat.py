@@ -42,19 +42,23 @@ _VLLM = "trl.generation.vllm_generation:VLLMGeneration"
 
 PRIVATE = {
     "_get_train_sampler": Private(
-        _GRPO, "override",
+        _GRPO,
+        "override",
         "(self, dataset: datasets.arrow_dataset.Dataset | None = None) -> torch.utils.data.sampler.Sampler",
         "each epoch's prompt order drawn from (seed + epoch), so a run resumed in epoch e reads epoch e's order "
         "(TRL's sampler draws every epoch from one generator seeded once, and a resumed run would restart at epoch 0's)",
     ),
     "_generate_single_turn": Private(
-        _GRPO, "override", "(self, prompt_ids, images, multimodal_fields, num_generations, has_tool_images=False)",
+        _GRPO,
+        "override",
+        "(self, prompt_ids, images, multimodal_fields, num_generations, has_tool_images=False)",
         "text-only sampling without vLLM through r1lab's decoding loop (a group's prompt read once, finished rows "
         "leave the batch, stop_at_answer) instead of model.generate; the sampled log-probabilities are kept. "
         "With vLLM, TRL's call, and a completion that stopped at stop_at_answer's string is closed with EOS",
     ),
     "_get_per_token_logps_and_entropies": Private(
-        _GRPO, "override",
+        _GRPO,
+        "override",
         "(self, model, input_ids, attention_mask, logits_to_keep, batch_size=None, compute_entropy=False, "
         "compute_aux_loss=False, pixel_values=None, image_grid_thw=None, num_images=None, pixel_attention_mask=None, "
         "spatial_shapes=None, num_tiles=None, image_sizes=None, token_type_ids=None, mm_token_type_ids=None, "
@@ -63,7 +67,8 @@ PRIVATE = {
         "prompt's forward shared by its rows, the LM head over completion positions only (grpo_forward)",
     ),
     "_generate_and_score_completions": Private(
-        _GRPO, "override",
+        _GRPO,
+        "override",
         "(self, inputs: list[dict[str, torch.Tensor | typing.Any]]) -> dict[str, torch.Tensor | typing.Any]",
         "dynamic sampling (DAPO): groups whose rewards are all equal are dropped and more prompts sampled until the "
         "step has its configured number of groups with reward variance; the groups kept are joined into one batch. "
@@ -71,46 +76,65 @@ PRIVATE = {
         "sampling weights applied to the advantages (rollout_correction). The benchmark's probe wraps it too",
     ),
     "_calculate_rewards": Private(
-        _GRPO, "override", "(self, inputs, prompts, completions, completion_ids_list)",
+        _GRPO,
+        "override",
+        "(self, inputs, prompts, completions, completion_ids_list)",
         "keeps the batch's rewards per function, which dynamic sampling reads to find the groups without variance",
     ),
     "_compute_loss": Private(
-        _GRPO, "override", "(self, model, inputs)",
+        _GRPO,
+        "override",
+        "(self, model, inputs)",
         "rows whose advantage is exactly 0 skip their forward and backward where that changes nothing "
         "(beta 0, loss_type dapo, one process). The benchmark's probe wraps it to count the trained tokens",
     ),
     "_generate": Private(
-        _GRPO, "call", "(self, prompts: list)",
+        _GRPO,
+        "call",
+        "(self, prompts: list)",
         "the benchmark's probe times each generation and counts its tokens (the result's second item: the "
         "completions' token ids)",
     ),
     "_tokenizer": Private(
-        _GRPO, "attribute", "self._tokenizer = processing_class",
+        _GRPO,
+        "attribute",
+        "self._tokenizer = processing_class",
         "the text tokenizer of the processing class: pad id and stop strings for r1lab's loop",
     ),
     "_step": Private(
-        _GRPO, "attribute", "self._step = 0",
+        _GRPO,
+        "attribute",
+        "self._step = 0",
         "the micro-step counter: r1lab's loop seeds its sampling with it, so a rerun samples the same completions",
     ),
     "_metrics": Private(
-        _GRPO, "attribute", 'self._metrics = {"train": defaultdict(list), "eval": defaultdict(list)}',
+        _GRPO,
+        "attribute",
+        'self._metrics = {"train": defaultdict(list), "eval": defaultdict(list)}',
         "r1lab's per-step metrics (dynamic sampling, rollout correction, rows skipped) logged beside TRL's",
     ),
     "_logs": Private(
-        _GRPO, "attribute", "self._logs = {",
+        _GRPO,
+        "attribute",
+        "self._logs = {",
         "the latest generation batch (prompts, completions, rewards per function), written to completions.jsonl",
     ),
     "_total_train_tokens": Private(
-        "trl.trainer.sft_trainer:SFTTrainer", "attribute", "self._total_train_tokens = 0",
+        "trl.trainer.sft_trainer:SFTTrainer",
+        "attribute",
+        "self._total_train_tokens = 0",
         "SFT's num_tokens metric continued after a resume (the count lives in the trainer, not in the checkpoint)",
     ),
     "_iter_named_params": Private(
-        _VLLM, "call", "(self)",
+        _VLLM,
+        "call",
+        "(self)",
         "a CPU run's colocated engine reloads the policy's parameters (named as vLLM expects, PEFT merged) through "
         "vLLM's layer-wise reload_weights",
     ),
     "ChunkedLogProbFunction.apply": Private(
-        "trl.kernels:ChunkedLogProbFunction", "call",
+        "trl.kernels:ChunkedLogProbFunction",
+        "call",
         "(ctx, hidden: 'torch.Tensor', weight: 'torch.Tensor', bias: 'torch.Tensor | None', targets: 'torch.Tensor', "
         "temperature: 'float', chunk_size: 'int', final_logit_softcapping: 'float | None' = None, logit_scale: "
         "'float' = 1.0, outputs: 'tuple[str, ...]' = ('entropy', 'log_sum_sq_probs', 'mean_logits', 'is_top1')) -> "
@@ -119,18 +143,23 @@ PRIVATE = {
         "arguments by position (its forward's signature, checked)",
     ),
     "fused_lm_head": Private(
-        "trl.trainer.utils:add_fused_lm_head", "patch", "fused_lm_head",
+        "trl.trainer.utils:add_fused_lm_head",
+        "patch",
+        "fused_lm_head",
         "TRL patches the policy's forward with a keyword that scores through its chunked head; the shared prompt "
         "forward calls it and checks the forward's parameters for it",
     ),
     "vllm_generation.LLM": Private(
-        "trl.generation.vllm_generation:VLLMGeneration._init_vllm", "patch", "self.llm = LLM(",
+        "trl.generation.vllm_generation:VLLMGeneration._init_vllm",
+        "patch",
+        "self.llm = LLM(",
         "TRL builds its colocated engine with fixed settings: r1lab adds its own (vllm_support.engine_kwargs: the "
         "trained weights' dtype; on a CPU eager execution, no minutes of torch.compile at start-up, and the KV-cache "
         "size), for the duration of TRL's __init__",
     ),
     "VLLMGeneration.sync_weights": Private(
-        "trl.generation.vllm_generation:VLLMGeneration.sync_weights", "patch",
+        "trl.generation.vllm_generation:VLLMGeneration.sync_weights",
+        "patch",
         "model_runner.model.load_weights([(name, param)])",
         "on a CPU vLLM repacks each linear layer's weight for its GEMM kernels and drops the loadable parameter, so "
         "TRL's load_weights fails ('Parameter' object has no attribute 'weight_loader'): a CPU run's colocated engine "
@@ -173,9 +202,12 @@ class GRPOHooks(GRPOTrainer):
     def _generate_single_turn(self, prompt_ids, images, multimodal_fields, num_generations, has_tool_images=False):
         return self.sample_turn(prompt_ids, images, multimodal_fields, num_generations, has_tool_images)
 
-    def _get_per_token_logps_and_entropies(self, model, input_ids, attention_mask, logits_to_keep, batch_size=None,
-                                           compute_entropy=False, **kwargs):
-        return self.score_tokens(model, input_ids, attention_mask, logits_to_keep, batch_size, compute_entropy, **kwargs)
+    def _get_per_token_logps_and_entropies(
+        self, model, input_ids, attention_mask, logits_to_keep, batch_size=None, compute_entropy=False, **kwargs
+    ):
+        return self.score_tokens(
+            model, input_ids, attention_mask, logits_to_keep, batch_size, compute_entropy, **kwargs
+        )
 
     def _generate_and_score_completions(self, inputs):
         return self.generate_and_score(inputs)
@@ -200,15 +232,25 @@ class GRPOHooks(GRPOTrainer):
     def trl_sample_turn(self, prompt_ids, images, multimodal_fields, num_generations, has_tool_images=False):
         return super()._generate_single_turn(prompt_ids, images, multimodal_fields, num_generations, has_tool_images)
 
-    def score_tokens(self, model, input_ids, attention_mask, logits_to_keep, batch_size=None, compute_entropy=False,
-                     **kwargs):
+    def score_tokens(
+        self, model, input_ids, attention_mask, logits_to_keep, batch_size=None, compute_entropy=False, **kwargs
+    ):
         """(per-token log-probabilities, entropies or None, auxiliary loss or None) of the completion columns."""
-        return self.trl_score_tokens(model, input_ids, attention_mask, logits_to_keep, batch_size, compute_entropy, **kwargs)
+        return self.trl_score_tokens(
+            model, input_ids, attention_mask, logits_to_keep, batch_size, compute_entropy, **kwargs
+        )
 
-    def trl_score_tokens(self, model, input_ids, attention_mask, logits_to_keep, batch_size=None,
-                         compute_entropy=False, **kwargs):
+    def trl_score_tokens(
+        self, model, input_ids, attention_mask, logits_to_keep, batch_size=None, compute_entropy=False, **kwargs
+    ):
         return super()._get_per_token_logps_and_entropies(
-            model, input_ids, attention_mask, logits_to_keep, batch_size=batch_size, compute_entropy=compute_entropy, **kwargs
+            model,
+            input_ids,
+            attention_mask,
+            logits_to_keep,
+            batch_size=batch_size,
+            compute_entropy=compute_entropy,
+            **kwargs,
         )
 
     def generate_and_score(self, inputs):
@@ -260,8 +302,12 @@ def wrap_grpo_trainer(*, init: Callable, generate: Callable, generate_and_score:
     """Every GRPOTrainer of this process (TRL's and r1lab's) runs each wrapper around TRL's method: ``init(original,
     self, *args, **kwargs)``, ``generate(original, self, prompts)``, ``generate_and_score(original, self, inputs)``,
     ``loss(original, self, model, inputs)``. For the benchmark's probe, in a process of its own."""
-    for name, wrapper in (("__init__", init), ("_generate", generate),
-                          ("_generate_and_score_completions", generate_and_score), ("_compute_loss", loss)):
+    for name, wrapper in (
+        ("__init__", init),
+        ("_generate", generate),
+        ("_generate_and_score_completions", generate_and_score),
+        ("_compute_loss", loss),
+    ):
         setattr(GRPOTrainer, name, _wrapped(wrapper, getattr(GRPOTrainer, name)))
 
 

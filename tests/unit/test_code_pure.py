@@ -10,7 +10,13 @@ import pytest
 
 from r1lab.code import _testcode, _wire
 from r1lab.code.problems import (
-    answer_part, extract_code, humaneval_preamble, last_code_block, outputs_match, problem_from_row, question_from_row,
+    answer_part,
+    extract_code,
+    humaneval_preamble,
+    last_code_block,
+    outputs_match,
+    problem_from_row,
+    question_from_row,
 )
 from r1lab.code.sandbox import plan_masks, read_verdicts
 from r1lab.errors import UserError
@@ -49,15 +55,24 @@ def test_float_tolerance_per_problem():
     row = {"inputs": ["1\n"], "outputs": ["0.5\n"]}
     assert problem_from_row(row, "row 1").float_tolerance == 1e-6
     assert problem_from_row({**row, "float_tolerance": 1e-3}, "row 1").float_tolerance == 1e-3
-    assert problem_from_row({"tests": [{"input": "", "output": "1"}], "float_tolerance": 0}, "row 2").float_tolerance == 0.0
-    for bad, message in ((5, "at most 0.1"), (-1e-3, "at least 0.0"), ("x", "must be a number"), (float("nan"), "finite")):
+    assert (
+        problem_from_row({"tests": [{"input": "", "output": "1"}], "float_tolerance": 0}, "row 2").float_tolerance
+        == 0.0
+    )
+    for bad, message in (
+        (5, "at most 0.1"),
+        (-1e-3, "at least 0.0"),
+        ("x", "must be a number"),
+        (float("nan"), "finite"),
+    ):
         with pytest.raises(UserError, match=message):
             problem_from_row({**row, "float_tolerance": bad}, "row 1")
 
 
 HUMANEVAL_ROW = {
-    "task_id": "X/0", "entry_point": "inc",
-    "prompt": "import math\n\ndef helper(x):\n    return x\n\n\ndef inc(x):\n    \"\"\"Add one.\"\"\"\n",
+    "task_id": "X/0",
+    "entry_point": "inc",
+    "prompt": 'import math\n\ndef helper(x):\n    return x\n\n\ndef inc(x):\n    """Add one."""\n',
     "canonical_solution": "    return x + 1\n",
     "test": "def check(candidate):\n    assert candidate(1) == 2\n    assert True\n    for i in range(3):\n        assert candidate(i) == i + 1\n",
 }
@@ -72,32 +87,56 @@ def test_humaneval_layout():
     assert humaneval_preamble("def other():\n    pass\ndef inc(x):\n", "inc") == "def other():\n    pass\n"
 
 
-@pytest.mark.parametrize("row, kind, count", [
-    ({"text": "Add.", "test_list": ["assert add(1, 2) == 3", "assert add(0, 0) == 0"]}, "assert", 2),
-    ({"question": "Sum.", "inputs": ["1 2\n", "3 4\n"], "outputs": ["3\n", "7\n"]}, "stdio", 2),
-    ({"question": "Sum.", "input_output": '{"inputs": ["1 2"], "outputs": ["3"]}'}, "stdio", 1),
-    ({"description": "Sum.", "public_tests": {"input": ["1 2"], "output": ["3"]}, "private_tests": {"input": ["2 2"], "output": ["4"]}}, "stdio", 2),
-    ({"problem": "Sum.", "verification_info": {"language": "python", "test_cases": [{"input": "1 2", "output": "3", "type": "stdin_stdout"}]}}, "stdio", 1),
-    ({"question": "Sum.", "tests": [{"input": "1 2", "output": "3"}]}, "stdio", 1),
-    ({"question": "Add.", "tests": ["assert add(1, 2) == 3"]}, "assert", 1),
-    ({"question": "Add.", "tests": "assert add(1, 2) == 3\nassert add(2, 2) == 4\n"}, "assert", 2),
-])
+@pytest.mark.parametrize(
+    "row, kind, count",
+    [
+        ({"text": "Add.", "test_list": ["assert add(1, 2) == 3", "assert add(0, 0) == 0"]}, "assert", 2),
+        ({"question": "Sum.", "inputs": ["1 2\n", "3 4\n"], "outputs": ["3\n", "7\n"]}, "stdio", 2),
+        ({"question": "Sum.", "input_output": '{"inputs": ["1 2"], "outputs": ["3"]}'}, "stdio", 1),
+        (
+            {
+                "description": "Sum.",
+                "public_tests": {"input": ["1 2"], "output": ["3"]},
+                "private_tests": {"input": ["2 2"], "output": ["4"]},
+            },
+            "stdio",
+            2,
+        ),
+        (
+            {
+                "problem": "Sum.",
+                "verification_info": {
+                    "language": "python",
+                    "test_cases": [{"input": "1 2", "output": "3", "type": "stdin_stdout"}],
+                },
+            },
+            "stdio",
+            1,
+        ),
+        ({"question": "Sum.", "tests": [{"input": "1 2", "output": "3"}]}, "stdio", 1),
+        ({"question": "Add.", "tests": ["assert add(1, 2) == 3"]}, "assert", 1),
+        ({"question": "Add.", "tests": "assert add(1, 2) == 3\nassert add(2, 2) == 4\n"}, "assert", 2),
+    ],
+)
 def test_layouts(row, kind, count):
     problem = problem_from_row(row, "row 1")
     assert (problem.kind, problem.test_count) == (kind, count)
     assert question_from_row(row, problem, "row 1")
 
 
-@pytest.mark.parametrize("row, message", [
-    ({"question": "q", "answer": "4"}, "unknown layout: no test columns"),
-    ({"prompt": "def f():\n", "test": "def check(candidate):\n    assert candidate() == 1\n"}, "no entry_point"),
-    ({"prompt": "def f():\n", "test": "", "entry_point": "f"}, "no tests"),
-    ({"question": "q", "test_list": []}, "no tests"),
-    ({"question": "q", "inputs": ["1"], "outputs": []}, "1 inputs but 0 outputs"),
-    ({"question": "q", "tests": ["assert f(("]}, "does not parse"),
-    ({"question": "q", "input_output": '{"fn_name": "f", "inputs": [[1]], "outputs": [[1]]}'}, "call-based APPS"),
-    ({"question": "q", "verification_info": {"language": "cpp", "test_cases": []}}, "only Python"),
-])
+@pytest.mark.parametrize(
+    "row, message",
+    [
+        ({"question": "q", "answer": "4"}, "unknown layout: no test columns"),
+        ({"prompt": "def f():\n", "test": "def check(candidate):\n    assert candidate() == 1\n"}, "no entry_point"),
+        ({"prompt": "def f():\n", "test": "", "entry_point": "f"}, "no tests"),
+        ({"question": "q", "test_list": []}, "no tests"),
+        ({"question": "q", "inputs": ["1"], "outputs": []}, "1 inputs but 0 outputs"),
+        ({"question": "q", "tests": ["assert f(("]}, "does not parse"),
+        ({"question": "q", "input_output": '{"fn_name": "f", "inputs": [[1]], "outputs": [[1]]}'}, "call-based APPS"),
+        ({"question": "q", "verification_info": {"language": "cpp", "test_cases": []}}, "only Python"),
+    ],
+)
 def test_bad_rows_are_one_clear_error(row, message):
     with pytest.raises(UserError, match=message):
         problem_from_row(row, "row 1")
@@ -123,24 +162,39 @@ def test_wire_roundtrip_and_only_builtin_types():
 
 def test_only_token_lines_count_and_unreported_tests_fail():
     token = "abc"
-    output = "\n".join([
-        'abc {"total": 3}', '{"test": 1, "passed": true}', 'xyz {"test": 2, "passed": true}',
-        'abc {"test": 0, "passed": true, "error": null}', 'abc {"test": 7, "passed": true}', 'abc {"done": true}',
-    ])
+    output = "\n".join(
+        [
+            'abc {"total": 3}',
+            '{"test": 1, "passed": true}',
+            'xyz {"test": 2, "passed": true}',
+            'abc {"test": 0, "passed": true, "error": null}',
+            'abc {"test": 7, "passed": true}',
+            'abc {"done": true}',
+        ]
+    )
     assert read_verdicts(output, token, 3)[:2] == ([True, False, False], "done")
-    assert read_verdicts('abc {"test": 0, "passed": true}\nabc {"fatal": "x"}\nabc {"done": true}', token, 1)[:2] == ([False], "fatal")
+    assert read_verdicts('abc {"test": 0, "passed": true}\nabc {"fatal": "x"}\nabc {"done": true}', token, 1)[:2] == (
+        [False],
+        "fatal",
+    )
     assert read_verdicts("", token, 2)[:2] == ([False, False], "judge_error")
 
 
 def test_counting_tests():
     assert _testcode.count_tests("assert f(1) == 1\nx = 2\nassert f(x) == 2\n", False) == 2
-    assert _testcode.count_tests("def check(candidate):\n    y = candidate(1)\n    if y:\n        assert y\n", True) == 1
-    assert _testcode.count_tests("def check(candidate):\n    candidate(1)\n", True) == 1  # no assert: the call is the test
+    assert (
+        _testcode.count_tests("def check(candidate):\n    y = candidate(1)\n    if y:\n        assert y\n", True) == 1
+    )
+    assert (
+        _testcode.count_tests("def check(candidate):\n    candidate(1)\n", True) == 1
+    )  # no assert: the call is the test
     assert _testcode.count_tests("def helper():\n    assert 1\nassert 2 == 2\n", False) == 1
 
 
 def test_mask_plan():
-    plan = plan_masks(["/root/.pyenv/versions/3.11", "/opt/venv"], ["/tmp", "/var/tmp", "/root"], ["/root", "/root/.pyenv"])
+    plan = plan_masks(
+        ["/root/.pyenv/versions/3.11", "/opt/venv"], ["/tmp", "/var/tmp", "/root"], ["/root", "/root/.pyenv"]
+    )
     assert plan == [["/root", ["/root/.pyenv/versions/3.11"]], ["/tmp", []], ["/var/tmp", []]]
     assert plan_masks(["/tmp/venv/bin"], ["/tmp"], []) == [["/tmp", ["/tmp/venv/bin"]]]
     assert plan_masks(["/home/u"], ["/home/u/.cache", "/"], []) == []  # never inside a needed path, never /
@@ -155,19 +209,38 @@ def test_pass_at_k_estimator():
         pass_at_k_estimate(3, 4, 1)
     assert pass_at_k_values(10) == [1, 2, 5, 10] and pass_at_k_values(1) == [1]
     sample = lambda ok: {"extracted": "x", "correct": ok, "formatted": True, "tokens": 3, "truncated": False}  # noqa: E731
-    summary = aggregate([{"samples": [sample(True), sample(False), sample(False), sample(False)], "greedy": None},
-                         {"samples": [sample(False)] * 4, "greedy": None}])
-    assert summary["pass_at"]["1"] == pytest.approx(summary["pass_at_1"]) and summary["pass_at"]["4"] == summary["pass_at_k"] == 0.5
+    summary = aggregate(
+        [
+            {"samples": [sample(True), sample(False), sample(False), sample(False)], "greedy": None},
+            {"samples": [sample(False)] * 4, "greedy": None},
+        ]
+    )
+    assert (
+        summary["pass_at"]["1"] == pytest.approx(summary["pass_at_1"])
+        and summary["pass_at"]["4"] == summary["pass_at_k"] == 0.5
+    )
     assert summary["pass_at"]["2"] == pytest.approx((0.5 + 0.0) / 2)
 
 
-@pytest.mark.parametrize("options, message", [
-    ({"limits": {"cpu_seconds": float("inf")}}, "sandbox limit cpu_seconds must be a positive finite number, got inf"),
-    ({"limits": {"wall_seconds": float("nan")}}, "sandbox limit wall_seconds must be a positive finite number, got nan"),
-    ({"limits": {"memory_bytes": 1 << 60}}, "sandbox limit memory_bytes must be at most"),
-    ({"workers": 1_000_000}, "task_options.workers must be an integer from 1 to 256"),
-    ({"sandbox": {"url": "http://127.0.0.1:2000/api/v2/execute", "headers": "Bearer x"}}, "headers must map header names"),
-])
+@pytest.mark.parametrize(
+    "options, message",
+    [
+        (
+            {"limits": {"cpu_seconds": float("inf")}},
+            "sandbox limit cpu_seconds must be a positive finite number, got inf",
+        ),
+        (
+            {"limits": {"wall_seconds": float("nan")}},
+            "sandbox limit wall_seconds must be a positive finite number, got nan",
+        ),
+        ({"limits": {"memory_bytes": 1 << 60}}, "sandbox limit memory_bytes must be at most"),
+        ({"workers": 1_000_000}, "task_options.workers must be an integer from 1 to 256"),
+        (
+            {"sandbox": {"url": "http://127.0.0.1:2000/api/v2/execute", "headers": "Bearer x"}},
+            "headers must map header names",
+        ),
+    ],
+)
 def test_code_sandbox_settings_outside_what_runs_are_one_line(options, message):
     from r1lab.tasks.code import sandbox_settings
 
@@ -176,7 +249,11 @@ def test_code_sandbox_settings_outside_what_runs_are_one_line(options, message):
 
 
 def test_test_code_nested_too_deeply_to_parse_is_named():
-    row = {"task_id": "deep", "prompt": "def f(x):\n", "entry_point": "f",
-           "test": "def check(candidate):\n    assert candidate(1) == " + "1+" * 100_000 + "1\n"}  # RecursionError in ast.parse
+    row = {
+        "task_id": "deep",
+        "prompt": "def f(x):\n",
+        "entry_point": "f",
+        "test": "def check(candidate):\n    assert candidate(1) == " + "1+" * 100_000 + "1\n",
+    }  # RecursionError in ast.parse
     with pytest.raises(UserError, match="row 1: test code is nested too deeply to parse"):
         problem_from_row(row, "row 1")

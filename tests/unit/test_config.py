@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import inspect
 import json
+import os
 import re
 from dataclasses import dataclass
 from typing import Literal
-import os
 
 import pytest
 
@@ -40,7 +41,9 @@ def write(tmp_path, text: str, name: str = "recipe.yaml") -> str:
 # Overrides
 # ---------------------------------------------------------------------------------------------------
 def test_parse_overrides_forms():
-    assert parse_overrides(["--learning_rate", "1e-5", "--task=gym:chain_sum", "--use-cpu", "--limit", "null", "--bf16"]) == {
+    assert parse_overrides(
+        ["--learning_rate", "1e-5", "--task=gym:chain_sum", "--use-cpu", "--limit", "null", "--bf16"]
+    ) == {
         "learning_rate": "1e-5",
         "task": "gym:chain_sum",
         "use_cpu": True,
@@ -145,7 +148,7 @@ def test_yaml_exponent_without_a_dot_is_a_float(Config, tmp_path):
 def test_unknown_key_suggests_the_close_one(Config):
     with pytest.raises(UserError, match=r"unknown config key 'learning_rat' \(did you mean learning_rate\?\)"):
         build(Config, learning_rat="1e-5")
-    with pytest.raises(UserError, match="unknown config key 'num_generation'.*did you mean num_generations"):
+    with pytest.raises(UserError, match=r"unknown config key 'num_generation'.*did you mean num_generations"):
         load_config(Config, None, parse_overrides(["--num-generation", "4"]))
 
 
@@ -291,7 +294,13 @@ def test_seed_recipe_matches_the_seed_script(seed_config, key):
 
 def test_seed_recipe_schedule_and_rewards(seed_config):
     assert str(getattr(seed_config.lr_scheduler_type, "value", seed_config.lr_scheduler_type)) == "cosine"
-    assert seed_config.rewards == ["seed.xmlcount", "seed.soft_format", "seed.strict_format", "seed.int_answer", "seed.correctness"]
+    assert seed_config.rewards == [
+        "seed.xmlcount",
+        "seed.soft_format",
+        "seed.strict_format",
+        "seed.int_answer",
+        "seed.correctness",
+    ]
     assert seed_config.reward_weights is None  # the seed's: every reward weighs 1
 
 
@@ -300,7 +309,11 @@ def test_fixed_recipe_differs_from_the_seed_only_in_rewards_and_names(seed_confi
     differing = {key for key in seed if seed[key] != fixed[key]}
     assert differing <= {"rewards", "output_dir", "run_name", "logging_dir"}
     assert fixed_config.rewards == [
-        "seed.xmlcount", "xml.soft_format", "xml.strict_format", "seed.int_answer", {"name": "accuracy", "score": 2.0}
+        "seed.xmlcount",
+        "xml.soft_format",
+        "xml.strict_format",
+        "seed.int_answer",
+        {"name": "accuracy", "score": 2.0},
     ]
 
 
@@ -308,7 +321,9 @@ def test_recipe_rewards_build(seed_config, fixed_config):
     from r1lab.rewards import build_rewards
 
     for config in (seed_config, fixed_config):
-        functions, weights = build_rewards(config.rewards, {"task": None, "template": config.template}, config.reward_weights)
+        functions, weights = build_rewards(
+            config.rewards, {"task": None, "template": config.template}, config.reward_weights
+        )
         assert len(functions) == 5 and weights is None
 
 
@@ -353,18 +368,36 @@ def test_declared_settings_refuse_values_outside_their_declaration():
         check_declared(Settings(count=-2))
 
 
-@pytest.mark.parametrize("command", ["grpo", "sft", "distill", "eval", "cold-start-data", "rejection-sampling",
-                                     "report", "pipeline", "status", "bench"])
+@pytest.mark.parametrize(
+    "command",
+    [
+        "grpo",
+        "sft",
+        "distill",
+        "eval",
+        "cold-start-data",
+        "rejection-sampling",
+        "report",
+        "pipeline",
+        "status",
+        "bench",
+    ],
+)
 def test_every_r1lab_field_of_every_command_has_a_help_line(command):
     import dataclasses
 
     from r1lab.commands import load_command
-    from r1lab.reference import command_help
     from r1lab.config import field_help
+    from r1lab.reference import command_help
 
     _, config_class = load_command(command)
-    own = {f.name for cls in config_class.__mro__ if cls.__module__.startswith("r1lab") and dataclasses.is_dataclass(cls)
-           for f in dataclasses.fields(cls) if f.name in cls.__dict__.get("__annotations__", {})}
+    own = {
+        f.name
+        for cls in config_class.__mro__
+        if cls.__module__.startswith("r1lab") and dataclasses.is_dataclass(cls)
+        for f in dataclasses.fields(cls)
+        if f.name in inspect.get_annotations(cls)
+    }
     helps = field_help(config_class)
     assert own and not [name for name in sorted(own) if not helps[name]]
     printed = command_help(command, config_class)
@@ -382,4 +415,6 @@ def test_docs_settings_page_is_generated_from_the_declarations():
 
     path = os.path.join(os.path.dirname(__file__), "..", "..", "docs", "settings.md")
     with open(path, encoding="utf-8") as handle:
-        assert handle.read() == settings_page(), "docs/settings.md is stale: python -m r1lab.reference > docs/settings.md"
+        assert handle.read() == settings_page(), (
+            "docs/settings.md is stale: python -m r1lab.reference > docs/settings.md"
+        )

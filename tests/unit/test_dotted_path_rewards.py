@@ -35,16 +35,20 @@ def batch(count: int = 4, groups: int = 2, lengths=None):
     class State:
         global_step = 7
 
-    return {
-        "prompts": prompts,
-        "completions": [[{"role": "assistant", "content": "x" * length}] for length in lengths],
-        "completion_ids": [[5] * length for length in lengths],
-        "trainer_state": State(),
-        "log_extra": lambda column, values: extra.__setitem__(column, values),
-        "log_metric": lambda name, value: logged.__setitem__(name, value),
-        "answer": [str(index) for index in range(count)],
-        "task_index": [index // per_group for index in range(count)],
-    }, logged, extra
+    return (
+        {
+            "prompts": prompts,
+            "completions": [[{"role": "assistant", "content": "x" * length}] for length in lengths],
+            "completion_ids": [[5] * length for length in lengths],
+            "trainer_state": State(),
+            "log_extra": lambda column, values: extra.__setitem__(column, values),
+            "log_metric": lambda name, value: logged.__setitem__(name, value),
+            "answer": [str(index) for index in range(count)],
+            "task_index": [index // per_group for index in range(count)],
+        },
+        logged,
+        extra,
+    )
 
 
 def test_a_reward_function_gets_the_whole_batch_and_every_keyword_trl_passes(helpers_importable):
@@ -115,37 +119,58 @@ def test_factory_or_function_is_told_by_the_signature(helpers_importable):
 
     assert is_reward_function(accuracy_reward) and is_reward_function(think_format_reward)
     assert is_reward_function(get_soft_overlong_punishment(10, 2))  # its __call__(completion_ids, **kwargs)
-    for factory in (get_soft_overlong_punishment, get_repetition_penalty_reward, get_cosine_scaled_reward,
-                    helpers_importable.get_constant_reward, helpers_importable.LengthOver):
+    for factory in (
+        get_soft_overlong_punishment,
+        get_repetition_penalty_reward,
+        get_cosine_scaled_reward,
+        helpers_importable.get_constant_reward,
+        helpers_importable.LengthOver,
+    ):
         assert not is_reward_function(factory), factory
 
 
 def test_trl_factories_by_dotted_path_with_options_give_trls_own_numbers():
     from trl.rewards import get_repetition_penalty_reward, get_soft_overlong_punishment
 
-    kwargs, logged, _ = batch(count=4, lengths=[10, 80, 90, 120])
+    kwargs, _logged, _ = batch(count=4, lengths=[10, 80, 90, 120])
     overlong = get_reward("trl.rewards.get_soft_overlong_punishment", max_completion_len=100, soft_punish_cache=20)
     assert overlong(**kwargs) == get_soft_overlong_punishment(100, 20)(completion_ids=kwargs["completion_ids"])
     assert overlong(**kwargs) == [0.0, 0.0, -0.5, -1.0]
     repetition = get_reward("trl.rewards.get_repetition_penalty_reward", ngram_size=2, max_penalty=-0.5)
     ids = [[1, 2, 3, 4], [5, 5, 5, 5, 5], [1, 2, 1, 2], [3]]
     kwargs["completion_ids"] = ids
-    assert repetition(**kwargs) == get_repetition_penalty_reward(2, -0.5)(completion_ids=ids) == pytest.approx([0.0, -0.375, -0.5 / 3, 0.0])
+    assert (
+        repetition(**kwargs)
+        == get_repetition_penalty_reward(2, -0.5)(completion_ids=ids)
+        == pytest.approx([0.0, -0.375, -0.5 / 3, 0.0])
+    )
     cosine = get_reward("trl.rewards.get_cosine_scaled_reward", max_len=100)
     boxed = [[{"role": "assistant", "content": "\\boxed{72}"}]] * 2
-    assert cosine(prompts=["p"] * 2, completions=boxed, completion_ids=[[1] * 50] * 2, answer=["72", "73"]) == [0.75, -0.75]
+    assert cosine(prompts=["p"] * 2, completions=boxed, completion_ids=[[1] * 50] * 2, answer=["72", "73"]) == [
+        0.75,
+        -0.75,
+    ]
 
 
 def test_options_in_a_recipe_entry_inline_or_under_options():
     entries = [
-        {"name": "trl.rewards.get_soft_overlong_punishment", "options": {"max_completion_len": 96, "soft_punish_cache": 24}, "weight": 0.5},
+        {
+            "name": "trl.rewards.get_soft_overlong_punishment",
+            "options": {"max_completion_len": 96, "soft_punish_cache": 24},
+            "weight": 0.5,
+        },
         {"name": "trl.rewards.get_soft_overlong_punishment", "max_completion_len": 96, "soft_punish_cache": 24},
         {"name": "accuracy", "options": {"score": 2.0}},
         {"name": "accuracy", "score": 2.0},
         {"name": "unit_reward_helpers.get_constant_reward", "options": {"value": "0.25"}},  # converted by annotation
         {"name": "unit_reward_helpers.LengthOver", "options": {"limit": 4}},
         {"name": "unit_reward_helpers.batch_spy", "options": {}},
-        {"name": "routed", "reward": "unit_reward_helpers.get_constant_reward", "sources": ["reasoning"], "options": {"value": 3.0}},
+        {
+            "name": "routed",
+            "reward": "unit_reward_helpers.get_constant_reward",
+            "sources": ["reasoning"],
+            "options": {"value": 3.0},
+        },
     ]
     check_reward_names(entries)
     functions, weights = build_rewards(entries, CONTEXT)
@@ -169,8 +194,10 @@ def test_a_factory_gets_the_runs_task_and_template_when_it_names_them(monkeypatc
         return lambda completions, **kwargs: [bonus] * len(completions)
 
     monkeypatch.setattr(helpers_importable, "needs_the_run", factory, raising=False)
-    (reward,), _ = build_rewards([{"name": "unit_reward_helpers.needs_the_run", "options": {"bonus": 2}}],
-                                 {"task": "the task", "template": "think"})
+    (reward,), _ = build_rewards(
+        [{"name": "unit_reward_helpers.needs_the_run", "options": {"bonus": 2}}],
+        {"task": "the task", "template": "think"},
+    )
     assert seen == {"task": "the task", "template": "think"}
     assert reward(prompts=["p"], completions=["c"]) == [2.0]
 
@@ -178,12 +205,26 @@ def test_a_factory_gets_the_runs_task_and_template_when_it_names_them(monkeypatc
 @pytest.mark.parametrize(
     "entry, message",
     [
-        ({"name": "trl.rewards.get_soft_overlong_punishment", "options": {"max_completion_len": 96, "soft_punish_cache": 24, "cache": 1}},
-         "has no option(s) cache (options: max_completion_len, soft_punish_cache)"),
-        ({"name": "trl.rewards.get_soft_overlong_punishment", "options": {"max_completion_len": 96}}, "needs option(s) soft_punish_cache"),
+        (
+            {
+                "name": "trl.rewards.get_soft_overlong_punishment",
+                "options": {"max_completion_len": 96, "soft_punish_cache": 24, "cache": 1},
+            },
+            "has no option(s) cache (options: max_completion_len, soft_punish_cache)",
+        ),
+        (
+            {"name": "trl.rewards.get_soft_overlong_punishment", "options": {"max_completion_len": 96}},
+            "needs option(s) soft_punish_cache",
+        ),
         ({"name": "trl.rewards.get_soft_overlong_punishment"}, "needs option(s) max_completion_len, soft_punish_cache"),
-        ({"name": "trl.rewards.get_cosine_scaled_reward", "options": {"max_len": "long"}}, "option max_len: expected an integer, got 'long'"),
-        ({"name": "trl.rewards.think_format_reward", "options": {"score": 2.0}}, "is a reward function (called as TRL calls it) and takes no options"),
+        (
+            {"name": "trl.rewards.get_cosine_scaled_reward", "options": {"max_len": "long"}},
+            "option max_len: expected an integer, got 'long'",
+        ),
+        (
+            {"name": "trl.rewards.think_format_reward", "options": {"score": 2.0}},
+            "is a reward function (called as TRL calls it) and takes no options",
+        ),
         ({"name": "math.pi"}, "reward 'math.pi' is not callable"),
         ({"name": "unit_reward_helpers.NOT_CALLABLE"}, "is not callable"),
         ({"name": "accuracy", "options": [1]}, "options of 'accuracy' must be a mapping"),
@@ -202,11 +243,19 @@ def test_bad_entries_are_refused_by_the_dry_check_and_by_the_build(entry, messag
 @pytest.mark.parametrize(
     "entry, message",
     [
-        ({"name": "trl.rewards.get_repetition_penalty_reward", "options": {"max_penalty": 0.5}},
-         "reward 'trl.rewards.get_repetition_penalty_reward' rejected its options (max_penalty=0.5): max_penalty 0.5 should not be positive"),
-        ({"name": "unit_reward_helpers.factory_of_a_number"}, "the factory returned 42 (type int), not a reward function"),
+        (
+            {"name": "trl.rewards.get_repetition_penalty_reward", "options": {"max_penalty": 0.5}},
+            "reward 'trl.rewards.get_repetition_penalty_reward' rejected its options (max_penalty=0.5): max_penalty 0.5 should not be positive",
+        ),
+        (
+            {"name": "unit_reward_helpers.factory_of_a_number"},
+            "the factory returned 42 (type int), not a reward function",
+        ),
         ({"name": "unit_reward_helpers.factory_of_a_scorer"}, "takes no prompts, completions, completion_ids"),
-        ({"name": "unit_reward_helpers.completions_only"}, "takes no prompts, completion_ids, trainer_state, log_extra, log_metric"),
+        (
+            {"name": "unit_reward_helpers.completions_only"},
+            "takes no prompts, completion_ids, trainer_state, log_extra, log_metric",
+        ),
     ],
 )
 def test_what_only_building_reveals_is_refused_at_build_time(entry, message):
@@ -218,19 +267,23 @@ def test_what_only_building_reveals_is_refused_at_build_time(entry, message):
 
 def test_trl_rewards_stay_isolated_under_routing_and_count_failures():
     (reward,), _ = build_rewards(
-        [{"name": "routed", "reward": "unit_reward_helpers.one_score_too_few", "sources": ["reasoning"]}], CONTEXT)
+        [{"name": "routed", "reward": "unit_reward_helpers.one_score_too_few", "sources": ["reasoning"]}], CONTEXT
+    )
     kwargs, logged, _ = batch(count=4)
     kwargs["source"] = ["reasoning", "reasoning", "general", "reasoning"]
     assert reward(**kwargs) == [0.0, 0.0, None, 0.0]
     assert reward.failures == 3 and not any(math.isnan(value) for value in logged.values())
 
 
-@pytest.mark.parametrize("source, message", [
-    ("raise RuntimeError('no GPU here')\n", "importing broken_rewards failed: RuntimeError: no GPU here"),
-    ("def reward(:\n", "broken_rewards has a syntax error"),
-    ("import no_such_dependency_of_it\n", "importing broken_rewards failed: ModuleNotFoundError"),
-    ("x = 1\n", "unknown reward 'broken_rewards.reward': module broken_rewards has no 'reward'"),
-])
+@pytest.mark.parametrize(
+    "source, message",
+    [
+        ("raise RuntimeError('no GPU here')\n", "importing broken_rewards failed: RuntimeError: no GPU here"),
+        ("def reward(:\n", "broken_rewards has a syntax error"),
+        ("import no_such_dependency_of_it\n", "importing broken_rewards failed: ModuleNotFoundError"),
+        ("x = 1\n", "unknown reward 'broken_rewards.reward': module broken_rewards has no 'reward'"),
+    ],
+)
 def test_every_way_a_reward_module_fails_to_import_is_one_line(tmp_path, monkeypatch, source, message):
     (tmp_path / "broken_rewards.py").write_text(source)
     monkeypatch.syspath_prepend(str(tmp_path))
@@ -241,7 +294,7 @@ def test_every_way_a_reward_module_fails_to_import_is_one_line(tmp_path, monkeyp
 
 @pytest.mark.parametrize("path", [".rewards.accuracy", "rewards..accuracy", "a-b.reward", "trailing."])
 def test_malformed_reward_paths_are_named(path):
-    with pytest.raises(UserError, match="nor a function path such as package.module.function"):
+    with pytest.raises(UserError, match=r"nor a function path such as package\.module\.function"):
         build_rewards([path], {})
 
 

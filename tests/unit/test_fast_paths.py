@@ -4,12 +4,20 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
-from r1lab.training.fast_paths import PATHS, FastPaths, zero_advantage_skip_ruled_out, sampler_ruled_out
+from r1lab.training.fast_paths import PATHS, FastPaths, sampler_ruled_out, zero_advantage_skip_ruled_out
 
 
 def _sampling(**changes):
-    settings = dict(fast_paths=True, generation_loop="r1lab", use_vllm=False, use_transformers_continuous_batching=False,
-                    top_k=0, min_p=None, repetition_penalty=1.0, generation_kwargs=None)
+    settings = {
+        "fast_paths": True,
+        "generation_loop": "r1lab",
+        "use_vllm": False,
+        "use_transformers_continuous_batching": False,
+        "top_k": 0,
+        "min_p": None,
+        "repetition_penalty": 1.0,
+        "generation_kwargs": None,
+    }
     return SimpleNamespace(**{**settings, **changes})
 
 
@@ -23,8 +31,14 @@ def test_the_sampler_names_the_setting_that_rules_it_out():
 
 def _trainer(**changes):
     args = SimpleNamespace(skip_zero_advantage_rows=True, entropy_coef=0.0, use_adaptive_entropy=False)
-    trainer = dict(args=args, beta=0.0, loss_type="dapo", top_entropy_quantile=1.0, aux_loss_enabled=False,
-                   accelerator=SimpleNamespace(num_processes=1))
+    trainer = {
+        "args": args,
+        "beta": 0.0,
+        "loss_type": "dapo",
+        "top_entropy_quantile": 1.0,
+        "aux_loss_enabled": False,
+        "accelerator": SimpleNamespace(num_processes=1),
+    }
     for name, value in changes.items():
         if hasattr(args, name):
             setattr(args, name, value)

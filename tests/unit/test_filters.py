@@ -69,7 +69,10 @@ def test_repetition_catches_loops_not_ordinary_steps():
     looping_phrase = "I need to add the numbers again and " * 10
     kept, reason = repetition_filter(looping_phrase)
     assert not kept and "5-grams" in reason
-    assert repetition_filter(looping_phrase, max_repeated_ngram_share=None, max_repeated_line_share=None) == (True, None)
+    assert repetition_filter(looping_phrase, max_repeated_ngram_share=None, max_repeated_line_share=None) == (
+        True,
+        None,
+    )
 
 
 def test_summary_must_follow_the_reasoning():

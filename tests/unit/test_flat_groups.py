@@ -12,13 +12,20 @@ NAN = math.nan
 
 
 def test_flat_groups_read_the_weighted_total_as_trl_does():
-    rewards = torch.tensor([
-        [1.0, 0.0], [1.0, 0.0],    # group 0: totals 1, 1 → flat
-        [1.0, 0.0], [0.0, 1.0],    # group 1: totals 1, 2 with weights (1, 2) → varies
-        [0.0, 0.5], [1.0, 0.0],    # group 2: totals 1, 1 → flat once weighted
-        [NAN, NAN], [1.0, 0.0],    # group 3: one scored row → flat
-        [NAN, 1.0], [0.0, 0.0],    # group 4: a NaN component is left out of the sum (nansum): 2 vs 0 → varies
-    ])
+    rewards = torch.tensor(
+        [
+            [1.0, 0.0],
+            [1.0, 0.0],  # group 0: totals 1, 1 → flat
+            [1.0, 0.0],
+            [0.0, 1.0],  # group 1: totals 1, 2 with weights (1, 2) → varies
+            [0.0, 0.5],
+            [1.0, 0.0],  # group 2: totals 1, 1 → flat once weighted
+            [NAN, NAN],
+            [1.0, 0.0],  # group 3: one scored row → flat
+            [NAN, 1.0],
+            [0.0, 0.0],  # group 4: a NaN component is left out of the sum (nansum): 2 vs 0 → varies
+        ]
+    )
     weights = torch.tensor([1.0, 2.0])
     assert flat_groups(rewards, weights, 2).tolist() == [True, False, True, True, False]
 
@@ -72,6 +79,9 @@ def test_oversampled_prompt_count_fills_the_step_about_five_times_in_six():
     assert oversampled_prompt_count(4, 0.5, 3.0) == 12
     assert oversampled_prompt_count(4, 0.5, 2.0) == 8  # capped at max_oversampling x wanted
     assert oversampled_prompt_count(4, 0.0, 3.0) == 12 and oversampled_prompt_count(4, 0.1, 1.0) == 4
-    history = [{"loss": 1.0}, {"dynamic_sampling/groups_sampled": 8.0, "dynamic_sampling/groups_dropped": 6.0},
-               {"dynamic_sampling/groups_sampled": 4.0, "dynamic_sampling/groups_dropped": 0.0}]
+    history = [
+        {"loss": 1.0},
+        {"dynamic_sampling/groups_sampled": 8.0, "dynamic_sampling/groups_dropped": 6.0},
+        {"dynamic_sampling/groups_sampled": 4.0, "dynamic_sampling/groups_dropped": 0.0},
+    ]
     assert varied_share(history) == 0.5 and varied_share([{"loss": 1.0}]) is None

@@ -12,8 +12,17 @@ def _model(seed: int = 0):
     from trl.trainer.utils import add_fused_lm_head
 
     torch.manual_seed(seed)
-    config = LlamaConfig(vocab_size=101, hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
-                         num_key_value_heads=2, max_position_embeddings=128, tie_word_embeddings=True, pad_token_id=0)
+    config = LlamaConfig(
+        vocab_size=101,
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=128,
+        tie_word_embeddings=True,
+        pad_token_id=0,
+    )
     model = LlamaForCausalLM(config).train()
     add_fused_lm_head(model, temperature=0.7, outputs=("log_probs", "entropy"))
     return model
@@ -122,8 +131,14 @@ def test_compact_head_matches_trl(checkpointing):
     reference_grads = _gradients(model, reference_logps, mask, keep)
     if checkpointing:
         model.gradient_checkpointing_enable({"use_reentrant": False})
-    logps, entropy = score_trimmed(lambda ids, chunk_mask, kept: compact_head_chunk(model, ids, chunk_mask, kept, True, 0.7),
-                                   input_ids, mask, keep, batch_size=4, compute_entropy=True)
+    logps, entropy = score_trimmed(
+        lambda ids, chunk_mask, kept: compact_head_chunk(model, ids, chunk_mask, kept, True, 0.7),
+        input_ids,
+        mask,
+        keep,
+        batch_size=4,
+        compute_entropy=True,
+    )
     grads = _gradients(model, logps, mask, keep)
     completion_mask = mask[:, -keep:].bool()
     assert torch.allclose(logps[completion_mask], reference_logps[completion_mask], atol=1e-5)
@@ -159,7 +174,9 @@ def test_prompt_sharing_applies_only_where_exact():
     assert text_only({"pixel_values": None, "compute_aux_loss": False})
     assert not text_only({"pixel_values": torch.zeros(1)}) and not text_only({"compute_aux_loss": True})
     model = _model()
-    trainer = SimpleNamespace(args=SimpleNamespace(share_prompt_forward=True), accelerator=SimpleNamespace(num_processes=1))
+    trainer = SimpleNamespace(
+        args=SimpleNamespace(share_prompt_forward=True), accelerator=SimpleNamespace(num_processes=1)
+    )
     assert can_share_prompts(trainer, model)
     trainer.accelerator.num_processes = 2
     assert not can_share_prompts(trainer, model)
@@ -171,8 +188,16 @@ def test_prompt_sharing_applies_only_where_exact():
     assert not can_share_prompts(trainer, model)
     from transformers import LlamaConfig, LlamaForCausalLM
 
-    plain = LlamaForCausalLM(LlamaConfig(vocab_size=11, hidden_size=8, intermediate_size=8, num_hidden_layers=1,
-                                         num_attention_heads=2, num_key_value_heads=1))
+    plain = LlamaForCausalLM(
+        LlamaConfig(
+            vocab_size=11,
+            hidden_size=8,
+            intermediate_size=8,
+            num_hidden_layers=1,
+            num_attention_heads=2,
+            num_key_value_heads=1,
+        )
+    )
     assert not can_share_prompts(trainer, plain)  # no fused LM head: TRL's forward
 
 

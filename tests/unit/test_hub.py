@@ -53,7 +53,19 @@ def test_an_unreachable_hub_fails_a_hub_model_at_once(unreachable_hub):
 
 def test_an_unreachable_hub_fails_a_hub_dataset_at_once_from_the_cli(unreachable_hub, tmp_path, capsys):
     started = time.monotonic()
-    code = cli_main(["eval", "--model", "embedded", "--task", "jsonl", "--dataset", "org/dataset", "--output_dir", str(tmp_path / "e")])
+    code = cli_main(
+        [
+            "eval",
+            "--model",
+            "embedded",
+            "--task",
+            "jsonl",
+            "--dataset",
+            "org/dataset",
+            "--output_dir",
+            str(tmp_path / "e"),
+        ]
+    )
     assert code == 2 and time.monotonic() - started < 10
     assert "cannot reach the Hugging Face hub (127.0.0.1) for dataset 'org/dataset'" in capsys.readouterr().err
     assert not (tmp_path / "e").exists()

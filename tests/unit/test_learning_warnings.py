@@ -23,8 +23,10 @@ def test_flat_groups_without_dynamic_sampling_teach_nothing(tmp_path, caplog):
 
 
 def test_dynamic_sampling_says_what_it_did_with_flat_groups(tmp_path, caplog):
-    records = [{"frac_reward_zero_std": 0.6, "dynamic_sampling/rounds": 2.0, "dynamic_sampling/effective_groups": 4.0},
-               {"frac_reward_zero_std": 0.8, "dynamic_sampling/rounds": 3.0, "dynamic_sampling/effective_groups": 3.0}]
+    records = [
+        {"frac_reward_zero_std": 0.6, "dynamic_sampling/rounds": 2.0, "dynamic_sampling/effective_groups": 4.0},
+        {"frac_reward_zero_std": 0.8, "dynamic_sampling/rounds": 3.0, "dynamic_sampling/effective_groups": 3.0},
+    ]
     text = _warned(tmp_path, caplog, records)
     assert text.count("70% of the prompt groups sampled so far had zero reward variance") == 1
     assert "dynamic sampling dropped them" in text and "2.5 generation rounds per step, 3.5 groups" in text

@@ -56,8 +56,9 @@ def test_cosine_hand_computed(text, tokens, expected):
 
 
 def test_cosine_takes_its_bounds_and_logs_correctness_and_length():
-    reward = get_reward("cosine", max_len=10, min_value_wrong=-2.0, max_value_wrong=0.0, min_value_correct=1.0,
-                        max_value_correct=3.0)
+    reward = get_reward(
+        "cosine", max_len=10, min_value_wrong=-2.0, max_value_wrong=0.0, min_value_correct=1.0, max_value_correct=3.0
+    )
     scores, logged = call(reward, [XML_RIGHT, XML_WRONG, XML_RIGHT], [0, 5, 10])
     assert scores == pytest.approx([3.0, -1.0, 1.0])
     assert logged["reward_stats/cosine/correct"] == pytest.approx(2 / 3)
@@ -78,7 +79,9 @@ def test_cosine_asks_the_runs_template_and_task():
 
             return Verdict(extracted="x", correct=True, formatted=False)
 
-    (lenient,), _ = build_rewards([{"name": "cosine", "max_len": 100}], {"task": EverythingIsRight(), "template": "xml"})
+    (lenient,), _ = build_rewards(
+        [{"name": "cosine", "max_len": 100}], {"task": EverythingIsRight(), "template": "xml"}
+    )
     assert call(lenient, ["anything"], [50])[0] == [0.75]
 
 
@@ -107,7 +110,9 @@ def test_cosine_without_token_ids_is_a_counted_failure_not_a_guess():
 # ---------------------------------------------------------------------------------------------------
 # soft_overlong
 # ---------------------------------------------------------------------------------------------------
-@pytest.mark.parametrize("tokens, expected", [(0, 0.0), (80, 0.0), (81, -0.05), (90, -0.5), (100, -1.0), (101, -1.0), (500, -1.0)])
+@pytest.mark.parametrize(
+    "tokens, expected", [(0, 0.0), (80, 0.0), (81, -0.05), (90, -0.5), (100, -1.0), (101, -1.0), (500, -1.0)]
+)
 def test_soft_overlong_hand_computed(tokens, expected):
     (score,), logged = call(get_reward("soft_overlong", max_completion_len=100, soft_punish_cache=20), ["x"], [tokens])
     assert score == pytest.approx(expected, abs=1e-12)
@@ -121,7 +126,8 @@ def test_soft_overlong_gives_trls_numbers(max_completion_len, soft_punish_cache)
 
     lengths = list(range(0, 2 * max_completion_len + 2))
     trl_scores = get_soft_overlong_punishment(max_completion_len, soft_punish_cache)(
-        completion_ids=[[1] * length for length in lengths])
+        completion_ids=[[1] * length for length in lengths]
+    )
     reward = get_reward("soft_overlong", max_completion_len=max_completion_len, soft_punish_cache=soft_punish_cache)
     assert call(reward, ["x"] * len(lengths), lengths)[0] == trl_scores  # exactly the same floats
 
@@ -159,7 +165,8 @@ def test_repetition_penalty_is_trls_formula_over_words_instead_of_tokens():
         ids = {}
         word_ids = [[ids.setdefault(word, len(ids)) for word in text.lower().split()] for text in texts]
         assert [repetition_value(text, ngram_size, -0.7) for text in texts] == pytest.approx(
-            trl_reward(completion_ids=word_ids), abs=1e-12)
+            trl_reward(completion_ids=word_ids), abs=1e-12
+        )
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -206,7 +213,11 @@ def test_reasoning_steps_option():
         ("cosine", {"max_len": 10, "max_value": 1}, "has no option(s) max_value"),
         ("soft_overlong", {"soft_punish_cache": 4}, "needs option(s) max_completion_len"),
         ("soft_overlong", {"max_completion_len": 96}, "needs option(s) soft_punish_cache"),
-        ("soft_overlong", {"max_completion_len": 96, "soft_punish_cache": 97}, "between 0 and max_completion_len (96), got 97"),
+        (
+            "soft_overlong",
+            {"max_completion_len": 96, "soft_punish_cache": 97},
+            "between 0 and max_completion_len (96), got 97",
+        ),
         ("repetition_penalty", {"max_penalty": 0.5}, "must not be positive"),
         ("repetition_penalty", {"ngram_size": 0}, "ngram_size must be at least 1"),
         ("reasoning_steps", {"steps": 0}, "steps must be at least 1"),

@@ -13,8 +13,16 @@ def _decode(reserve: bool, room: int):
     from r1lab.kv_cache import reserve_cache
 
     torch.manual_seed(0)
-    model = LlamaForCausalLM(LlamaConfig(vocab_size=53, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                                         num_attention_heads=4, num_key_value_heads=2)).eval()
+    model = LlamaForCausalLM(
+        LlamaConfig(
+            vocab_size=53,
+            hidden_size=32,
+            intermediate_size=64,
+            num_hidden_layers=2,
+            num_attention_heads=4,
+            num_key_value_heads=2,
+        )
+    ).eval()
     prompt = torch.randint(0, 53, (2, 5), generator=torch.Generator().manual_seed(1))
     logits_seen = []
     with torch.inference_mode():

@@ -30,14 +30,14 @@ def extract_xml_answer(text: str) -> str:
 
 
 def correctness_reward_func(prompts, completions, answer, **kwargs) -> list[float]:
-    responses = [completion[0]['content'] for completion in completions]
-    q = prompts[0][-1]['content']  # noqa: F841 (the seed prints it)
+    responses = [completion[0]["content"] for completion in completions]
+    q = prompts[0][-1]["content"]  # noqa: F841 (the seed prints it)
     extracted_responses = [extract_xml_answer(r) for r in responses]
     return [2.0 if r == a else 0.0 for r, a in zip(extracted_responses, answer)]
 
 
 def int_reward_func(completions, **kwargs) -> list[float]:
-    responses = [completion[0]['content'] for completion in completions]
+    responses = [completion[0]["content"] for completion in completions]
     extracted_responses = [extract_xml_answer(r) for r in responses]
     return [0.5 if r.isdigit() else 0.0 for r in extracted_responses]
 
@@ -66,10 +66,12 @@ def count_xml(text) -> float:
         count += 0.125
     if text.count("\n<answer>\n") == 1:
         count += 0.125
-        count -= len(text.split("\n</answer>\n")[-1])*0.001
+        count -= len(text.split("\n</answer>\n")[-1]) * 0.001
     if text.count("\n</answer>") == 1:
         count += 0.125
-        count -= (len(text.split("\n</answer>")[-1]) - 1)*0.001  # 如果存在多余的文本在 </answer> 标签之后，扣除一些奖励。
+        count -= (
+            len(text.split("\n</answer>")[-1]) - 1
+        ) * 0.001  # 如果存在多余的文本在 </answer> 标签之后，扣除一些奖励。
     return count
 
 
@@ -110,7 +112,10 @@ CASES = [
     ("<answer>\n72\n</answer>\n", "72"),
     ("<reasoning>\nonly reasoning\n</reasoning>\n", "72"),
     ("<reasoning>\n48 + 24\n</reasoning>\n<answer>\n72", "72"),  # cut off before </answer>
-    ("<reasoning>\na\n</reasoning>\n<answer>\n70\n</answer>\n<reasoning>\nb\n</reasoning>\n<answer>\n72\n</answer>\n", "72"),
+    (
+        "<reasoning>\na\n</reasoning>\n<answer>\n70\n</answer>\n<reasoning>\nb\n</reasoning>\n<answer>\n72\n</answer>\n",
+        "72",
+    ),
     ("<reasoning>\na\n</reasoning>\n<answer>\n72\n</answer>\n<answer>\n72\n</answer>\n", "72"),
     ("<reasoning>\n<reasoning>\nnested\n</reasoning>\n</reasoning>\n<answer>\n72\n</answer>\n", "72"),
     ("<reasoning>\n1,000 + 80\n</reasoning>\n<answer>\n1,080\n</answer>\n", "1080"),
@@ -138,7 +143,10 @@ def conversational(text: str) -> list[dict[str, str]]:
 
 
 def prompt_for(question: str = "How many clips?") -> list[dict[str, str]]:
-    return [{"role": "system", "content": "Respond in the following format: ..."}, {"role": "user", "content": question}]
+    return [
+        {"role": "system", "content": "Respond in the following format: ..."},
+        {"role": "user", "content": question},
+    ]
 
 
 def score(name: str, texts: list, golds: list[str] | None = None, **options) -> list[float]:
@@ -158,9 +166,19 @@ def one(name: str, text, gold: str = "72", **options) -> float:
 # ---------------------------------------------------------------------------------------------------
 def test_every_documented_reward_is_registered():
     assert set(reward_names()) >= {
-        "seed.xmlcount", "seed.soft_format", "seed.strict_format", "seed.int_answer", "seed.correctness",
-        "xml.strict_format", "xml.soft_format", "think.format", "accuracy",
-        "cosine", "soft_overlong", "repetition_penalty", "reasoning_steps",
+        "seed.xmlcount",
+        "seed.soft_format",
+        "seed.strict_format",
+        "seed.int_answer",
+        "seed.correctness",
+        "xml.strict_format",
+        "xml.soft_format",
+        "think.format",
+        "accuracy",
+        "cosine",
+        "soft_overlong",
+        "repetition_penalty",
+        "reasoning_steps",
     }
 
 
@@ -185,7 +203,9 @@ def test_seed_reward_accepts_plain_string_completions_like_conversational_ones(n
     texts = [text for text, _ in CASES]
     golds = [gold for _, gold in CASES]
     function = get_reward(name)
-    as_messages = function(prompts=[prompt_for()] * len(texts), completions=[conversational(t) for t in texts], answer=golds)
+    as_messages = function(
+        prompts=[prompt_for()] * len(texts), completions=[conversational(t) for t in texts], answer=golds
+    )
     as_strings = function(prompts=["How many clips?"] * len(texts), completions=texts, answer=golds)
     assert as_strings == as_messages
 
@@ -291,7 +311,9 @@ def think_answer(summary: str) -> str:
     return f"<think>\nsome work\n</think>\n{summary}"
 
 
-@pytest.mark.parametrize("answer", ["1000", "$1,000", "1,000.00", "\\boxed{1000}", "1000.", " 1000 ", "\\$1,000", "$1000$", "1 000"])
+@pytest.mark.parametrize(
+    "answer", ["1000", "$1,000", "1,000.00", "\\boxed{1000}", "1000.", " 1000 ", "\\$1,000", "$1000$", "1 000"]
+)
 def test_accuracy_equal_forms_of_1000(answer):
     assert one("accuracy", xml_answer(answer), "1000") == 1.0
 
@@ -302,7 +324,9 @@ def test_accuracy_with_the_think_template(summary):
     assert one("accuracy", xml_answer(summary), "1000", template="think") == 0.0  # no </think>: no answer
 
 
-@pytest.mark.parametrize("answer", ["1001", "100", "10000", "-1000", "1000.5", "1,000,1", "one thousand", "", "\\boxed{}", "x"])
+@pytest.mark.parametrize(
+    "answer", ["1001", "100", "10000", "-1000", "1000.5", "1,000,1", "one thousand", "", "\\boxed{}", "x"]
+)
 def test_accuracy_unequal_forms_score_zero(answer):
     assert one("accuracy", xml_answer(answer), "1000") == 0.0
 
@@ -331,7 +355,16 @@ def test_accuracy_math_answers_and_score_option():
         "9**9**9**9",
         "1000000000!",
     ],
-    ids=["power-tower", "boxed-power-tower", "20k-digits", "nested-5000", "boxed-nested-5000", "nested-240", "python-tower", "factorial"],
+    ids=[
+        "power-tower",
+        "boxed-power-tower",
+        "20k-digits",
+        "nested-5000",
+        "boxed-nested-5000",
+        "nested-240",
+        "python-tower",
+        "factorial",
+    ],
 )
 def test_accuracy_on_hostile_answers_scores_zero_quickly(answer):
     started = time.perf_counter()
@@ -374,7 +407,9 @@ def test_a_raising_scorer_scores_that_completion_zero_and_the_others_normally():
     reward = RewardFunction("fragile", scorer)
     logged = []
     scores = reward(
-        prompts=["p"] * 3, completions=["ok", "boom", "fine"], answer=["1"] * 3,
+        prompts=["p"] * 3,
+        completions=["ok", "boom", "fine"],
+        answer=["1"] * 3,
         log_metric=lambda name, value: logged.append((name, value)),
     )
     assert scores == [1.0, 0.0, 1.0]
@@ -398,8 +433,11 @@ def test_a_raising_dotted_path_reward_fails_its_batch_and_the_next_batch_scores(
     )
     assert scores == [0.0, 0.0, 0.0] and reward.failures == 3
     assert logged == {"reward_failures/unit_reward_helpers.explodes_on_boom": 3.0}
-    scores = reward(prompts=[prompt_for()] * 2, completions=[conversational("a"), conversational("b")],
-                    log_metric=lambda name, value: logged.__setitem__(name, value))
+    scores = reward(
+        prompts=[prompt_for()] * 2,
+        completions=[conversational("a"), conversational("b")],
+        log_metric=lambda name, value: logged.__setitem__(name, value),
+    )
     assert scores == [1.0, 1.0] and reward.failures == 3
     assert logged == {"reward_failures/unit_reward_helpers.explodes_on_boom": 0.0}
 
@@ -414,8 +452,13 @@ def test_trl_bookkeeping_kwargs_do_not_reach_the_row_but_the_token_ids_do():
     seen = []
     reward = RewardFunction("spy", lambda text, row: seen.append(dict(row)) or 0.0)
     reward(
-        prompts=["p"], completions=["c"], answer=["1"], completion_ids=[[1, 2]], trainer_state=object(),
-        log_extra=lambda *a: None, log_metric=lambda *a: None,
+        prompts=["p"],
+        completions=["c"],
+        answer=["1"],
+        completion_ids=[[1, 2]],
+        trainer_state=object(),
+        log_extra=lambda *a: None,
+        log_metric=lambda *a: None,
     )
     assert seen[0]["answer"] == "1" and seen[0]["prompt"] == "p" and seen[0]["completion_ids"] == [1, 2]
     assert not {"trainer_state", "log_extra", "log_metric"} & set(seen[0])
@@ -424,7 +467,12 @@ def test_trl_bookkeeping_kwargs_do_not_reach_the_row_but_the_token_ids_do():
 def test_completion_text_reads_strings_messages_and_content_blocks():
     assert completion_text("abc") == "abc"
     assert completion_text([{"role": "assistant", "content": "abc"}]) == "abc"
-    assert completion_text([{"role": "assistant", "content": [{"type": "text", "text": "a"}, {"type": "text", "text": "bc"}]}]) == "abc"
+    assert (
+        completion_text(
+            [{"role": "assistant", "content": [{"type": "text", "text": "a"}, {"type": "text", "text": "bc"}]}]
+        )
+        == "abc"
+    )
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -457,7 +505,9 @@ def test_dotted_path_to_a_trl_style_function(monkeypatch):
     monkeypatch.syspath_prepend(HERE)
     reward = get_reward("unit_reward_helpers.answer_echo")
     assert reward.__name__ == "unit_reward_helpers.answer_echo"
-    scores = reward(prompts=[prompt_for()] * 2, completions=[conversational("72"), conversational("7")], answer=["72", "72"])
+    scores = reward(
+        prompts=[prompt_for()] * 2, completions=[conversational("72"), conversational("7")], answer=["72", "72"]
+    )
     assert scores == [1.0, 0.0]
 
 
@@ -465,7 +515,10 @@ def test_dotted_path_function_gets_completions_as_trl_gave_them(monkeypatch):
     # Most TRL rewards (the seed's included) read completion[0]["content"] on conversational data.
     monkeypatch.syspath_prepend(HERE)
     reward = get_reward("unit_reward_helpers.conversational_length")
-    assert reward(prompts=[prompt_for()] * 2, completions=[conversational("abc"), conversational("abcdef")]) == [3.0, 6.0]
+    assert reward(prompts=[prompt_for()] * 2, completions=[conversational("abc"), conversational("abcdef")]) == [
+        3.0,
+        6.0,
+    ]
     assert reward.failures == 0
 
 
@@ -473,7 +526,11 @@ def test_dotted_path_to_the_seed_function_itself_matches_the_registered_seed_rew
     monkeypatch.syspath_prepend(HERE)
     texts = [text for text, _ in CASES]
     golds = [gold for _, gold in CASES]
-    kwargs = dict(prompts=[prompt_for()] * len(texts), completions=[conversational(t) for t in texts], answer=golds)
+    kwargs = {
+        "prompts": [prompt_for()] * len(texts),
+        "completions": [conversational(t) for t in texts],
+        "answer": golds,
+    }
     via_path = get_reward("test_rewards.correctness_reward_func")(**kwargs)
     assert via_path == get_reward("seed.correctness")(**kwargs)
 
@@ -507,7 +564,8 @@ def test_build_rewards_names_only_keeps_trl_default_weights():
 
 def test_build_rewards_weights_from_entries():
     functions, weights = build_rewards(
-        ["seed.xmlcount", {"name": "xml.soft_format", "weight": 0.5}, {"name": "accuracy", "weight": 2, "score": 1.0}], CONTEXT
+        ["seed.xmlcount", {"name": "xml.soft_format", "weight": 0.5}, {"name": "accuracy", "weight": 2, "score": 1.0}],
+        CONTEXT,
     )
     assert [f.__name__ for f in functions] == ["seed.xmlcount", "xml.soft_format", "accuracy"]
     assert weights == [1.0, 0.5, 2.0]

@@ -6,7 +6,14 @@ import random
 import pytest
 
 from r1lab.errors import UserError
-from r1lab.significance import compare_records, format_significance, pair_records, paired_bootstrap, percentile, sign_test
+from r1lab.significance import (
+    compare_records,
+    format_significance,
+    pair_records,
+    paired_bootstrap,
+    percentile,
+    sign_test,
+)
 
 
 def test_sign_test_known_values():
@@ -97,7 +104,7 @@ def test_compare_records_counts_discordant_pairs_in_any_order():
 def test_compare_records_refuses_different_question_sets():
     before = [_record(i, True, [True]) for i in range(5)]
     after = [_record(i, True, [True]) for i in range(1, 6)]
-    with pytest.raises(UserError, match="different questions.*1 only in A, 1 only in B"):
+    with pytest.raises(UserError, match=r"different questions.*1 only in A, 1 only in B"):
         compare_records(before, after)
     same_index_other_text = [_record(i, True, [True], question="other" if i == 2 else None) for i in range(5)]
     with pytest.raises(UserError, match="different questions"):

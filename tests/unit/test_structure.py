@@ -6,6 +6,7 @@ import ast
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 PACKAGE = os.path.join(os.path.dirname(__file__), "..", "..", "r1lab")
 # Function bodies that may import an r1lab module, each with its reason. None today.
@@ -31,7 +32,7 @@ def _modules() -> dict[str, str]:
 
 def _imports(path: str, modules: dict[str, str]):
     """(imported r1lab module, function name or None for the module level) for each import in the file."""
-    tree = ast.parse(open(path, encoding="utf-8").read())
+    tree = ast.parse(Path(path).read_text(encoding="utf-8"))
     parents = {}
     for node in ast.walk(tree):
         for child in ast.iter_child_nodes(node):
@@ -49,8 +50,10 @@ def _imports(path: str, modules: dict[str, str]):
             targets = [alias.name for alias in node.names]
         elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
             # ``from r1lab.x import y`` imports the module r1lab.x.y when there is one, else names of r1lab.x
-            targets = [f"{node.module}.{alias.name}" if f"{node.module}.{alias.name}" in modules else node.module
-                       for alias in node.names]
+            targets = [
+                f"{node.module}.{alias.name}" if f"{node.module}.{alias.name}" in modules else node.module
+                for alias in node.names
+            ]
         else:
             continue
         for target in targets:
@@ -71,10 +74,10 @@ def test_the_import_graph_has_no_cycle():
         state[name] = 1
         for target in sorted(graph.get(name, ())):
             if state.get(target) == 1:
-                cycle = path[path.index(target):] + [target]
+                cycle = [*path[path.index(target) :], target]
                 raise AssertionError("import cycle: " + " -> ".join(cycle))
             if target not in state:
-                visit(target, path + [target])
+                visit(target, [*path, target])
         state[name] = 2
 
     for name in sorted(graph):

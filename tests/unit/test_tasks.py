@@ -144,7 +144,9 @@ def test_null_answer_counts_as_missing(tmp_path):
 
 
 def test_gsm8k_answer_without_final_marker(tmp_path):
-    path = write_jsonl(tmp_path / "nohash.jsonl", [{"question": "q", "answer": "#### 1"}, {"question": "q", "answer": "2"}])
+    path = write_jsonl(
+        tmp_path / "nohash.jsonl", [{"question": "q", "answer": "#### 1"}, {"question": "q", "answer": "2"}]
+    )
     with pytest.raises(UserError, match="row 2: answer has no '####'"):
         gsm8k(path).load()
 
@@ -218,7 +220,9 @@ def test_parquet_directory_in_the_hub_layout(tmp_path):
 
 def test_parquet_with_generic_task(tmp_path):
     path = write_parquet(tmp_path / "qa.parquet", [{"problem": "1+1?", "solution_text": "2"}])
-    task = get_task(TaskSpec(task="jsonl", dataset=path, task_options={"question_key": "problem", "answer_key": "solution_text"}))
+    task = get_task(
+        TaskSpec(task="jsonl", dataset=path, task_options={"question_key": "problem", "answer_key": "solution_text"})
+    )
     assert task.load() == [{"question": "1+1?", "answer": "2", "task_index": 0}]
 
 
@@ -226,7 +230,10 @@ def test_parquet_with_generic_task(tmp_path):
 # Generic jsonl task
 # ---------------------------------------------------------------------------------------------------
 def test_jsonl_task_default_columns(tmp_path):
-    path = write_jsonl(tmp_path / "qa.jsonl", [{"question": "2+2?", "answer": 4, "solution": "2+2=4"}, {"question": "x?", "answer": "\\frac{1}{2}"}])
+    path = write_jsonl(
+        tmp_path / "qa.jsonl",
+        [{"question": "2+2?", "answer": 4, "solution": "2+2=4"}, {"question": "x?", "answer": "\\frac{1}{2}"}],
+    )
     rows = get_task(TaskSpec(task="jsonl", dataset=path)).load()
     assert rows == [
         {"question": "2+2?", "answer": "4", "task_index": 0, "solution": "2+2=4"},
@@ -237,7 +244,11 @@ def test_jsonl_task_default_columns(tmp_path):
 def test_jsonl_task_with_question_and_answer_keys(tmp_path):
     path = write_jsonl(tmp_path / "qa.jsonl", [{"prompt_text": "3*3?", "target": "9", "why": "3*3=9"}])
     task = get_task(
-        TaskSpec(task="jsonl", dataset=path, task_options={"question_key": "prompt_text", "answer_key": "target", "solution_key": "why"})
+        TaskSpec(
+            task="jsonl",
+            dataset=path,
+            task_options={"question_key": "prompt_text", "answer_key": "target", "solution_key": "why"},
+        )
     )
     rows = task.load()
     assert rows == [{"question": "3*3?", "answer": "9", "task_index": 0, "solution": "3*3=9"}]
@@ -252,7 +263,7 @@ def test_jsonl_task_keys_that_the_file_lacks(tmp_path):
 
 def test_jsonl_task_unknown_option(tmp_path):
     path = write_jsonl(tmp_path / "qa.jsonl", [{"question": "q", "answer": "1"}])
-    with pytest.raises(UserError, match="unknown task_options.*questionkey"):
+    with pytest.raises(UserError, match=r"unknown task_options.*questionkey"):
         get_task(TaskSpec(task="jsonl", dataset=path, task_options={"questionkey": "q"})).load()
 
 
@@ -302,10 +313,12 @@ def test_gym_train_and_test_are_disjoint(chain_sum):
 
 def test_gym_splits_leave_out_the_questions_of_earlier_splits():
     # 2 terms of 1 digit: a few hundred distinct questions, so 300-question draws overlap unless left out
-    spec = dict(task="gym:chain_sum", task_size=300, task_seed=3)
+    spec = {"task": "gym:chain_sum", "task_size": 300, "task_seed": 3}
     options = {"min_terms": 2, "max_terms": 2, "min_digits": 1, "max_digits": 1}
     task = get_task(TaskSpec(**spec, task_options=options))
-    train, validation, test = ({row["question"] for row in task.load(split=split)} for split in ("train", "validation", "test"))
+    train, validation, test = (
+        {row["question"] for row in task.load(split=split)} for split in ("train", "validation", "test")
+    )
     assert train and validation and test
     assert not train & validation
     assert not (train | validation) & test
@@ -420,7 +433,10 @@ def test_template_names():
 
 
 def test_xml_system_prompt_is_the_seeds():
-    assert XML.system_prompt == "\nRespond in the following format:\n<reasoning>\n...\n</reasoning>\n<answer>\n...\n</answer>\n"
+    assert (
+        XML.system_prompt
+        == "\nRespond in the following format:\n<reasoning>\n...\n</reasoning>\n<answer>\n...\n</answer>\n"
+    )
 
 
 @pytest.mark.parametrize(
@@ -463,10 +479,18 @@ def test_think_extract_answer(text, answer):
 @pytest.mark.parametrize(
     "template, text, expected",
     [
-        (XML, "<reasoning>\nline 1\nline 2\n</reasoning>\n<answer>\n72\n</answer>\n", ("line 1\nline 2", "<answer>\n72\n</answer>")),
+        (
+            XML,
+            "<reasoning>\nline 1\nline 2\n</reasoning>\n<answer>\n72\n</answer>\n",
+            ("line 1\nline 2", "<answer>\n72\n</answer>"),
+        ),
         (XML, "<reasoning>\nunfinished", ("unfinished", "")),
         (XML, "plain text", ("plain text", "")),
-        (THINK, "<think>\nstep 1\nstep 2\n</think>\nThe answer is \\boxed{3}.", ("step 1\nstep 2", "The answer is \\boxed{3}.")),
+        (
+            THINK,
+            "<think>\nstep 1\nstep 2\n</think>\nThe answer is \\boxed{3}.",
+            ("step 1\nstep 2", "The answer is \\boxed{3}."),
+        ),
         (THINK, "preamble <think>\nx\n</think> y", ("x", "y")),
         (THINK, "<think>\nnever closes", ("never closes", "")),
     ],

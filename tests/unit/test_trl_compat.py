@@ -44,12 +44,15 @@ def test_each_private_piece_of_trl_is_as_expected(name):
         assert actual == entry.expected, f"TRL changed {entry.owner}.{name}:\n  was {entry.expected}\n  now {actual}"
     else:
         assert entry.kind in ("attribute", "patch"), f"{name}: unknown kind {entry.kind}"
-        assert entry.expected in inspect.getsource(owner), f"TRL's {entry.owner} no longer has {entry.expected!r} ({name})"
+        assert entry.expected in inspect.getsource(owner), (
+            f"TRL's {entry.owner} no longer has {entry.expected!r} ({name})"
+        )
 
 
 def test_every_overridden_private_method_is_listed():
     overridden = {
-        name for name, value in vars(GRPOHooks).items()
+        name
+        for name, value in vars(GRPOHooks).items()
         if callable(value) and name.startswith("_") and not name.startswith("__") and hasattr(GRPOTrainer, name)
     }
     listed = {name for name, entry in PRIVATE.items() if entry.kind == "override"}
@@ -76,9 +79,16 @@ def _trl_private_names() -> set[str]:
     names = set()
     roots = [os.path.dirname(trl.__file__), os.path.join(os.path.dirname(transformers.__file__), "trainer.py")]
     for root in roots:
-        paths = [root] if root.endswith(".py") else [
-            os.path.join(folder, name) for folder, _, files in os.walk(root) for name in files if name.endswith(".py")
-        ]
+        paths = (
+            [root]
+            if root.endswith(".py")
+            else [
+                os.path.join(folder, name)
+                for folder, _, files in os.walk(root)
+                for name in files
+                if name.endswith(".py")
+            ]
+        )
         for path in paths:
             with open(path, encoding="utf-8", errors="replace") as handle:
                 source = handle.read()
@@ -97,22 +107,42 @@ def private_trl_uses(source: str, trl_names: set[str]) -> list[tuple[int, str]]:
     keyword argument, a bare name, a private import from trl, or a method of a TRL subclass overriding it. Names the
     module defines itself (outside TRL subclasses) are its own."""
     tree = ast.parse(source)
-    from_trl = {alias.asname or alias.name for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)
-                and node.module and node.module.split(".")[0] in ("trl", "transformers") or (
-                    isinstance(node, ast.ImportFrom) and node.module == "r1lab.training.trl_compat")
-                for alias in node.names}
-    trl_classes = {node for node in ast.walk(tree) if isinstance(node, ast.ClassDef)
-                   and any(isinstance(base, ast.Name) and base.id in from_trl for base in node.bases)}
-    overrides = {item for cls in trl_classes for item in cls.body if isinstance(item, (ast.FunctionDef, ast.AsyncFunctionDef))}
-    own = {node.name for node in ast.walk(tree)
-           if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)) and node not in overrides}
-    own |= {target.attr for node in ast.walk(tree) if isinstance(node, ast.Assign) for target in node.targets
-            if isinstance(target, ast.Attribute) and isinstance(target.value, ast.Name) and target.value.id == "self"}
+    from_trl = {
+        alias.asname or alias.name
+        for node in ast.walk(tree)
+        if (isinstance(node, ast.ImportFrom) and node.module and node.module.split(".")[0] in ("trl", "transformers"))
+        or (isinstance(node, ast.ImportFrom) and node.module == "r1lab.training.trl_compat")
+        for alias in node.names
+    }
+    trl_classes = {
+        node
+        for node in ast.walk(tree)
+        if isinstance(node, ast.ClassDef)
+        and any(isinstance(base, ast.Name) and base.id in from_trl for base in node.bases)
+    }
+    overrides = {
+        item for cls in trl_classes for item in cls.body if isinstance(item, (ast.FunctionDef, ast.AsyncFunctionDef))
+    }
+    own = {
+        node.name
+        for node in ast.walk(tree)
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)) and node not in overrides
+    }
+    own |= {
+        target.attr
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Assign)
+        for target in node.targets
+        if isinstance(target, ast.Attribute) and isinstance(target.value, ast.Name) and target.value.id == "self"
+    }
     found = []
     for node in ast.walk(tree):
         if isinstance(node, ast.ImportFrom) and node.module and node.module.split(".")[0] == "trl":
-            found += [(node.lineno, alias.name) for alias in node.names
-                      if alias.name.startswith("_") or alias.name in trl_names]
+            found += [
+                (node.lineno, alias.name)
+                for alias in node.names
+                if alias.name.startswith("_") or alias.name in trl_names
+            ]
             continue
         name = None
         if node in overrides:
@@ -134,7 +164,7 @@ def private_trl_uses(source: str, trl_names: set[str]) -> list[tuple[int, str]]:
 
 def test_the_scan_finds_each_kind_of_private_use():
     names = {"_logs", "_compute_loss", "fused_lm_head", "ChunkedLogProbFunction"}
-    source = '''
+    source = """
 from trl import GRPOTrainer
 from trl.kernels import ChunkedLogProbFunction
 
@@ -151,9 +181,14 @@ def read(trainer):
 class Own:
     def _compute_loss(self):  # r1lab's own class: its own name
         return self._compute_loss
-'''
+"""
     assert sorted(private_trl_uses(source, names)) == [
-        (3, "ChunkedLogProbFunction"), (7, "_compute_loss"), (8, "fused_lm_head"), (12, "_logs"), (12, "_logs")]
+        (3, "ChunkedLogProbFunction"),
+        (7, "_compute_loss"),
+        (8, "fused_lm_head"),
+        (12, "_logs"),
+        (12, "_logs"),
+    ]
 
 
 def test_no_module_but_trl_compat_names_a_private_trl_attribute():

@@ -29,8 +29,17 @@ CALLS: list[dict] = []
 
 def batch_spy(prompts, completions, completion_ids, trainer_state=None, log_extra=None, log_metric=None, **columns):
     """Records what it was called with; scores each completion by its number of token ids."""
-    CALLS.append({"prompts": prompts, "completions": completions, "completion_ids": completion_ids,
-                  "trainer_state": trainer_state, "log_extra": log_extra, "log_metric": log_metric, "columns": columns})
+    CALLS.append(
+        {
+            "prompts": prompts,
+            "completions": completions,
+            "completion_ids": completion_ids,
+            "trainer_state": trainer_state,
+            "log_extra": log_extra,
+            "log_metric": log_metric,
+            "columns": columns,
+        }
+    )
     if log_extra is not None:
         log_extra("spy_tokens", [len(ids) for ids in completion_ids])
     if log_metric is not None:
