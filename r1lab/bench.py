@@ -158,7 +158,7 @@ def r1lab_arguments(
     length: int,
     output_dir: str,
     overrides: dict,
-    precision: Literal["auto", "fp32", "bf16"] = "auto",
+    precision: str = "auto",
 ) -> list[str]:
     """The ``r1lab grpo`` command line of r1lab's side: the seed's run (rewards, hyper-parameters, TRL 1.x
     objective) and its layout (one completion per micro-batch, 4 accumulation steps: its memory profile), and r1lab's
@@ -328,7 +328,7 @@ def model_figures(model, bf16: bool, fp16: bool) -> dict[str, Any]:
         parameters += parameter.numel()
         name = _dtype_name(parameter.dtype)
         bytes_by_dtype[name] = bytes_by_dtype.get(name, 0) + parameter.numel() * parameter.element_size()
-    weights_dtype = max(bytes_by_dtype, key=bytes_by_dtype.get) if bytes_by_dtype else "float32"
+    weights_dtype = max(bytes_by_dtype, key=bytes_by_dtype.__getitem__) if bytes_by_dtype else "float32"
     return {
         "parameters": parameters,
         "weight_bytes": sum(bytes_by_dtype.values()),
@@ -368,6 +368,7 @@ def worker(side: str, arguments: list[str], result_path: str) -> int:
     started = time.perf_counter()
     if side == "seed":
         spec = importlib.util.spec_from_file_location("seed_grpo", SEED_SCRIPT)
+        assert spec is not None and spec.loader is not None  # a .py file's: the source loader
         module = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(module)
         module.main(arguments)

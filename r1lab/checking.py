@@ -114,7 +114,7 @@ class _Worker:
 
     def __init__(self):
         self.lock = threading.Lock()
-        self.process = None
+        self.process: subprocess.Popen[str] | None = None
 
     def _start(self) -> None:
         package_parent = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -133,6 +133,7 @@ class _Worker:
             raise TimeoutError("the answer-checking process did not start")
 
     def _reply(self, timeout: float) -> str | None:
+        assert self.process is not None and self.process.stdout is not None  # started by _start, stdout a pipe
         readable, _, _ = select.select([self.process.stdout], [], [], timeout)
         return self.process.stdout.readline().strip() if readable else None
 
@@ -141,7 +142,8 @@ class _Worker:
             self.process.kill()
             self.process.wait()
             for stream in (self.process.stdin, self.process.stdout):
-                stream.close()
+                if stream is not None:  # always: _start opens both as pipes
+                    stream.close()
         self.process = None
 
     def check(self, predicted: str, gold: str) -> bool:
@@ -150,6 +152,7 @@ class _Worker:
                 if self.process is None or self.process.poll() is not None:
                     self._stop()
                     self._start()
+                assert self.process is not None and self.process.stdin is not None  # _start started it
                 self.process.stdin.write(json.dumps([predicted, gold]) + "\n")
                 self.process.stdin.flush()
                 reply = self._reply(WORKER_TIMEOUT_S)

@@ -119,7 +119,7 @@ def command_config(name: str, arguments: list[str]):
         arguments = [f"--{positional}", *arguments]
     overrides = parse_overrides(arguments)
     config_path = overrides.pop("config", None)
-    if config_path is True:
+    if isinstance(config_path, bool):  # a bare --config: True
         raise UserError("--config needs a path")
     config = load_config(config_class, config_path, overrides)
     if config_path and getattr(config, "config_dir", "absent") is None:

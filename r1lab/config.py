@@ -221,7 +221,7 @@ def coerce(key: str, value: Any, annotation: Any) -> Any:
     if isinstance(annotation, type) and issubclass(annotation, enum.Enum):
         if isinstance(value, annotation):
             return value
-        allowed = [member.value for member in annotation]
+        allowed = tuple(member.value for member in annotation)
         if value not in allowed:
             raise UserError(f"{key}: {value!r} is not one of {', '.join(map(str, allowed))}")
         return value

@@ -20,6 +20,7 @@ import logging
 import os
 import platform
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from importlib import metadata
 from typing import Any
@@ -149,7 +150,9 @@ def score_with_judges(records: list[dict[str, Any]], questions: EvalQuestions) -
         return
     placed: list[tuple[dict[str, Any], int]] = []
     distinct: dict[tuple[int, str], int] = {}
-    prompts, texts, rows = [], [], []
+    prompts: list[list[dict[str, str]]] = []
+    texts: list[str] = []
+    rows: list[dict[str, Any]] = []
     for index, record in enumerate(records):
         for completion in [record.get("greedy"), *record["samples"]]:
             if completion is None:
@@ -253,7 +256,7 @@ def build_records(rows, greedy_outputs, sampled_outputs, task, template) -> list
         ]
         greedy = (
             checked(greedy_outputs[index][0], row, task, template, greedy_verdicts[index][0])
-            if greedy_outputs is not None
+            if greedy_outputs is not None and greedy_verdicts is not None  # both or neither
             else None
         )
         score = score_question(samples)
@@ -477,14 +480,14 @@ def run_eval(model_path: str, task_spec: TaskSpec, template, **settings) -> dict
     return main(build_config(EvalConfig, values, source="run_eval"))
 
 
-def compare_summaries(before: dict[str, Any], after: dict[str, Any]) -> list[tuple[str, Any, Any, float | None]]:
+def compare_summaries(before: Mapping[str, Any], after: Mapping[str, Any]) -> list[tuple[str, Any, Any, float | None]]:
     """(label, before, after, after - before) for each headline metric present in either summary."""
     rows = []
     for key, label, _ in HEADLINE:
         if key not in before and key not in after:
             continue
         old, new = before.get(key), after.get(key)
-        numeric = isinstance(old, (int, float)) and isinstance(new, (int, float))
+        delta = (new - old) if isinstance(old, (int, float)) and isinstance(new, (int, float)) else None
         if key == "cons_at_k":
             label = (
                 f"cons@{before.get('k', '?')} / cons@{after.get('k', '?')}"
@@ -497,16 +500,16 @@ def compare_summaries(before: dict[str, Any], after: dict[str, Any]) -> list[tup
                 if before.get("k") != after.get("k")
                 else f"pass@{before.get('k', 'k')}"
             )
-        rows.append((label, old, new, (new - old) if numeric else None))
+        rows.append((label, old, new, delta))
     return rows
 
 
-def different_settings(before: dict[str, Any], after: dict[str, Any]) -> list[str]:
+def different_settings(before: Mapping[str, Any], after: Mapping[str, Any]) -> list[str]:
     old, new = before.get("settings") or {}, after.get("settings") or {}
     return [f"{key}: {old.get(key)!r} vs {new.get(key)!r}" for key in _COMPARABLE if old.get(key) != new.get(key)]
 
 
-def format_comparison(path_a: str, path_b: str, before: dict[str, Any], after: dict[str, Any]) -> str:
+def format_comparison(path_a: str, path_b: str, before: Mapping[str, Any], after: Mapping[str, Any]) -> str:
     def show(value):
         if value is None:
             return "-"

@@ -261,7 +261,7 @@ def empty_stats(names: Iterable[str] = FILTER_NAMES) -> dict[str, Any]:
     return {"total": 0, "kept": 0, "removed": dict.fromkeys(names, 0), "examples": {}}
 
 
-def count_removal(stats: dict[str, Any], name: str, reason: str) -> None:
+def count_removal(stats: dict[str, Any], name: str, reason: str | None) -> None:
     stats["removed"][name] = stats["removed"].get(name, 0) + 1
     stats["examples"].setdefault(name, reason)
 

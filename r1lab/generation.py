@@ -490,7 +490,7 @@ def decode_batch(
                 if ended[row]:
                     continue
                 tokens[row].append(token)
-                if chosen_logps is not None:
+                if logps is not None and chosen_logps is not None:  # both or neither
                     logps[row].append(chosen_logps[position])
                 if token in eos_ids:
                     ended[row] = True
@@ -571,7 +571,7 @@ def _generate_hf(
     finally:
         bar.close()
         model.train(was_training)
-    return results  # type: ignore[return-value]
+    return results  # every slot filled
 
 
 def _generate_vllm(llm, ids, *, n, progress, temperature, top_p, max_new_tokens, seed, stops):

@@ -9,6 +9,10 @@ built then.
 from __future__ import annotations
 
 import inspect
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import torch
 
 
 def forward_accepts(model, name: str) -> bool:
@@ -43,6 +47,10 @@ def _reserved_layer_class():
 
     class ReservedLayer(DynamicLayer):
         """A DynamicLayer over buffers with room to grow; ``keys``/``values`` are views of the filled part."""
+
+        length: int  # positions filled
+        key_buffer: torch.Tensor
+        value_buffer: torch.Tensor
 
         @classmethod
         def adopt(cls, layer, tokens: int):

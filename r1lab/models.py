@@ -67,7 +67,7 @@ def embedded_model_dir() -> str:
         tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=filename)
         model = AutoModelForCausalLM.from_pretrained(folder, gguf_file=filename)
         # A GGUF-loaded model carries a quantizer that trainers refuse; the weights are plain fp32 now.
-        model.hf_quantizer = None
+        model.hf_quantizer = None  # type: ignore[assignment]  # undeclared: nn.Module.__setattr__'s type (tensors)
         if hasattr(model.config, "quantization_config"):
             del model.config.quantization_config
         model.save_pretrained(staging)

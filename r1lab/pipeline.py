@@ -17,6 +17,7 @@ import os
 import re
 import time
 import traceback
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -337,7 +338,7 @@ def dry_run(plans: list[StagePlan]) -> dict[str, Any]:
     return {"stages": [plan.name for plan in plans], "dry_run": True}
 
 
-def print_status(manifest: dict[str, Any]) -> None:
+def print_status(manifest: Mapping[str, Any]) -> None:
     """The stage table, with each eval's format rate and accuracy."""
     print(f"\nrun {manifest.get('name')} in {manifest.get('run_dir')}")
     header = f"{'#':>2}  {'stage':<16} {'command':<16} {'status':<9} {'seconds':>8}  figures"
@@ -373,7 +374,7 @@ class StatusConfig:
     run_dir: str = setting("runs/quickstart", "The pipeline run whose stage table to print.")
 
 
-def status_main(config: StatusConfig) -> dict[str, Any]:
+def status_main(config: StatusConfig) -> Mapping[str, Any]:
     manifest = read_manifest(config.run_dir)
     print_status(manifest)
     return manifest

@@ -133,7 +133,8 @@ def _eval_table(rows: list[tuple[str, str, str, dict[str, Any]]]) -> str:
     judge_columns = sorted({key for *_, summary in rows for key in summary if key.startswith("judge ")})
     columns = EVAL_COLUMNS + tuple((key, "rate") for key in judge_columns)
     header = "".join(f"<th>{html.escape(h)}</th>" for h in ("stage", "model", "status", *tuple(c for c, _ in columns)))
-    body, previous = [], None
+    body: list[str] = []
+    previous: dict[str, Any] | None = None
     for name, model, status, summary in rows:
         cells = [html.escape(name), html.escape(model), html.escape(status)]
         for column, kind in columns:

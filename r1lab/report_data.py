@@ -20,6 +20,7 @@ from r1lab.run_files import (
     METRICS,
     SAMPLES,
     SUMMARY,
+    Manifest,
     RunFileError,
     iter_records,
     read_manifest,
@@ -194,7 +195,7 @@ def _stage_dir(run_dir: str, output: Any, index: int, name: str) -> str:
     return next((path for path in candidates if os.path.isdir(path)), candidates[0])
 
 
-def _stages(run_dir: str) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
+def _stages(run_dir: str) -> tuple[list[dict[str, Any]], Manifest | None]:
     """Each stage's name, command, status, inputs, error and directory: the manifest's, or the directory
     itself as one stage. Report stages are left out (this is their output)."""
     if not os.path.isfile(os.path.join(run_dir, MANIFEST.name)):

@@ -27,13 +27,19 @@ That last line, and only that one, is skipped when it is not valid JSON. Every o
 import json
 import os
 import re
+import sys
 import types
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any, Literal, NotRequired, TypedDict, Union, get_args, get_origin, get_type_hints
+from typing import Any, Literal, Union, get_args, get_origin
 
 from r1lab.errors import UserError
 from r1lab.outputs import json_bytes, jsonl_bytes, write_files_atomic, write_json_atomic, write_text_atomic
+
+if sys.version_info >= (3, 11):
+    from typing import NotRequired, TypedDict, get_type_hints
+else:  # typing has NotRequired from 3.11 on; its TypedDict and get_type_hints must know it too
+    from typing_extensions import NotRequired, TypedDict, get_type_hints
 
 # ---------------------------------------------------------------------------------------------- records
 

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import math
 import random
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -78,7 +78,7 @@ def paired_bootstrap(
 # ---------------------------------------------------------------------------------------------- evals
 
 
-def question_key(record: dict[str, Any]) -> tuple[Any, Any]:
+def question_key(record: Mapping[str, Any]) -> tuple[Any, Any]:
     """What identifies a question in ``samples.jsonl``: its task index and its text."""
     return (record.get("task_index", record.get("index")), record.get("question"))
 
@@ -89,7 +89,7 @@ def _describe(key: tuple[Any, Any]) -> str:
     return f"#{index} {text[:60] + '…' if len(text) > 60 else text!r}"
 
 
-def pair_records(before: list[dict[str, Any]], after: list[dict[str, Any]]) -> list[tuple[dict, dict]]:
+def pair_records(before: Sequence[Mapping[str, Any]], after: Sequence[Mapping[str, Any]]) -> list[tuple[dict, dict]]:
     """The two evals' records matched question by question; UserError when their question sets differ."""
 
     def keyed(records):
@@ -123,8 +123,8 @@ def _judge_score(record: dict[str, Any], name: str) -> float | None:
     if greedy is not None:
         return (greedy.get("judges") or {}).get(name)
     values = [(sample.get("judges") or {}).get(name) for sample in record["samples"]]
-    values = [value for value in values if value is not None]
-    return sum(values) / len(values) if values else None
+    scored = [value for value in values if value is not None]
+    return sum(scored) / len(scored) if scored else None
 
 
 def _judge_names(records: list[dict[str, Any]]) -> set[str]:
@@ -143,8 +143,8 @@ def compare_judges(pairs: list[tuple[dict, dict]], resamples: int, seed: int) ->
     judged: dict[str, dict[str, Any]] = {}
     names = _judge_names([a for a, _ in pairs]) & _judge_names([b for _, b in pairs])
     for name in sorted(names):
-        scores = [(_judge_score(a, name), _judge_score(b, name)) for a, b in pairs]
-        scores = [(old, new) for old, new in scores if old is not None and new is not None]
+        all_scores = [(_judge_score(a, name), _judge_score(b, name)) for a, b in pairs]
+        scores = [(old, new) for old, new in all_scores if old is not None and new is not None]
         if not scores:
             continue
         delta, low, high = paired_bootstrap([old for old, _ in scores], [new for _, new in scores], resamples, seed)
@@ -185,8 +185,8 @@ class Significance:
 
 
 def compare_records(
-    before: list[dict[str, Any]],
-    after: list[dict[str, Any]],
+    before: Sequence[Mapping[str, Any]],
+    after: Sequence[Mapping[str, Any]],
     resamples: int = BOOTSTRAP_RESAMPLES,
     seed: int = BOOTSTRAP_SEED,
 ) -> Significance:
@@ -203,8 +203,9 @@ def compare_records(
         result.became_wrong = sum(1 for old, new in verdicts if old and not new)
         result.greedy_p = sign_test(result.became_right, result.became_wrong)
         result.greedy_delta = (result.became_right - result.became_wrong) / len(pairs)
-    scores = [(_pass_at_1(a), _pass_at_1(b)) for a, b in pairs]
-    if all(old is not None and new is not None for old, new in scores):
+    pass_rates = [(_pass_at_1(a), _pass_at_1(b)) for a, b in pairs]
+    scores = [(old, new) for old, new in pass_rates if old is not None and new is not None]
+    if len(scores) == len(pass_rates):
         result.pass_delta, result.pass_low, result.pass_high = paired_bootstrap(
             [old for old, _ in scores], [new for _, new in scores], resamples, seed
         )
@@ -265,7 +266,7 @@ class Transition:
     note: str | None = None  # why there is no result
 
 
-def _question_keys(records: list[dict[str, Any]]) -> list[tuple[Any, Any]]:
+def _question_keys(records: Sequence[Mapping[str, Any]]) -> list[tuple[Any, Any]]:
     return sorted(question_key(record) for record in records)
 
 
@@ -275,7 +276,7 @@ def transitions(
     """``evals``: (name, eval directory) in run order. Each eval is paired with the nearest earlier one scored
     on the same questions (an eval of 100 checkpoint questions between two of 400 is passed over); an eval
     with no such earlier one, or with unreadable samples, gets a note instead of figures."""
-    loaded: list[tuple[str, list[dict[str, Any]] | None, str | None]] = []
+    loaded: list[tuple[str, Sequence[Mapping[str, Any]] | None, str | None]] = []
     for name, folder in evals:
         try:
             loaded.append((name, read_samples(folder), None))

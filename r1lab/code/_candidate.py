@@ -18,7 +18,7 @@ import _wire
 def main():
     requests = os.fdopen(int(sys.argv[1]), "r", encoding="utf-8")
     replies = os.fdopen(int(sys.argv[2]), "w", encoding="utf-8")
-    namespace = {"__name__": "solution", "__builtins__": builtins}
+    namespace: dict = {"__name__": "solution", "__builtins__": builtins}  # what the program defines
     try:
         for name in ("preamble.py", "solution.py"):
             with open(name, encoding="utf-8") as handle:

@@ -59,8 +59,10 @@ class Judge:
         self.total = 0
 
     def emit(self, message):
-        sys.__stdout__.write(f"{self.token} {json.dumps(message)}\n")
-        sys.__stdout__.flush()
+        out = sys.__stdout__
+        assert out is not None  # the pipe r1lab reads the verdicts from
+        out.write(f"{self.token} {json.dumps(message)}\n")
+        out.flush()
 
     def receive(self):
         line = self.replies.readline(MAX_REPLY_CHARS + 1)
@@ -129,7 +131,7 @@ def main():
     if "names" not in hello:
         judge.emit({"fatal": f"the program did not load: {hello.get('error')}"})
         return
-    namespace = {"__name__": "__tests__", "__builtins__": builtins}
+    namespace: dict = {"__name__": "__tests__", "__builtins__": builtins}  # what the tests and preamble define
     exec(compile(spec.get("preamble", ""), "<preamble>", "exec"), namespace)
     # What crosses from the candidate: the entry point, and the names the tests read, never bind, and that
     # neither the preamble nor Python defines (MBPP's tests call the function by its name). A program that defines ``abs``, ``range``

@@ -15,7 +15,8 @@ TESTCODE = None  # replaced by r1lab with _testcode.py's source before sending
 def main():
     payload = json.loads(sys.stdin.read())
     token, spec = payload["token"], payload["spec"]
-    testcode = {"__name__": "_testcode"}
+    testcode: dict = {"__name__": "_testcode"}  # _testcode's functions and constants
+    assert TESTCODE is not None, "r1lab inlines _testcode.py's source before sending"
     exec(TESTCODE, testcode)
     out = sys.stdout
 
@@ -39,7 +40,7 @@ def main():
     else:
         total = len(spec["statements"])
     emit({"total": max(1, total)})
-    namespace = {"__name__": "solution", "__builtins__": builtins}
+    namespace: dict = {"__name__": "solution", "__builtins__": builtins}  # the program and the tests
     try:
         exec(compile(payload["preamble"] + "\n" + payload["source"], "solution.py", "exec"), namespace)
     except BaseException as error:

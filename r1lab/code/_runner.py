@@ -509,7 +509,12 @@ def main():
     status_fd = settings.get("status_fd")
     root = os.getuid() == 0
     limits = settings["limits"]
-    status = {"uid": settings.get("uid") if root else os.getuid(), "network": "not cut", "proc": "host's", "masked": []}
+    status: dict = {  # what this process applied, reported on status_fd
+        "uid": settings.get("uid") if root else os.getuid(),
+        "network": "not cut",
+        "proc": "host's",
+        "masked": [],
+    }
     if not join_cgroup(settings, status):  # fail closed: no program runs with less isolation than was set up
         report(status_fd, status)
         return 126

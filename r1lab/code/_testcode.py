@@ -68,7 +68,8 @@ def instrument(source, call_check):
 
 def free_names(sources):
     """The names the code in ``sources`` reads and never binds itself (in any scope): what it expects to find."""
-    read, bound = set(), set()
+    read: set[str] = set()
+    bound: set[str] = set()
     for source in sources:
         for node in ast.walk(ast.parse(source)):
             if isinstance(node, ast.Name):

@@ -27,7 +27,12 @@ def jobs(kind: str, count: int) -> list[tuple[CodeProblem, str]]:
         return [(STDIO_PROBLEM, STDIO_PROGRAM)] * count
     rows = humaneval_rows()
     chosen = [rows[index % len(rows)] for index in range(count)]
-    return [(problem_from_row(row, row["task_id"]), reference_solution(row)) for row in chosen]
+    work = []
+    for row in chosen:
+        solution = reference_solution(row)
+        assert solution is not None  # every HumanEval row has its canonical solution
+        work.append((problem_from_row(row, row["task_id"]), solution))
+    return work
 
 
 def measure(box: LocalSandbox, work: list[tuple[CodeProblem, str]], pooled: bool) -> float:

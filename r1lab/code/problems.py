@@ -143,6 +143,7 @@ def float_tolerance(row: dict[str, Any], where: str) -> float:
     declared = next(item for item in fields(CodeProblem) if item.name == "float_tolerance")
     value = row.get("float_tolerance")
     if value is None:
+        assert isinstance(declared.default, float)  # the field's declared default
         return declared.default
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise UserError(f"{where}: float_tolerance must be a number, got {value!r}")
@@ -265,7 +266,7 @@ def problem_from_row(row: dict[str, Any], where: str, layout: str = "auto") -> C
         test = str(row.get("test") or "")
         if not test.strip():
             raise UserError(f"{where}: no tests (empty test column)")
-        entry_point = str(row.get("entry_point") or "").strip()
+        entry_point: str | None = str(row.get("entry_point") or "").strip()  # the other layouts': str or None
         if has_check_function(ast.parse(_parses(test, where))) and not entry_point:
             raise UserError(f"{where}: the tests define {CHECK}(candidate) but the row has no entry_point")
         preamble = humaneval_preamble(str(row.get("prompt") or ""), entry_point) if entry_point else ""

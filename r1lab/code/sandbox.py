@@ -455,6 +455,7 @@ class LocalSandbox:
         selector = selectors.DefaultSelector()
         for process in processes:
             popen = process.popen
+            assert popen.stdout is not None and popen.stderr is not None  # _spawn opens both as pipes
             selector.register(popen.stdout, selectors.EVENT_READ, (process, "stdout"))
             selector.register(popen.stderr, selectors.EVENT_READ, (process, "stderr"))
             selector.register(process.status_read, selectors.EVENT_READ, (process, "status"))
@@ -475,14 +476,16 @@ class LocalSandbox:
                 for key, _ in selector.select(timeout=min(0.05, deadline - now)):
                     process, stream = key.data
                     if stream == "stdin":
+                        pipe = process.popen.stdin  # key.fileobj, registered above when not None
+                        assert pipe is not None
                         try:
-                            written = os.write(key.fileobj.fileno(), process.stdin_data[:65536])
+                            written = os.write(pipe.fileno(), process.stdin_data[:65536])
                             process.stdin_data = process.stdin_data[written:]
                         except (BrokenPipeError, OSError):
                             process.stdin_data = b""
                         if not process.stdin_data:
-                            selector.unregister(key.fileobj)
-                            key.fileobj.close()
+                            selector.unregister(pipe)
+                            pipe.close()
                         continue
                     fd = key.fileobj if isinstance(key.fileobj, int) else key.fileobj.fileno()
                     chunk = os.read(fd, 65536)

@@ -136,7 +136,8 @@ def simple_rows(split: str, seed: int = 42, size: int | None = None) -> list[dic
     if split == "test":
         seen_train = {row["entry_point"] for row in simple_rows("train", seed)}
     draw = random.Random(f"{seed}-{split}")
-    rows, attempts = [], 0
+    rows: list[dict[str, Any]] = []
+    attempts = 0
     while len(rows) < count and attempts < 100 * count:
         family = FAMILIES[attempts % len(FAMILIES)]
         attempts += 1

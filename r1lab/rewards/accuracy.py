@@ -39,11 +39,11 @@ class BatchCheckedAccuracy(RewardFunction):
         super().__init__("accuracy", scorer)
         self.checker, self.layout, self.value = checker, layout, value
 
-    def __call__(self, prompts=None, completions=None, **kwargs) -> list[float]:
+    def __call__(self, prompts=None, completions=None, **kwargs) -> list[float | None]:
         rows = batch_rows(prompts, completions or [], kwargs)
         try:
             verdicts = self.checker.check_batch([completion_text(row["completion"]) for row in rows], rows, self.layout)
-            scores = [float(self.value(verdict)) for verdict in verdicts]
+            scores: list[float | None] = [float(self.value(verdict)) for verdict in verdicts]
         except Exception:
             return super().__call__(prompts=prompts, completions=completions, **kwargs)
         if kwargs.get("log_metric") is not None:

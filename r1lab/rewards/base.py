@@ -135,9 +135,10 @@ class RewardFunction:
         if self._failures_logged <= LOGGED_FAILURES:
             logger.warning("reward %s failed on a completion (scored 0): %s", self.__name__, message)
 
-    def __call__(self, prompts=None, completions=None, **kwargs) -> list[float]:
+    def __call__(self, prompts=None, completions=None, **kwargs) -> list[float | None]:
+        """One score per completion (a subclass's None: the reward does not apply to it, as TRL reads it)."""
         completions = completions or []
-        scores = []
+        scores: list[float | None] = []
         stats: dict[str, list[float]] = {}
         failures_now = 0
         for row in batch_rows(prompts, completions, kwargs):

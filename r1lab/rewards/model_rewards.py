@@ -260,11 +260,11 @@ class ModelReward(BatchReward):
         self.part = part
         self.settings = settings
         self.path: str | None = None  # resolved on first use (``embedded`` converts the GGUF once)
-        self.kind = settings.kind
-        self.label = None
+        self.kind: str | None = settings.kind  # auto until configured
+        self.label: int | None = None
         self.multi_label = False
         self.configured = False  # kind and label read from the model's config
-        self.loaded = None  # (model, tokenizer), on the first batch
+        self.loaded: tuple[Any, Any] | None = None  # (model, tokenizer), on the first batch
         self._check_local_config()
 
     def _check_local_config(self) -> None:
@@ -320,7 +320,7 @@ class ModelReward(BatchReward):
         questions = [prompt_text(row.get("prompt")) for row in rows]
         scores: list[float | None] = [0.0 if not response else None for response in responses]
         todo = [index for index, response in enumerate(responses) if response]
-        stats = {"tokens": [], "truncated": 0, "raw": [], "unparsed": 0}
+        stats: dict[str, Any] = {"tokens": [], "truncated": 0, "raw": [], "unparsed": 0}
         size = max(1, self.settings.batch_size)
         for start in range(0, len(todo), size):
             chunk = todo[start : start + size]
@@ -368,6 +368,7 @@ class ModelReward(BatchReward):
     def _classify(self, questions, responses, stats) -> list[float | None]:
         import torch
 
+        assert self.loaded is not None  # _score_chunk loaded it
         model, tokenizer = self.loaded
         inputs = self._classifier_inputs(tokenizer, questions, responses)
         lengths = [len(ids) for ids in tokenizer(**inputs)["input_ids"]]
@@ -415,6 +416,7 @@ class ModelReward(BatchReward):
         return prompt + ("\n" + self.settings.judge_prefill if self.settings.judge_prefill else "")
 
     def _judge(self, questions, responses, stats) -> list[float | None]:
+        assert self.loaded is not None  # _score_chunk loaded it
         model, tokenizer = self.loaded
         texts = [self._judge_text(tokenizer, q, r, stats) for q, r in zip(questions, responses)]
         templated = self.settings.chat_template and getattr(tokenizer, "chat_template", None)

@@ -137,7 +137,7 @@ def new_stats(source: str, task_name: str) -> dict[str, Any]:
     }
 
 
-def _remove(stats: dict[str, Any], name: str, reason: str) -> None:
+def _remove(stats: dict[str, Any], name: str, reason: str | None) -> None:
     count_removal(stats, name, reason)
 
 
@@ -234,6 +234,7 @@ def _completion_text(value: Any) -> str:
 def zero_candidates(config: ColdStartDataConfig, task, template, stats: dict[str, Any]) -> list[Candidate]:
     """Completions of an earlier run with their reasoning and answer re-written into the template."""
     source_template = get_template(config.completions_template or config.template)
+    assert config.completions_file is not None  # check(): source zero needs one
     records = read_jsonl(config.completions_file)
     require_columns(records, ("question", "completion"), config.completions_file)
     # Procedural tasks check an answer against their own generated entry: find it by question.
@@ -340,8 +341,10 @@ def check(config: ColdStartDataConfig) -> None:
 def validate(config: ColdStartDataConfig):
     """Everything that can be checked before data is read or a model is loaded: (template, filter settings)."""
     check(config)
-    if config.source == "zero" and not os.path.isfile(config.completions_file):
-        raise UserError(f"completions_file not found: {config.completions_file}")
+    if config.source == "zero":
+        assert config.completions_file is not None  # check(): source zero needs one
+        if not os.path.isfile(config.completions_file):
+            raise UserError(f"completions_file not found: {config.completions_file}")
     if config.source == "fewshot":
         resolve_model(config.model)
     check_dataset_output(config.output, config.overwrite)

@@ -77,6 +77,7 @@ class R1DistillConfig(R1SFTConfig):
 def teacher_sampling_config(config: R1DistillConfig, output: str):
     """The rejection-sampling run that makes the teacher's traces: the task and filters of the student's config."""
     task_fields = {f.name: getattr(config, f.name) for f in dataclasses.fields(TaskSpec)}
+    assert config.teacher is not None  # check(): no teacher, no teacher's run
     return RejectionSamplingConfig(
         **task_fields,
         model=config.teacher,
@@ -130,6 +131,7 @@ def _teacher_field_names():
 def validate_distill(config: R1DistillConfig) -> None:
     """Every problem with the settings, the models and the output, before a model loads or a file is written."""
     check(config)
+    assert config.output_dir is not None  # TrainingArguments.__post_init__ fills it
     check_output_dir(config.output_dir, config.overwrite, resuming=bool(resolve_resume(config)))
     resolve_model(config.model)
     if config.teacher and not config.train_file:
@@ -140,6 +142,7 @@ def validate_distill(config: R1DistillConfig) -> None:
 
 
 def check_same_vocabulary(config: R1DistillConfig) -> None:
+    assert config.teacher is not None  # check(): method on_policy needs one
     student, teacher = (
         load_tokenizer(config.model, config.trust_remote_code),
         load_tokenizer(config.teacher, config.trust_remote_code),
@@ -155,6 +158,7 @@ def teacher_traces(config: R1DistillConfig) -> tuple[str, dict[str, Any] | None]
     """(train_file for the student, the teacher run's figures or None when reused/supplied)."""
     if config.train_file:
         return config.train_file, None
+    assert config.output_dir is not None  # TrainingArguments.__post_init__ fills it
     output = os.path.join(config.output_dir, TEACHER_SAMPLES)
     if is_finished(output) and not config.overwrite:
         logger.info("r1lab: reusing the teacher's traces in %s (--overwrite true samples them again)", output)
@@ -174,6 +178,7 @@ def main(config: R1DistillConfig) -> dict[str, Any]:
         figures = sft.main(config)
         figures["teacher"] = teacher_figures
     if is_main_process():
+        assert config.output_dir is not None  # TrainingArguments.__post_init__ fills it
         write_stage_marker(config.output_dir, "distill", config_to_dict(config), started, figures)
     return figures
 
@@ -197,6 +202,8 @@ def on_policy(config: R1DistillConfig, started: float) -> dict[str, Any]:
     tokenizer.padding_side = "left"
 
     def build_trainer(callbacks: list) -> DistillationTrainer:
+        # TRL's config __post_init__ decides bf16; check(): method on_policy needs a teacher
+        assert config.bf16 is not None and config.teacher is not None
         student = load_model(
             config.model,
             config.model_dtype,

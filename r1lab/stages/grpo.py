@@ -184,6 +184,10 @@ def plan(config: R1GRPOConfig) -> GRPOPlan:
 
 def _check_generation_settings(config: R1GRPOConfig, template) -> list[str]:
     """The stop strings for ``stop_at_answer`` (none without it); bad combinations as one clear error."""
+    if config.max_completion_length is None:
+        raise UserError(
+            "max_completion_length must be a number of tokens (GRPO samples completions up to it), not null"
+        )
     if config.vllm_importance_sampling_mode not in IMPORTANCE_SAMPLING_MODES:
         raise UserError(
             f"vllm_importance_sampling_mode must be one of {', '.join(IMPORTANCE_SAMPLING_MODES)}, "
@@ -239,10 +243,13 @@ def main(config: R1GRPOConfig) -> dict[str, Any]:
     dataset = Dataset.from_list([{key: row[key] for key in columns} for row in prepared.rows])
     config.reward_weights = prepared.reward_weights
     _vllm_stop_kwargs(config, prepared.stop_strings)
+    assert config.output_dir is not None  # TrainingArguments.__post_init__ fills it
     completions_log = CompletionsFileCallback(config.output_dir)
     heldout = heldout_callback(config, prepared.tokenizer)  # before the metrics callback: it adds heldout/* to the line
 
     def build_trainer(callbacks: list) -> R1GRPOTrainer:
+        # check() refuses a null max_completion_length; TRL's config __post_init__ decides bf16
+        assert config.max_completion_length is not None and config.bf16 is not None
         longest = config.max_prompt_length + config.max_completion_length if config.max_prompt_length else None
         model = load_model(
             config.model,
@@ -269,10 +276,12 @@ def main(config: R1GRPOConfig) -> dict[str, Any]:
 
     def reward_figures() -> dict[str, Any]:
         failures = {f.__name__: f.failures for f in prepared.reward_functions if f.failures}
+        trainer = completions_log.trainer
+        assert isinstance(trainer, R1GRPOTrainer)  # build_trainer's
         return {
             "train_prompts": len(dataset),
             "reward_failures": failures,
-            "fast_paths": completions_log.trainer.fast_paths.as_record(),
+            "fast_paths": trainer.fast_paths.as_record(),
         }
 
     return run_training_stage(

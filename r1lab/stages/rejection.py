@@ -142,7 +142,8 @@ def validate(config: RejectionSamplingConfig):
 def judge(rows, outputs, task, template, settings, config, count_tokens=None) -> tuple[list[dict], dict[str, Any]]:
     """The kept reasoning samples and the stats: per check, per question, overall."""
     stats = new_stats(STAGE, task.name)
-    samples, per_question = [], []
+    samples: list[dict[str, Any]] = []
+    per_question: list[dict[str, Any]] = []
     for row, completions in zip(rows, outputs):
         candidates = []
         for generated in completions:

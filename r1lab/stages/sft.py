@@ -157,6 +157,7 @@ def main(config: R1SFTConfig) -> dict[str, Any]:
         )
 
     def build(callbacks: list):
+        assert config.bf16 is not None  # TRL's config __post_init__ decides it
         model = load_model(
             config.model,
             config.model_dtype,
@@ -169,6 +170,7 @@ def main(config: R1SFTConfig) -> dict[str, Any]:
 
     def keep_training_data() -> None:
         if prepared.data_stats is not None:  # built in memory: keep what it trained on beside the model
+            assert config.output_dir is not None  # TrainingArguments.__post_init__ fills it
             write_jsonl_atomic(os.path.join(config.output_dir, "train.jsonl"), prepared.samples)
             write_json_atomic(os.path.join(config.output_dir, "data_stats.json"), prepared.data_stats)
 

@@ -7,6 +7,7 @@ built with ``(spec, argument)``, a plain one with ``(spec)``.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from r1lab.errors import UserError
@@ -15,7 +16,7 @@ from r1lab.tasks.base import Task, TaskSpec
 
 @dataclass(frozen=True)
 class RegisteredTask:
-    task_class: type[Task]
+    task_class: Callable[..., Task]  # a Task class: built with (spec), a parametrized one (spec, argument)
     parametrized: bool
 
     def display_name(self, name: str) -> str:

@@ -9,13 +9,16 @@ from __future__ import annotations
 import logging
 import os
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from transformers import TrainerCallback
 
 from r1lab.outputs import remove_stage_marker
 from r1lab.run_files import COMPLETIONS, METRICS, append_records, keep_records_up_to
 from r1lab.training.trl_compat import generation_logs
+
+if TYPE_CHECKING:
+    from trl import GRPOTrainer
 
 logger = logging.getLogger("r1lab")
 
@@ -28,10 +31,11 @@ class MetricsFileCallback(TrainerCallback):
     def __init__(self, output_dir: str, warn_threshold: float = 0.5):
         self.path = os.path.join(output_dir, METRICS.name)
         self.warn_threshold = warn_threshold
-        self.step_started = None
+        self.step_started: float | None = None
         self.step_seconds: list[float] = []
         self.history: list[dict[str, Any]] = []
         self.warned: set[str] = set()
+        self.resumed_at = 0  # on_train_begin: > 0 when resumed
 
     def on_train_begin(self, args, state, control, **kwargs):
         self.resumed_at = state.global_step  # > 0: resumed from checkpoint-<global_step>
@@ -60,7 +64,7 @@ class MetricsFileCallback(TrainerCallback):
             record["step_seconds"] = sum(self.step_seconds) / len(self.step_seconds)
             self.step_seconds = []
         record.update(logs)
-        if "train_loss" in record and getattr(self, "resumed_at", 0):
+        if "train_loss" in record and self.resumed_at:
             record["train_loss"] = self._whole_run_train_loss(record["train_loss"], state.global_step)
         self.history.append(record)
         append_records(self.path, METRICS, [record])
@@ -150,7 +154,7 @@ class CompletionsFileCallback(TrainerCallback):
 
     def __init__(self, output_dir: str):
         self.path = os.path.join(output_dir, COMPLETIONS.name)
-        self.trainer = None
+        self.trainer: GRPOTrainer | None = None
         self.written_for_step = -1
 
     def on_train_begin(self, args, state, control, **kwargs):

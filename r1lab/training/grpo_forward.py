@@ -15,7 +15,7 @@ backbone as TRL does and projects only the positions that predict a completion t
 
 from __future__ import annotations
 
-from contextlib import nullcontext
+from contextlib import AbstractContextManager, nullcontext
 from typing import Any
 
 from r1lab.kv_cache import cache_keyword
@@ -38,14 +38,16 @@ def score_trimmed(
     rows = input_ids.shape[0]
     batch_size = batch_size or rows
     prompt_width = input_ids.shape[1] - logits_to_keep
-    all_logps, all_entropies = [], []
+    all_logps: list[torch.Tensor] = []
+    all_entropies: list[torch.Tensor] = []
     for start in range(0, rows, batch_size):
         ids, mask = input_ids[start : start + batch_size], attention_mask[start : start + batch_size]
         attended = mask[:, prompt_width:].any(dim=0).nonzero()
         kept = int(attended.max()) + 1 if attended.numel() else 1
         logps, entropies = score(ids[:, : prompt_width + kept], mask[:, : prompt_width + kept], kept)
         all_logps.append(_pad_columns(logps, logits_to_keep))
-        all_entropies.append(_pad_columns(entropies, logits_to_keep) if compute_entropy else None)
+        if compute_entropy:
+            all_entropies.append(_pad_columns(entropies, logits_to_keep))
     logps = torch.cat(all_logps, dim=0)
     return logps, (torch.cat(all_entropies, dim=0) if compute_entropy else None)
 
@@ -90,6 +92,7 @@ def _prompt_shared_chunk(model, input_ids, attention_mask, logits_to_keep: int, 
         logits_to_keep=1,
     )
     cache = getattr(prefix, "cache", None) or getattr(prefix, "past_key_values", None)
+    assert cache is not None  # use_cache=True: without it the tail would be scored without its prompt
     if distinct.shape[0] != rows or not torch.equal(row_prompt, torch.arange(rows, device=row_prompt.device)):
         cache.reorder_cache(row_prompt)
     tail_ids = input_ids[:, prefix_width:]
@@ -133,7 +136,7 @@ def compact_head_chunk(
     scored = attention_mask[:, -logits_to_keep:].bool()
     picked, targets = hidden[scored], input_ids[:, -logits_to_keep:][scored]
     head = base.get_output_embeddings()
-    context = nullcontext()
+    context: AbstractContextManager[None] = nullcontext()
     if cast_lm_head_to_fp32:
         picked, context = picked.float(), torch.autocast(picked.device.type, enabled=False)
     outputs = ("log_probs", "entropy") if compute_entropy else ("log_probs",)

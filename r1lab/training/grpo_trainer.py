@@ -14,6 +14,7 @@ from __future__ import annotations
 import copy
 import functools
 import logging
+from typing import TYPE_CHECKING
 
 import torch
 from trl.models import unwrap_model_for_generation
@@ -28,6 +29,10 @@ from r1lab.training.rollout_correction import (
     weighted_advantages,
 )
 from r1lab.training.trl_compat import GRPOHooks, reload_colocated_weights, vllm_engine_settings
+
+if TYPE_CHECKING:
+    from datasets import Dataset
+    from trl import GRPOConfig
 
 logger = logging.getLogger("r1lab")
 
@@ -62,19 +67,29 @@ class R1GRPOTrainer(GRPOHooks):
     the EOS is added here); ``vllm_engine``: settings added to TRL's colocated ``vllm.LLM`` (``use_vllm``).
     """
 
+    # What TRL's Trainer declares wider: r1lab.stages.grpo builds it with its config, a model and a Dataset, and
+    # that config's __post_init__ (TRL's) refuses a null num_generations, r1lab's check a null max_completion_length.
+    args: GRPOConfig
+    model: torch.nn.Module
+    train_dataset: Dataset
+    num_generations: int
+    max_completion_length: int
+
     def __init__(self, *args, stop_strings: list[str] | None = None, vllm_engine: dict | None = None, **kwargs):
         with vllm_engine_settings(vllm_engine):
             super().__init__(*args, **kwargs)
         if self.use_vllm and self.vllm_mode == "colocate" and not torch.cuda.is_available():
-            self.vllm_generation.sync_weights = functools.partial(reload_colocated_weights, self.vllm_generation)
+            sync = functools.partial(reload_colocated_weights, self.vllm_generation)
+            self.vllm_generation.sync_weights = sync  # type: ignore[method-assign]  # this engine's method, replaced
         self.fast_paths = fast_paths.decide(self)
         logger.info("r1lab: fast paths: %s", self.fast_paths.summary())
         self.r1lab_stop_strings = list(stop_strings or [])
-        self.r1lab_sampled = None  # (completion ids, their log-probabilities) until TRL asks for old log-probs
+        # (completion ids, their log-probabilities) until TRL asks for old log-probs
+        self.r1lab_sampled: tuple[list[list[int]], list[list[float]]] | None = None
         self.r1lab_sampling_round = 0  # dynamic sampling: which extra round of the step is being sampled
         self.r1lab_rewards_per_func = None  # the last scored batch's rewards (rows x reward functions)
-        self.r1lab_sampler = None  # sampling_dtype bfloat16: the bf16 copy r1lab's loop samples from
-        self.r1lab_sampler_step = None  # the optimizer step whose weights the copy holds
+        self.r1lab_sampler: torch.nn.Module | None = None  # sampling_dtype bfloat16: the bf16 copy r1lab samples from
+        self.r1lab_sampler_step: int | None = None  # the optimizer step whose weights the copy holds
         self.r1lab_warned_uncorrected = False
 
     # --- prompt order ----------------------------------------------------------------------------------------
@@ -149,7 +164,8 @@ class R1GRPOTrainer(GRPOHooks):
             self.model_wrapped,
             self.accelerator,
             gather_deepspeed3_params=self.args.ds3_gather_for_generation,
-            gradient_checkpointing_kwargs=self.args.gradient_checkpointing_kwargs,
+            # transformers types it dict | str (a JSON str, parsed in __post_init__), TRL dict; TRL passes it as here
+            gradient_checkpointing_kwargs=self.args.gradient_checkpointing_kwargs,  # type: ignore[arg-type]  # as TRL
         ) as model:
             generator = torch.Generator(device=model.device).manual_seed(seed)
             policy = model
@@ -178,6 +194,7 @@ class R1GRPOTrainer(GRPOHooks):
                 )
             finally:
                 policy.train(was_training)
+        assert decoded.logps is not None  # record_logps=True
         return decoded.tokens, decoded.logps, exact
 
     def _sampling_model(self, policy):
@@ -249,6 +266,7 @@ class R1GRPOTrainer(GRPOHooks):
     def generate_and_score(self, inputs):
         if not (getattr(self.args, "dynamic_sampling", False) and self.model.training):
             return self._correct_rollouts(self.trl_generate_and_score(inputs))
+        max_rounds = getattr(self.args, "max_resample_rounds", 0)  # r1lab's config has it, as it has dynamic_sampling
         size = self.num_generations
         wanted = len(inputs) // size
         drawn = oversampled_prompt_count(
@@ -261,7 +279,7 @@ class R1GRPOTrainer(GRPOHooks):
             output = self.trl_generate_and_score(batch)
             flat = flat_groups(self.r1lab_rewards_per_func, self.reward_weights, size).tolist()
             sampled += [(output, group, not is_flat) for group, is_flat in enumerate(flat)]
-            if sum(varied for _, _, varied in sampled) >= wanted or rounds == self.args.max_resample_rounds:
+            if sum(varied for _, _, varied in sampled) >= wanted or rounds == max_rounds:
                 break
             rounds += 1
             batch = self._resampled_prompts(wanted, rounds)
@@ -276,7 +294,7 @@ class R1GRPOTrainer(GRPOHooks):
                 effective,
                 wanted,
                 rounds + 1,
-                self.args.max_resample_rounds + 1,
+                max_rounds + 1,
                 self.state.global_step,
             )
         self.log_metric("dynamic_sampling/groups_sampled", float(len(sampled)))

@@ -50,7 +50,7 @@ class TrainingStageSettings:
         check_training_ranges(self)
         cpu_precision(self)
         cpu_processes_fallback(self)
-        super().__post_init__()
+        super().__post_init__()  # type: ignore[misc]  # a mixin: TRL's config class after it in the MRO has one
 
 
 # Settings every value of which must be at least this (on the configs that have them): checked when the config

@@ -363,11 +363,11 @@ def vllm_engine_settings(settings: dict | None):
     if original is None:  # vLLM is not installed: TRL raises its own error, and r1lab's plan refused earlier
         yield
         return
-    module.LLM = functools.partial(original, **settings)
+    module.LLM = functools.partial(original, **settings)  # type: ignore[attr-defined]  # ModuleType has no setter
     try:
         yield
     finally:
-        module.LLM = original
+        module.LLM = original  # type: ignore[attr-defined]  # (typeshed: a module's attributes are read-only)
 
 
 def reload_colocated_weights(generation) -> None:
