@@ -27,10 +27,12 @@ $(STAMP): pyproject.toml Makefile
 quickstart: $(STAMP)
 	$(VENV)/bin/r1lab pipeline --config recipes/quickstart/pipeline.yaml --resume
 
-# Lint and format first (seconds): what pre-commit runs, and CI through `make test`.
+# Lint, format and type-check first (ruff in seconds, mypy about a minute): what pre-commit runs, and CI through
+# `make test`.
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
 
 test: lint
 	$(PY) -m pytest -q -m "not slow"
