@@ -615,6 +615,11 @@ VALIDATED_BEFORE_LOADING = [
         ["grpo", "--max_completion_length", "0"],
         "max_completion_length must be at least 1",
     ),
+    (
+        "grpo-null-completion-length",
+        ["grpo", "--max_completion_length", "null"],
+        "max_completion_length must be a number of tokens",
+    ),
     ("grpo-lora-rank-0", ["grpo", "--use_peft", "true", "--lora_r", "0"], "lora_r must be at least 1"),
     ("grpo-final-eval-bad-setting", ["grpo", "--final_eval", "{k: 0}"], "k must be at least 1"),
     ("grpo-final-eval-unknown-key", ["grpo", "--final_eval", "{limt: 3}"], "did you mean limit?"),
