@@ -7,12 +7,15 @@ from __future__ import annotations
 import json
 import os
 import re
+from collections import Counter
 from types import SimpleNamespace
 
 import pytest
 from test_bad_inputs import assert_one_error_line, snapshot
 
 from r1lab.cli import main as cli_main
+from r1lab.code import simple
+from r1lab.errors import UserError
 from r1lab.filters import filter_settings
 from r1lab.rewards import build_rewards
 from r1lab.stages.rejection import RejectionSamplingConfig, judge
@@ -80,6 +83,64 @@ def test_simple_problems_have_working_references():
         rows = rows[:: len(rows) // 10]  # every family of each split (they cycle), ten programs
         assert all(verdict.correct for verdict in task.check_batch([answer(row["answer"]) for row in rows], rows, XML))
     assert len(names["train"]) == 60 and len(names["test"]) == 20 and not names["train"] & names["test"]
+    assert len(get_task(TaskSpec(task="code", dataset="simple", split="validation")).load()) > 20
+
+
+CHAINS = {"kind": "chains", "min_steps": 1, "max_steps": 3}
+
+
+@pytest.mark.parametrize("options", [None, CHAINS, {**CHAINS, "domains": ["int"], "max_steps": 1}])
+def test_simple_splits_partition_the_problems_by_identity(options):
+    """A problem's split follows from its identity alone: the splits never share a problem, whatever their sizes
+    and seeds (a larger train split, a test split drawn with another seed)."""
+    seeds = {"train": 42, "validation": 42, "test": 7}
+    sizes = {"train": 2000, "validation": 400, "test": 400}
+    if options is None:  # basic: a small problem space, each split as many as it holds
+        sizes = dict.fromkeys(sizes, 1000)
+    elif options.get("domains") == ["int"]:  # 1-step integer chains: a few dozen problems in all
+        sizes = dict.fromkeys(sizes, 10)
+    identities = {}
+    for split in simple.SPLITS:
+        rows = simple.simple_rows(split, seeds[split], sizes[split], options)
+        identities[split] = {row["identity"] for row in rows}
+        assert len(identities[split]) == len(rows) and all(simple.split_of(key) == split for key in identities[split])
+        assert [row["task_id"] for row in rows] == [f"simple/{split}/{index}" for index in range(len(rows))]
+    assert not identities["train"] & identities["test"]
+    assert not identities["validation"] & (identities["train"] | identities["test"])
+    other_seed = {row["identity"] for row in simple.simple_rows("train", 1, sizes["train"], options)}
+    assert not other_seed & identities["test"]
+
+
+def test_simple_chains_give_hundreds_of_held_out_problems_with_working_references():
+    rows = simple.simple_rows("test", options={**CHAINS, "size": 400})
+    assert len(rows) == 400 and len({row["prompt"] for row in rows}) == 400
+    steps = Counter(row["identity"].count("|") - 1 for row in rows)
+    assert set(steps) == {1, 2, 3} and all(row["identity"].split("|")[1] in ("int", "str", "list") for row in rows)
+    with pytest.raises(UserError, match=r"only \d+ distinct problems"):
+        simple.simple_rows("test", options={**CHAINS, "domains": ["int"], "max_steps": 1, "size": 100})
+    task = get_task(TaskSpec(task="code", dataset="simple", split="test", task_options={"simple": CHAINS}))
+    rows = task.load()[:12]
+    for row in rows:  # the reasoning builds the answer's expression step by step
+        assert row["solution"].startswith("Start with ") and row["answer"].startswith("```python\ndef transform_")
+        assert row["answer"].split("return ", 1)[1].removesuffix("\n```") == row["solution"].rsplit(": ", 1)[1]
+    verdicts = task.check_batch([XML.format(row["solution"], row["answer"]) for row in rows], rows, XML)
+    assert all(verdict.correct for verdict in verdicts), [verdict.report for verdict in verdicts]
+    wrong = [XML.format(row["solution"], row["answer"].replace("return ", "return None and ")) for row in rows]
+    assert not any(verdict.correct for verdict in task.check_batch(wrong, rows, XML))
+
+
+def test_cold_start_data_from_simple_chains_is_every_verified_reference(tmp_path):
+    output = tmp_path / "data"
+    options = "{simple: {kind: chains, size: 24}}"
+    arguments = ["--task", "code", "--dataset", "simple", "--task_options", options, "--template", "xml"]
+    filters = ["--filters", "{max_repeated_ngram_share: null}", "--output", str(output)]
+    assert cli_main(["cold-start-data", *arguments, "--source", "solutions", *filters]) == 0
+    samples = [json.loads(line) for line in (output / "train.jsonl").read_text().splitlines()]
+    rows = simple.simple_rows("train", options={"kind": "chains", "size": 24})
+    assert len(samples) == 24 and [sample["task_index"] for sample in samples] == list(range(24))
+    for sample, row in zip(samples, rows):
+        completion = sample["completion"][0]["content"]
+        assert row["explanation"] in completion and f"```python\n{row['reference_solution']}```" in completion
 
 
 def test_eval_writes_test_reports_and_pass_at_k(tiny_model_dir, tmp_path, capsys):
@@ -167,6 +228,11 @@ def test_bad_rows_are_one_line_exit_2_and_nothing_written(case, command, tiny_mo
         ("{layout: xml}", "unknown code layout 'xml'"),
         ("{colour: red}", "unknown task_options for task 'code': colour"),
         ("{limits: {memory_bytes: 1000000}}", "code sandbox: a trivial program failed"),  # Python cannot start in 1 MB
+        ("{simple: {kind: hard}}", "task_options.simple.kind must be one of basic, chains"),
+        ("{simple: {steps: 2}}", "unknown task_options.simple key(s) steps"),
+        ("{simple: {kind: chains, min_steps: 3, max_steps: 2}}", "min_steps 3 is more than max_steps 2"),
+        ("{simple: {max_steps: 2}}", "max_steps apply to kind chains, not basic"),
+        ("{simple: {kind: chains, domains: [float]}}", "domains must be a list of distinct int, str, list"),
     ],
 )
 def test_bad_task_options(options, expected, tiny_model_dir, tmp_path, monkeypatch, capsys):

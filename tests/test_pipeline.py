@@ -142,7 +142,7 @@ def test_quickstart_shaped_pipeline_data_sft_grpo_eval_report(tiny_model_dir, tm
     assert f"report: {run_dir / 'report.html'}" in printed
 
 
-@pytest.mark.parametrize("name", ["quickstart", "r1-zero", "r1", "cpu-rl", "r1-cpu"])
+@pytest.mark.parametrize("name", ["quickstart", "r1-zero", "r1", "cpu-rl", "r1-cpu", "code-rl"])
 def test_shipped_pipelines_build_every_stage_config(name, tmp_path, capsys, monkeypatch):
     """--dry_run builds and checks each stage's config as the run would (keys, types, inputs, each command's check)
     and runs nothing. The GPU recipes are checked as on a GPU machine with vLLM installed."""

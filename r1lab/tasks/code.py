@@ -10,7 +10,8 @@
 ``test``), or a local file/directory or hub id in any layout of :mod:`r1lab.code.problems`.
 
 ``task_options``: ``layout`` (auto | humaneval | mbpp | stdio | tests), ``max_tests`` (first N tests of each
-problem), ``limits`` (:class:`~r1lab.code.sandbox.SandboxLimits` fields), ``workers`` (parallel programs; the
+problem), ``simple`` (dataset simple's kind, size and difficulty: :func:`r1lab.code.simple.simple_options`),
+``limits`` (:class:`~r1lab.code.sandbox.SandboxLimits` fields), ``workers`` (parallel programs; the
 machine's cores by default), ``site_packages`` (programs may import the interpreter's packages, e.g. numpy;
 default false: the standard library only), ``sandbox`` (``local``, or ``{url: http://host:2000/api/v2/execute}`` for a
 Piston-compatible service), ``hub_config``.
@@ -43,7 +44,7 @@ from r1lab.code.problems import (
 )
 from r1lab.code.remote import PistonSandbox
 from r1lab.code.sandbox import LocalSandbox, SandboxLimits
-from r1lab.code.simple import simple_rows
+from r1lab.code.simple import simple_options, simple_rows
 from r1lab.errors import UserError
 from r1lab.tasks.base import Task, TaskSpec, Verdict, apply_limit
 from r1lab.tasks.files import looks_local, read_hub_rows, read_local_rows
@@ -53,7 +54,7 @@ from r1lab.templates import Template
 logger = logging.getLogger("r1lab")
 
 MAX_WORKERS = 256  # programs judged at once
-OPTIONS = ("layout", "max_tests", "limits", "workers", "sandbox", "site_packages", "hub_config")
+OPTIONS = ("layout", "max_tests", "limits", "workers", "sandbox", "site_packages", "hub_config", "simple")
 
 
 @dataclass(frozen=True)
@@ -138,6 +139,7 @@ class CodeTask(Task):
             raise UserError(f"task_options.max_tests must be a positive integer, got {self.max_tests!r}")
         self.options = options
         self.sandbox_settings = sandbox_settings(options)
+        simple_options(options.get("simple"))  # checked before any row loads
         self._problems: dict[tuple[str, int], CodeProblem] = {}
         self._sandbox = None
         self._sandbox_lock = threading.Lock()
@@ -153,7 +155,7 @@ class CodeTask(Task):
                 )
             return humaneval_rows(), "humaneval"
         if source == "simple":
-            return simple_rows(split, self.spec.task_seed), "simple"
+            return simple_rows(split, self.spec.task_seed, options=self.options.get("simple")), "simple"
         source = os.path.expanduser(source)
         if looks_local(source):
             return read_local_rows(source, split), source
@@ -185,6 +187,11 @@ class CodeTask(Task):
             }
             if item.get("task_id") is not None:
                 row["id"] = str(item["task_id"])
+            if isinstance(item.get("explanation"), str) and item["explanation"].strip() and row["answer"]:
+                # a worked solution (dataset simple's chains): cold-start-data's `source: solutions` writes it as the
+                # reasoning and the answer as the answer part, where the checker reads a ```python block
+                row["solution"] = item["explanation"]
+                row["answer"] = f"```python\n{row['answer'].rstrip()}\n```"
             rows.append(row)
         rows = apply_limit(rows, limit if limit is not None else self.spec.limit, f"{source} [{split}]")
         self.start_sandbox()  # probed now: a sandbox that cannot run Python is an error before any model loads
