@@ -178,20 +178,21 @@ class CodeTask(Task):
             where = f"dataset {source} row {index + 1}"
             problem = self._cap(problem_from_row(item, where, self.layout))
             self._problems[(split, index)] = problem
-            row = {
+            answer = reference_solution(item) or ""
+            row: dict[str, Any] = {
                 "question": question_from_row(item, problem, where),
-                "answer": reference_solution(item) or "",
+                "answer": answer,
                 "task_index": index,
                 "split": split,
                 "problem": problem,
             }
             if item.get("task_id") is not None:
                 row["id"] = str(item["task_id"])
-            if isinstance(item.get("explanation"), str) and item["explanation"].strip() and row["answer"]:
+            if isinstance(item.get("explanation"), str) and item["explanation"].strip() and answer:
                 # a worked solution (dataset simple's chains): cold-start-data's `source: solutions` writes it as the
                 # reasoning and the answer as the answer part, where the checker reads a ```python block
                 row["solution"] = item["explanation"]
-                row["answer"] = f"```python\n{row['answer'].rstrip()}\n```"
+                row["answer"] = f"```python\n{answer.rstrip()}\n```"
             rows.append(row)
         rows = apply_limit(rows, limit if limit is not None else self.spec.limit, f"{source} [{split}]")
         self.start_sandbox()  # probed now: a sandbox that cannot run Python is an error before any model loads
