@@ -202,9 +202,15 @@ def test_prompt_sharing_applies_only_where_exact():
 
 
 def test_attention_kernel_auto_picks_eager_only_for_short_bf16_on_cpu(monkeypatch):
+    import r1lab.models
     from r1lab.models import attention_kernel
 
+    # the CPU kind is pinned both ways: the suite runs on AVX2-only CPUs and on CPUs with bf16 units
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(r1lab.models, "cpu_has_bf16", lambda: True)
+    assert attention_kernel("auto", torch.float32, bf16=True, max_tokens=456) is None  # bf16 units: sdpa was faster
+    assert attention_kernel("auto", torch.bfloat16, bf16=False, max_tokens=456) is None
+    monkeypatch.setattr(r1lab.models, "cpu_has_bf16", lambda: False)  # bf16 emulated (AVX2 only)
     assert attention_kernel("auto", torch.float32, bf16=True, max_tokens=456) == "eager"
     assert attention_kernel("auto", torch.bfloat16, bf16=False, max_tokens=456) == "eager"
     assert attention_kernel("auto", torch.float32, bf16=False, max_tokens=456) is None  # fp32: sdpa decodes faster
