@@ -187,6 +187,10 @@ def test_a_run_is_held_to_the_peak_of_the_precision_it_trains_in():
     bf16 = _figures(_record("bf16"), PEAK)  # bf16 autocast: 60 s training at 5 GFLOP/s + 4 s decoding over 2 steps
     assert bf16["peak_gflops"] == 5.0 and bf16["roofline_seconds_per_step"] == pytest.approx(32.0)
     assert "roofline_seconds_per_step" not in _figures(_record(), None)  # no peak measured: no roofline
+    # r1lab's sampler decoding from a bf16 copy of the float32 policy: each decoding step reads the copy's 200 MB
+    copy = _figures({**_record("bf16"), "decoding_weight_bytes": 200_000_000}, PEAK)
+    assert copy["roofline_decoding_seconds_per_step"] == pytest.approx(1.0)
+    assert copy["roofline_seconds_per_step"] == pytest.approx(31.0)
 
 
 def test_the_training_precision_is_the_weights_or_the_autocast_over_float32():
