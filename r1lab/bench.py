@@ -12,8 +12,9 @@ trained in, the tokens that went through the training forward and backward, the 
 The parent names the CPU (:func:`r1lab.hardware.cpu_kind`), measures the machine's peak before the runs (matmul
 GFLOP/s in fp32 and bf16, memory GB/s), and gives each run a roofline: 6 x parameters x trained tokens over the peak
 GFLOP/s of the dtype the step trains in, plus weight bytes x decoding steps over the bandwidth (each decoding step
-reads every weight of the model it decodes from once: r1lab's bf16 sampler copy where it samples from one), per optimizer step; the measured s/step is printed as a multiple of it. It prints min /
-median of each figure, the r1lab/seed ratios, and writes them all to a JSON file.
+reads every weight of the model it decodes from once: r1lab's bf16 sampler copy where it samples from one), per
+optimizer step; the measured s/step is printed as a multiple of it. It prints min / median of each figure, the
+r1lab/seed ratios, and writes them all to a JSON file.
 
 ``--precision auto`` (the default): r1lab runs at its own choice (``model_dtype: auto``), the seed in fp32 and in
 bf16 on a CPU, and r1lab is compared with the seed at its faster precision (median s/step). ``fp32`` / ``bf16``:
@@ -276,7 +277,7 @@ def _install_probe(record: dict[str, Any]) -> None:
         # r1lab's sampler may decode from a bf16 copy of the float32 policy (sampling_dtype): that copy's bytes are
         # what each decoding step reads
         sampler = getattr(self, "r1lab_sampler", None)
-        if sampler is not None:
+        if sampler is not None and "decoding_weight_bytes" not in record:  # the copy's size never changes
             record["decoding_weight_bytes"] = model_figures(sampler, False, False)["weight_bytes"]
         record["generations"].append(
             {
@@ -708,7 +709,7 @@ def roofline_lines(runs: dict[str, list[dict[str, Any]]]) -> list[str]:
             f"{median['roofline_seconds_per_step']:.2f} s = training {median['roofline_training_seconds_per_step']:.2f} s "
             f"(6 x {first['parameters'] / 1e6:.1f}M x {median['trained_tokens_per_step']:.0f} tokens / "
             f"{first['peak_gflops']:.1f} GFLOP/s) + decoding {median['roofline_decoding_seconds_per_step']:.2f} s "
-            f"({first.get('decoding_weight_bytes', first['weight_bytes']) / 1e6:.0f} MB x "
+            f"({first['decoding_weight_bytes'] / 1e6:.0f} MB x "
             f"{median['decoding_steps_per_step']:.0f} steps / "
             f"{first['peak_gb_per_s']:.1f} GB/s); measured {median['seconds_per_step']:.2f} s/step: "
             f"{label} {median['roofline_multiple']:.1f}x its roofline"
