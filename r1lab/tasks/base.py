@@ -26,6 +26,12 @@ class TaskSpec:
     dataset: str | None = setting(None, "A local file or directory, or a hub id; null: the task's default.")
     split: str = setting("train", "Which split's rows: train, validation or test.")
     limit: int | None = setting(None, "At most this many rows (the first ones); null: all.", minimum=1)
+    skip: int = setting(
+        0,
+        "Leave out this many first rows (before limit): e.g. GRPO on train questions a cold start on the first "
+        "ones never saw.",
+        minimum=0,
+    )
     task_size: int = setting(1000, "Rows generated per split for procedural (reasoning-gym) tasks.", minimum=1)
     task_seed: int = setting(42, "The seed procedural tasks generate their rows from.", minimum=0)
     task_options: dict[str, Any] = setting(
@@ -47,6 +53,10 @@ class Task:
         """Rows of the split as dicts with at least ``question`` and ``answer`` (strings)."""
         raise NotImplementedError
 
+    def select_rows(self, rows: list[dict[str, Any]], limit: int | None, source: str) -> list[dict[str, Any]]:
+        """A split's rows cut to the spec's skip and the caller's limit (the spec's when None)."""
+        return apply_limit(rows, self.spec.limit if limit is None else limit, source, skip=self.spec.skip)
+
     def prompt(self, question: str, template: Template) -> list[dict[str, str]]:
         return [
             {"role": "system", "content": template.system_prompt},
@@ -62,13 +72,20 @@ class Task:
         return Verdict(extracted=extracted, correct=correct, formatted=template.is_formatted(completion))
 
 
-def apply_limit(rows: list[dict[str, Any]], limit: int | None, source: str) -> list[dict[str, Any]]:
+def apply_limit(rows: list[dict[str, Any]], limit: int | None, source: str, skip: int = 0) -> list[dict[str, Any]]:
+    """Rows ``skip`` to ``skip + limit`` (all after ``skip`` when limit is None); UserError when out of range."""
     if not rows:
         raise UserError(f"dataset {source} is empty")
+    if skip < 0:
+        raise UserError(f"skip must be at least 0, got {skip}")
+    if skip >= len(rows):
+        raise UserError(f"skip {skip} leaves no rows: {source} has {len(rows)} rows")
+    rows = rows[skip:]
     if limit is None:
         return rows
     if limit < 1:
         raise UserError(f"limit must be at least 1, got {limit}")
     if limit > len(rows):
-        raise UserError(f"limit {limit} is beyond the data: {source} has {len(rows)} rows")
+        after = f" after skipping {skip}" if skip else ""
+        raise UserError(f"limit {limit} is beyond the data: {source} has {len(rows)} rows{after}")
     return rows[:limit]

@@ -46,7 +46,7 @@ from r1lab.code.remote import PistonSandbox
 from r1lab.code.sandbox import LocalSandbox, SandboxLimits
 from r1lab.code.simple import simple_options, simple_rows
 from r1lab.errors import UserError
-from r1lab.tasks.base import Task, TaskSpec, Verdict, apply_limit
+from r1lab.tasks.base import Task, TaskSpec, Verdict
 from r1lab.tasks.files import looks_local, read_hub_rows, read_local_rows
 from r1lab.tasks.registry import register_task
 from r1lab.templates import Template
@@ -194,7 +194,7 @@ class CodeTask(Task):
                 row["solution"] = item["explanation"]
                 row["answer"] = f"```python\n{answer.rstrip()}\n```"
             rows.append(row)
-        rows = apply_limit(rows, limit if limit is not None else self.spec.limit, f"{source} [{split}]")
+        rows = self.select_rows(rows, limit, f"{source} [{split}]")
         self.start_sandbox()  # probed now: a sandbox that cannot run Python is an error before any model loads
         return rows
 

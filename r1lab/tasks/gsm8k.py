@@ -8,7 +8,7 @@ from typing import Any
 
 from r1lab.checking import parse_plain_number
 from r1lab.errors import UserError
-from r1lab.tasks.base import Task, apply_limit
+from r1lab.tasks.base import Task
 from r1lab.tasks.files import (
     looks_local,
     read_hub_rows,
@@ -64,4 +64,4 @@ class GSM8KTask(Task):
                     "task_index": index,
                 }
             )
-        return apply_limit(rows, limit if limit is not None else self.spec.limit, f"{source} [{split}]")
+        return self.select_rows(rows, limit, f"{source} [{split}]")

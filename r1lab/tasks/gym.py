@@ -11,7 +11,7 @@ import re
 from typing import Any
 
 from r1lab.errors import UserError
-from r1lab.tasks.base import Task, apply_limit
+from r1lab.tasks.base import Task
 from r1lab.tasks.registry import register_task
 
 # Offsets the seed of each split so that train and test are different draws.
@@ -89,7 +89,7 @@ class GymTask(Task):
             if solution:
                 row["solution"] = solution
             rows.append(row)
-        return apply_limit(rows, limit if limit is not None else self.spec.limit, f"{self.name} [{split}]")
+        return self.select_rows(rows, limit, f"{self.name} [{split}]")
 
     def is_correct(self, extracted: str, row: dict[str, Any]) -> bool:
         key = (row.get("split", self.spec.split), int(row["task_index"]))

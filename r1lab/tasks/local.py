@@ -6,7 +6,7 @@ import os
 from typing import Any, ClassVar
 
 from r1lab.errors import UserError
-from r1lab.tasks.base import Task, Verdict, apply_limit
+from r1lab.tasks.base import Task, Verdict
 from r1lab.tasks.files import (
     looks_local,
     read_hub_rows,
@@ -56,7 +56,7 @@ class QuestionAnswerTask(Task):
             if item.get(solution_key):
                 row["solution"] = str(item[solution_key])
             rows.append(row)
-        return apply_limit(rows, limit if limit is not None else self.spec.limit, f"{source} [{split}]")
+        return self.select_rows(rows, limit, f"{source} [{split}]")
 
     def hub_split(self, dataset_id: str, split: str) -> str:
         """The hub split to read for ``split`` (the same one, unless a set keeps its test questions elsewhere)."""
@@ -103,7 +103,7 @@ class GeneralPromptsTask(Task):
             )
         rows = read_prompt_rows(self.spec.dataset, split, question_key, hub_config)
         rows = [{**row, "task_index": index, "source": "general"} for index, row in enumerate(rows)]
-        return apply_limit(rows, limit if limit is not None else self.spec.limit, f"{self.spec.dataset} [{split}]")
+        return self.select_rows(rows, limit, f"{self.spec.dataset} [{split}]")
 
     def check(self, completion: str, row: dict[str, Any], template: Template) -> Verdict:
         return Verdict(extracted=None, correct=False, formatted=template.is_formatted(completion))

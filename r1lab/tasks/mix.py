@@ -105,7 +105,7 @@ class MixTask(Task):
             if original.get("solution"):
                 row["solution"] = original["solution"]
             rows.append(row)
-        return apply_limit(rows, limit if limit is not None else self.spec.limit, f"mix [{split}]")
+        return self.select_rows(rows, limit, f"mix [{split}]")
 
     def _lookup(self, row: dict[str, Any]) -> tuple[str, dict[str, Any]] | None:
         try:

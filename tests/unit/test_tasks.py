@@ -87,6 +87,22 @@ def test_gsm8k_bad_limit(gsm8k_fixture_dir, limit, message):
         gsm8k(gsm8k_fixture_dir, limit=limit).load()
 
 
+def test_skip_leaves_out_the_first_rows_before_limit(gsm8k_fixture_dir):
+    every_row = gsm8k(gsm8k_fixture_dir).load()
+    skipped = gsm8k(gsm8k_fixture_dir, skip=10, limit=5).load()
+    assert [row["question"] for row in skipped] == [row["question"] for row in every_row[10:15]]
+    assert len(gsm8k(gsm8k_fixture_dir, skip=30).load()) == 1
+
+
+@pytest.mark.parametrize(
+    "skip, limit, message",
+    [(31, None, "skip 31 leaves no rows.*31 rows"), (30, 2, "limit 2 is beyond the data.*1 rows after skipping 30")],
+)
+def test_gsm8k_bad_skip(gsm8k_fixture_dir, skip, limit, message):
+    with pytest.raises(UserError, match=message):
+        gsm8k(gsm8k_fixture_dir, skip=skip, limit=limit).load()
+
+
 def test_gsm8k_checks_answers_by_value(gsm8k_fixture_dir):
     task = gsm8k(gsm8k_fixture_dir)
     rows = task.load()
@@ -330,6 +346,16 @@ def test_gym_generation_is_deterministic(chain_sum):
     assert again == train
     other = get_task(TaskSpec(task="gym:chain_sum", task_size=40, task_seed=8, task_options=dict(CHAIN_OPTIONS))).load()
     assert [row["question"] for row in other] != [row["question"] for row in train]
+
+
+def test_gym_skip_keeps_task_indices_for_checking(chain_sum):
+    task, train, _ = chain_sum
+    skipping = get_task(
+        TaskSpec(task="gym:chain_sum", task_size=40, task_seed=7, task_options=dict(CHAIN_OPTIONS), skip=3)
+    )
+    rows = skipping.load(limit=2)
+    assert [row["task_index"] for row in rows] == [row["task_index"] for row in train[3:5]]
+    assert skipping.is_correct(rows[0]["answer"], rows[0])
 
 
 def test_gym_limit(chain_sum):
