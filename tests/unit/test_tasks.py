@@ -349,7 +349,7 @@ def test_gym_generation_is_deterministic(chain_sum):
 
 
 def test_gym_skip_keeps_task_indices_for_checking(chain_sum):
-    task, train, _ = chain_sum
+    _, train, _ = chain_sum
     skipping = get_task(
         TaskSpec(task="gym:chain_sum", task_size=40, task_seed=7, task_options=dict(CHAIN_OPTIONS), skip=3)
     )
