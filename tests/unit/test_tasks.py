@@ -125,9 +125,34 @@ def test_gsm8k_prompt_uses_the_template_system_prompt(gsm8k_fixture_dir):
     ]
 
 
-def test_gsm8k_takes_no_task_options(gsm8k_fixture_dir):
-    with pytest.raises(UserError, match="no task_options"):
-        get_task(TaskSpec(task="gsm8k", dataset=gsm8k_fixture_dir, task_options={"question_key": "q"}))
+@pytest.mark.parametrize(
+    "options, message",
+    [
+        ({"question_key": "q"}, "unknown config key 'question_key'"),
+        ({"max_steps": 0}, "max_steps"),
+        ({"max_steps": "two"}, "max_steps"),
+    ],
+)
+def test_gsm8k_bad_task_options(gsm8k_fixture_dir, options, message):
+    with pytest.raises(UserError, match=message):
+        get_task(TaskSpec(task="gsm8k", dataset=gsm8k_fixture_dir, task_options=options))
+
+
+def test_gsm8k_max_steps_keeps_short_solutions_after_skip(gsm8k_fixture_dir):
+    with open(os.path.join(gsm8k_fixture_dir, "train.jsonl"), encoding="utf-8") as handle:
+        marks = [item["answer"].count("<<") for item in map(json.loads, handle)]
+    everything = gsm8k(gsm8k_fixture_dir).load()
+    assert [row["steps"] for row in everything] == marks
+    short = gsm8k(gsm8k_fixture_dir, skip=5, task_options={"max_steps": 2}).load()
+    assert [row["task_index"] for row in short] == [i for i, count in enumerate(marks) if i >= 5 and count <= 2]
+    assert 0 < len(short) < len(marks) - 5
+    first_two = gsm8k(gsm8k_fixture_dir, skip=5, limit=2, task_options={"max_steps": 2}).load()
+    assert first_two == short[:2]
+    with pytest.raises(UserError, match="limit 99 is beyond the data"):
+        gsm8k(gsm8k_fixture_dir, limit=99, task_options={"max_steps": 2}).load()
+    assert min(marks[-1:]) > 1  # the fixture's last row has more than one step
+    with pytest.raises(UserError, match="max_steps 1 keeps none"):
+        gsm8k(gsm8k_fixture_dir, skip=len(marks) - 1, task_options={"max_steps": 1}).load()
 
 
 # ---------------------------------------------------------------------------------------------------
