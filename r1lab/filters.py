@@ -136,6 +136,15 @@ def code_only_filter(reasoning: str, max_code_share: float) -> FilterResult:
     return KEPT
 
 
+def token_counter(tokenizer) -> Callable[[str], int]:
+    """A ``count_tokens`` for the length filter: the text's tokens under ``tokenizer``, special tokens left out."""
+
+    def count_tokens(text: str) -> int:
+        return len(tokenizer(text, add_special_tokens=False)["input_ids"])
+
+    return count_tokens
+
+
 def approximate_tokens(text: str) -> int:
     """Words and punctuation marks: a tokenizer-free stand-in for a token count."""
     return len(_TOKEN.findall(text))

@@ -24,7 +24,7 @@ from typing import Any, Literal
 
 from r1lab.config import check_declared, config_to_dict, setting
 from r1lab.errors import UserError
-from r1lab.filters import FILTER_NAMES, check_completion, count_removal, filter_settings
+from r1lab.filters import FILTER_NAMES, check_completion, count_removal, filter_settings, token_counter
 from r1lab.generation import check_settings, generate, load_generation_model
 from r1lab.models import ModelDtype, load_tokenizer, resolve_model
 from r1lab.outputs import (
@@ -72,7 +72,11 @@ class ColdStartDataConfig(TaskSpec):
     completions_file: str | None = setting(None, "Jsonl: question, answer, completion.")
     completions_template: str | None = setting(None, "Layout the completions were written in (default: template).")
     # source: fewshot
-    model: str = setting("embedded", "The model: embedded (SmolLM2-135M-Instruct), a local directory or a hub id.")
+    model: str = setting(
+        "embedded",
+        "The model: embedded (SmolLM2-135M-Instruct), a local directory or a hub id; fewshot samples from it, and "
+        "filters.max_tokens counts its tokenizer's tokens.",
+    )
     model_dtype: ModelDtype = setting(
         "auto", "The weights' dtype: auto = bfloat16 on a GPU, and on a CPU with bf16 units; else float32."
     )
@@ -355,13 +359,17 @@ def main(config: ColdStartDataConfig) -> dict[str, Any]:
     started = time.time()
     template, settings = validate(config)
     task = get_task(config)
+    # max_tokens counts the model's tokens, as sft's and rejection-sampling's filters do (only the tokenizer loads)
+    count_tokens = (
+        token_counter(load_tokenizer(config.model, config.trust_remote_code)) if settings.max_tokens else None
+    )
     if config.source == "solutions":
-        samples, stats = samples_from_solutions(task, template, settings)
+        samples, stats = samples_from_solutions(task, template, settings, count_tokens)
     else:
         stats = new_stats(config.source, task.name)
         build = zero_candidates if config.source == "zero" else fewshot_candidates
         candidates = build(config, task, template, stats)
-        samples = verify_and_filter(candidates, task, template, settings, stats, config.max_per_question)
+        samples = verify_and_filter(candidates, task, template, settings, stats, config.max_per_question, count_tokens)
         raise_if_empty(stats)
     data_path, stats_path = output_paths(config.output)
     stats["seconds"] = round(time.time() - started, 1)

@@ -30,7 +30,7 @@ from typing import Any
 from r1lab.chat_samples import to_prompt_completion
 from r1lab.config import config_to_dict, setting
 from r1lab.errors import UserError
-from r1lab.filters import count_removal, filter_settings
+from r1lab.filters import count_removal, filter_settings, token_counter
 from r1lab.generation import check_settings, generate, load_generation_model
 from r1lab.models import ModelDtype, load_tokenizer, resolve_model, torch_dtype
 from r1lab.outputs import (
@@ -255,11 +255,7 @@ def main(config: RejectionSamplingConfig) -> dict[str, Any]:
         description="rejection sampling",
     )
     del model
-
-    def count_tokens(text: str) -> int:
-        return len(tokenizer(text, add_special_tokens=False)["input_ids"])
-
-    samples, stats = judge(rows, outputs, task, template, settings, config, count_tokens)
+    samples, stats = judge(rows, outputs, task, template, settings, config, token_counter(tokenizer))
     samples += pick_general(general, len(samples), config, stats)
     write_outputs(config, samples, stats, started)
     logger.info(

@@ -23,7 +23,7 @@ from trl import SFTConfig, SFTTrainer
 from r1lab.chat_samples import read_train_file
 from r1lab.config import setting
 from r1lab.errors import UserError
-from r1lab.filters import filter_settings
+from r1lab.filters import filter_settings, token_counter
 from r1lab.models import load_model, load_tokenizer, model_config_dict, resolve_model
 from r1lab.outputs import write_json_atomic, write_jsonl_atomic
 from r1lab.stages.cold_start import samples_from_solutions
@@ -100,11 +100,7 @@ def plan(config: R1SFTConfig) -> SFTPlan:
         raise UserError(f"the tokenizer of {config.model} has no chat template: it cannot render chat samples")
     data_stats = None
     if samples is None:
-
-        def count_tokens(text: str) -> int:
-            return len(tokenizer(text, add_special_tokens=False)["input_ids"])
-
-        built, data_stats = samples_from_solutions(get_task(config), template, settings, count_tokens)
+        built, data_stats = samples_from_solutions(get_task(config), template, settings, token_counter(tokenizer))
         samples = [{"prompt": sample["prompt"], "completion": sample["completion"]} for sample in built]
     kept = samples
     if config.max_length and not config.packing:
