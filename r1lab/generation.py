@@ -427,6 +427,7 @@ class DecodedBatch:
     tokens: list[list[int]]  # new token ids (an EOS that ended the row included)
     stopped_at: list[int | None]  # token count when a stop string ended the row (``close_with`` unset), else None
     logps: list[list[float]] | None  # each token's log-probability, with ``record_logps``
+    closed: list[bool]  # the row's last token is ``close_with``, given rather than sampled
 
 
 def decode_batch(
@@ -466,7 +467,7 @@ def decode_batch(
     tokens: list[list[int]] = [[] for _ in row_prompts]
     logps: list[list[float]] | None = [[] for _ in row_prompts] if record_logps else None
     stopped_at: list[int | None] = [None] * len(row_prompts)
-    ended, closing = [False] * len(row_prompts), [False] * len(row_prompts)
+    ended, closing, closed = [False] * len(row_prompts), [False] * len(row_prompts), [False] * len(row_prompts)
     with torch.inference_mode(), weights_precision(model), float32_products(model):
         logits, cache, attention, positions = _read_prompts(model, prompts_ids, pad_id, cache_name, extra)
         if row_prompts != list(range(len(prompts_ids))):
@@ -481,6 +482,8 @@ def decode_batch(
             forced = [position for position, row in enumerate(rows) if closing[row]]
             if forced:
                 chosen[forced] = close_with
+                for position in forced:
+                    closed[rows[position]] = True
             chosen_logps = None
             if logps is not None:
                 scaled = logits.float() / temperature if temperature > 0 else logits.float()
@@ -520,7 +523,7 @@ def decode_batch(
                 **{cache_name: cache},
             )
             logits = output.logits[:, -1, :]
-    return DecodedBatch(tokens, stopped_at, logps)
+    return DecodedBatch(tokens, stopped_at, logps, closed)
 
 
 def _generate_hf(

@@ -589,3 +589,37 @@ def test_bf16_products_go_through_float32_only_where_the_cpu_emulates_bf16(tiny,
     assert all(completion[0].tokens >= 1 for completion in completions)
     monkeypatch.setattr(generation, "FLOAT32_PRODUCTS_WHERE_BF16_IS_EMULATED", False)
     assert isinstance(generation.float32_products(bf16_model), contextlib.nullcontext)
+
+
+class _StopAfter:
+    """A stop watcher that sees its stop string once a row has ``count`` tokens."""
+
+    def __init__(self, count):
+        self.count = count
+
+    def stopped(self, rows):
+        return [len(row) >= self.count for row in rows]
+
+
+def test_close_with_gives_the_row_its_token_and_says_so(tiny):
+    """GRPO's stop_at_answer: a row that hit its stop string gets ``close_with`` as its next token, flagged as given
+    (the importance ratio leaves it out: it was not sampled), with its log-probability under the sampler all the
+    same (the old log-probability when the sampler is the policy)."""
+    import torch
+
+    from r1lab.generation import decode_batch, prompt_token_ids
+
+    model, tokenizer = tiny
+    prompts_ids = prompt_token_ids(tokenizer, PROMPTS[:2])
+    eos = tokenizer.eos_token_id
+    arguments = (model, prompts_ids, tokenizer.pad_token_id, {eos}, _StopAfter(3), 8, 1.0, 1.0)
+    closed = decode_batch(*arguments, torch.Generator().manual_seed(0), close_with=eos, record_logps=True)
+    open_ended = decode_batch(*arguments, torch.Generator().manual_seed(0), record_logps=True)
+    for tokens, logps, was_closed in zip(closed.tokens, closed.logps, closed.closed, strict=True):
+        if eos in tokens[:3]:  # the tiny model ended on its own before the stop
+            assert not was_closed
+            continue
+        assert was_closed and len(tokens) == 4 and tokens[-1] == eos and len(logps) == 4
+        assert all(value <= 0 for value in logps)
+    assert any(closed.closed)
+    assert not any(open_ended.closed) and all(len(tokens) <= 3 for tokens in open_ended.tokens)

@@ -148,9 +148,9 @@ def _watch_sampling(monkeypatch) -> tuple[list, list]:
         return real_decode(model, *args, **kwargs)
 
     def recording(self, prompt_ids):
-        completion_ids, logps, exact = real_generate(self, prompt_ids)
+        completion_ids, logps, closed, exact = real_generate(self, prompt_ids)
         exact_flags.append(exact)
-        return completion_ids, logps, exact
+        return completion_ids, logps, closed, exact
 
     monkeypatch.setattr(grpo_trainer, "decode_batch", watching)
     monkeypatch.setattr(grpo_trainer.R1GRPOTrainer, "_r1lab_generate", recording)

@@ -26,6 +26,7 @@ from r1lab.training.rollout_correction import (
     LINEAR_IN_ADVANTAGE,
     correction_settings,
     importance_weights,
+    sampled_tokens_only,
     weighted_advantages,
 )
 from r1lab.training.trl_compat import GRPOHooks, reload_colocated_weights, vllm_engine_settings
@@ -115,9 +116,9 @@ class R1GRPOTrainer(GRPOHooks):
             return self._close_stopped_with_eos(completion_ids, logprobs)
         if not self.fast_paths.on("sampler") or images is not None or multimodal_fields or has_tool_images:
             return self.trl_sample_turn(prompt_ids, images, multimodal_fields, num_generations, has_tool_images)
-        completion_ids, logps, exact = self._r1lab_generate(prompt_ids)
+        completion_ids, logps, closed, exact = self._r1lab_generate(prompt_ids)
         if not exact:  # off the training forward's distribution: TRL's batch carries them for the correction
-            return completion_ids, (logps if self._corrects_rollouts() else None)
+            return completion_ids, (sampled_tokens_only(logps, closed) if self._corrects_rollouts() else None)
         if self.model.training and self.fast_paths.on("sampled_old_logps"):
             self.r1lab_sampled = (completion_ids, logps)
         return completion_ids, None
@@ -143,9 +144,10 @@ class R1GRPOTrainer(GRPOHooks):
             closed_logprobs.append(row_logprobs)
         return closed, (closed_logprobs if logprobs is not None else None)
 
-    def _r1lab_generate(self, prompt_ids) -> tuple[list[list[int]], list[list[float]], bool]:
+    def _r1lab_generate(self, prompt_ids) -> tuple[list[list[int]], list[list[float]], list[bool], bool]:
         """Completions of ``prompt_ids`` (one row each) with r1lab's loop → (token ids, their log-probabilities under
-        the sampler, whether those are what TRL's training forward computes up to float32 rounding)."""
+        the sampler, which rows ended with a given EOS (stop_at_answer), whether the log-probabilities are what TRL's
+        training forward computes up to float32 rounding)."""
         distinct = list(dict.fromkeys(tuple(ids) for ids in prompt_ids))
         position = {ids: index for index, ids in enumerate(distinct)}
         eos = self.eos_token_ids[0]
@@ -195,7 +197,7 @@ class R1GRPOTrainer(GRPOHooks):
             finally:
                 policy.train(was_training)
         assert decoded.logps is not None  # record_logps=True
-        return decoded.tokens, decoded.logps, exact
+        return decoded.tokens, decoded.logps, decoded.closed, exact
 
     def _sampling_model(self, policy):
         """What r1lab's loop samples from: the policy, or with ``sampling_dtype`` bfloat16 (auto: training in bf16

@@ -79,6 +79,16 @@ def importance_weights(train_logps, sampling_logps, mask, mode: str, clip_min: f
     return weights, figures
 
 
+def sampled_tokens_only(logps: list[list[float]], closed: list[bool]) -> list[list[float | None]]:
+    """The sampler's log-probabilities for the importance ratio: a row's last one is None (TRL: NaN, ratio 1) where
+    that token was given, not sampled (the EOS ``stop_at_answer`` closes a row with), as for vLLM's closed rows.
+    A given token is no draw from the sampler, so ``pi_train / pi_sample`` at it has no expectation of 1: counted,
+    it would weigh every closed row by the two precisions' disagreement on a token neither of them drew."""
+    return [
+        [*values[:-1], None] if was_closed else list(values) for values, was_closed in zip(logps, closed, strict=True)
+    ]
+
+
 def weighted_advantages(advantages, weights):
     """The advantages with each token's (or sequence's) importance weight applied: ``(B,)`` or ``(B, T)`` advantages
     times ``(B, T)`` or ``(B, 1)`` weights."""

@@ -8,7 +8,7 @@ import math
 import pytest
 import torch
 
-from r1lab.training.rollout_correction import importance_weights, weighted_advantages
+from r1lab.training.rollout_correction import importance_weights, sampled_tokens_only, weighted_advantages
 
 # Two completions: row 0 has 3 tokens, row 1 has 2 (its last column is padding); row 1's second token was
 # sampled without a log-probability (NaN): it counts as no difference.
@@ -50,3 +50,20 @@ def test_weights_multiply_the_advantages_row_by_row():
     assert torch.equal(weighted_advantages(advantages, torch.tensor([[0.5], [3.0]])), torch.tensor([[1.0], [-3.0]]))
     per_token = weighted_advantages(advantages, torch.tensor([[1.0, 0.0], [2.0, 1.0]]))
     assert torch.equal(per_token, torch.tensor([[2.0, 0.0], [-2.0, -1.0]]))
+
+
+def test_a_given_closing_token_has_no_sampling_logp():
+    logps = [[-0.5, -1.0, -2.0], [-0.1, -0.2], [-3.0]]
+    assert sampled_tokens_only(logps, [True, False, True]) == [[-0.5, -1.0, None], [-0.1, -0.2], [None]]
+    assert logps == [[-0.5, -1.0, -2.0], [-0.1, -0.2], [-3.0]]  # the recorded ones (old log-probabilities) unchanged
+
+
+def test_an_unsampled_token_leaves_the_sequence_ratio_alone():
+    import torch
+
+    train = torch.tensor([[-1.0, -2.0, -0.5]])
+    sampling = torch.tensor([[float(x) if x is not None else float("nan") for x in [-1.1, -2.0, None]]])
+    mask = torch.ones_like(train)
+    weights, figures = importance_weights(train, sampling, mask, "sequence_truncate", None, 3.0)
+    assert torch.allclose(weights, torch.exp(torch.tensor([[0.1]])))
+    assert abs(figures.logp_difference_max - 0.1) < 1e-6
