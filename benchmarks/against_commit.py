@@ -26,11 +26,17 @@ FIGURES = (  # key in bench's per-run figures, label
 )
 
 
+def _error(message: str) -> int:
+    print(f"error: {message}", file=sys.stderr)
+    return 2
+
+
 def run_side(root: str, output: str, bench_arguments: list[str]) -> list[dict]:
     command = [sys.executable, "-m", "r1lab", "bench", "grpo", "--sides", "[r1lab]", "--repeats", "1"]
     command += ["--output", output, *bench_arguments]
     environment = {**os.environ, "PYTHONPATH": os.path.abspath(root)}
-    subprocess.run(command, cwd=root, env=environment, check=True)
+    if subprocess.run(command, cwd=root, env=environment).returncode != 0:
+        raise SystemExit(f"error: r1lab bench grpo failed in {root} (its own error line is above)")
     with open(output, encoding="utf-8") as handle:
         return [run["figures"] for run in json.load(handle)["runs"] if run.get("figures")]
 
@@ -41,6 +47,10 @@ def main() -> int:
     parser.add_argument("--repeats", type=int, default=2)
     arguments, bench_arguments = parser.parse_known_args()
     bench_arguments = [argument for argument in bench_arguments if argument != "--"]
+    if arguments.repeats < 1:
+        return _error(f"--repeats must be at least 1, not {arguments.repeats}")
+    if not os.path.isfile(os.path.join(arguments.before, "r1lab", "__init__.py")):
+        return _error(f"{arguments.before} is not an r1lab checkout (no r1lab/__init__.py in it)")
     out_dir = os.path.abspath(os.path.join("runs", "bench", "against"))
     os.makedirs(out_dir, exist_ok=True)
     figures: dict[str, list[dict]] = {"before": [], "after": []}

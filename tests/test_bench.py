@@ -417,6 +417,20 @@ def test_generation_benchmarks_name_a_bad_model_in_one_line(script, tmp_path):
 @pytest.mark.parametrize(
     "arguments, message",
     [
+        (["{missing}"], "{missing} is not an r1lab checkout (no r1lab/__init__.py in it)"),
+        ([".", "--repeats", "0"], "--repeats must be at least 1, not 0"),
+    ],
+)
+def test_against_commit_names_bad_input_in_one_line(arguments, message, tmp_path):
+    missing = str(tmp_path / "missing")
+    done = _run_benchmark("against_commit.py", *[argument.format(missing=missing) for argument in arguments])
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines() == [f"error: {message.format(missing=missing)}"]
+
+
+@pytest.mark.parametrize(
+    "arguments, message",
+    [
         (["--limit", "0"], "--limit must be at least 1, got 0"),
         (["--limit", "2", "--k", "0"], "number of samples must be at least 1"),
     ],
